@@ -1,0 +1,1 @@
+"""The gateway: MQTT in, validation, the authoritative verdict, storage, alerts, fleet, reports."""

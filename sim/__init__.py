@@ -1,0 +1,1 @@
+"""The simulator: a register-level MLX90614, buses, hardware for the host, travellers, posts, faults."""
