@@ -13,7 +13,7 @@ A calibration is a plain dict (it travels in the retained `config` topic as JSON
 
 core = t_site + k * (t_site - t_amb) + offset_c   (arterial heat balance, US 7,787,938; k = 0 is a constant
 offset). PLACEHOLDER: these coefficients are not fitted; the calibration issue replaces them with ones fitted on
-the FDA clinical data. The config may push a whole calibration dict to replace them.
+the FDA clinical data. The shipped calibration is firmware/calibration.py; config may push another.
 """
 
 NORMAL = "normal"
@@ -27,15 +27,6 @@ MODES = ("forehead", "canthus")
 INDETERMINATE_FLAGS = ("cold_ambient", "hot_ambient", "not_skin", "unstable", "not_settled")
 INVALID_FLAGS = ("sensor_fault",)
 
-PLACEHOLDER = {
-    "id": "placeholder-0",
-    "ambient_c": [16.0, 32.0],
-    "skin_c": [30.0, 42.0],
-    "modes": {
-        "forehead": {"k": 0.19, "offset_c": 0.0, "threshold_c": 37.5},
-        "canthus": {"k": 0.0, "offset_c": 0.3, "threshold_c": 37.5},
-    },
-}
 
 
 def core_estimate(cal, mode, t_site, t_amb):
