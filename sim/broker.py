@@ -28,7 +28,9 @@ def free_port() -> int:
 
 
 def mosquitto_binary() -> str:
-    found = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    found = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
     if found is None:
         raise BrokerError("mosquitto not found: run `make setup` (or `sudo apt-get install -y mosquitto`)")
     return found
@@ -65,7 +67,9 @@ class Broker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise BrokerError(f"mosquitto exited with {self.proc.returncode}; see {self.workdir}/mosquitto.log")
+                raise BrokerError(
+                    f"mosquitto exited with {self.proc.returncode}; see {self.workdir}/mosquitto.log"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return self
