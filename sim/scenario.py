@@ -1,0 +1,184 @@
+"""Scenarios for `checkpoint-sim run`: sites, nodes, travellers and scheduled faults, from TOML.
+
+A scenario file looks like this (every key optional; command-line flags override the top-level ones):
+
+    duration_s = 120          # simulated seconds
+    speed = 10.0              # simulated seconds per real second
+    seed = 1
+    rate_per_min = 6.0        # travellers per minute per node (Poisson)
+    fever_prevalence = 0.05
+    mode = "forehead"         # or "canthus"
+
+    [[site]]
+    name = "bridge-north"
+    nodes = 2
+    ambient_c = -4.0          # the air the node stands in (outdoor post)
+    indoor = false            # travellers step out of a car: short cold exposure
+    mode = "forehead"
+
+    [[fault]]
+    at_s = 30
+    kind = "wifi_drop"        # wifi_drop | broker_restart | gateway_restart | sensor_error_flag |
+    node = "bridge-north-1"   # sensor_bus_noise | power_cut | garbage
+    duration_s = 20
+
+Faults act on one node (`node`), or on the shared broker or gateway. Unknown keys are refused with the key
+named, so a typo never silently drops a fault.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+IDENT = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+MODES = ("forehead", "canthus")
+NODE_FAULTS = ("wifi_drop", "sensor_error_flag", "sensor_bus_noise", "power_cut", "garbage")
+SHARED_FAULTS = ("broker_restart", "gateway_restart")
+FAULT_KINDS = NODE_FAULTS + SHARED_FAULTS
+
+
+class ScenarioError(ValueError):
+    """A scenario file or option that cannot be run; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    nodes: int = 2
+    ambient_c: float = 22.0
+    indoor: bool = True
+    mode: str = "forehead"
+
+    def node_names(self) -> list[str]:
+        return [f"{self.name}-{i + 1}"[:32] for i in range(self.nodes)]
+
+
+@dataclass(frozen=True)
+class Fault:
+    at_s: float
+    kind: str
+    node: str | None = None
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    duration_s: float = 60.0
+    speed: float = 5.0
+    seed: int = 1
+    rate_per_min: float = 6.0
+    fever_prevalence: float = 0.05
+    mode: str = "forehead"
+    sites: tuple[Site, ...] = (Site(name="post-1"),)
+    faults: tuple[Fault, ...] = field(default=())
+
+    def with_options(self, **options: Any) -> Scenario:
+        """Command-line overrides; None means "not given"."""
+        given = {k: v for k, v in options.items() if v is not None}
+        return replace(self, **given)
+
+    def node_names(self) -> list[tuple[str, str]]:
+        return [(s.name, n) for s in self.sites for n in s.node_names()]
+
+
+_TOP = {"duration_s", "speed", "seed", "rate_per_min", "fever_prevalence", "mode", "site", "fault"}
+_SITE = {"name", "nodes", "ambient_c", "indoor", "mode"}
+_FAULT = {"at_s", "kind", "node", "duration_s"}
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ScenarioError(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _number(table: dict[str, Any], key: str, where: str, lo: float, hi: float) -> None:
+    if key not in table:
+        return
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+        raise ScenarioError(f"{where}.{key}: {value!r} is not a number in [{lo}, {hi}]")
+
+
+def _site(raw: dict[str, Any], i: int, default_mode: str) -> Site:
+    where = f"site[{i}]"
+    _check_keys(raw, _SITE, where)
+    name = raw.get("name")
+    if not isinstance(name, str) or not IDENT.match(name) or len(name) > 29:
+        raise ScenarioError(f"{where}.name: {name!r} must match [a-z0-9][a-z0-9-]*, at most 29 characters")
+    _number(raw, "nodes", where, 1, 1000)
+    _number(raw, "ambient_c", where, -40, 50)
+    mode = raw.get("mode", default_mode)
+    if mode not in MODES:
+        raise ScenarioError(f"{where}.mode: {mode!r} is not one of {MODES}")
+    return Site(
+        name=name,
+        nodes=int(raw.get("nodes", 2)),
+        ambient_c=float(raw.get("ambient_c", 22.0)),
+        indoor=bool(raw.get("indoor", True)),
+        mode=mode,
+    )
+
+
+def _fault(raw: dict[str, Any], i: int, nodes: set[str]) -> Fault:
+    where = f"fault[{i}]"
+    _check_keys(raw, _FAULT, where)
+    kind = raw.get("kind")
+    if kind not in FAULT_KINDS:
+        raise ScenarioError(f"{where}.kind: {kind!r} is not one of {', '.join(FAULT_KINDS)}")
+    _number(raw, "at_s", where, 0, 10**7)
+    _number(raw, "duration_s", where, 0, 10**7)
+    if "at_s" not in raw:
+        raise ScenarioError(f"{where}.at_s: missing (seconds of simulated time after the start)")
+    node = raw.get("node")
+    if kind in NODE_FAULTS and node not in nodes:
+        known = ", ".join(sorted(nodes))
+        raise ScenarioError(f"{where}.node: {node!r} is not a node of this scenario ({known})")
+    return Fault(at_s=float(raw["at_s"]), kind=kind, node=node, duration_s=float(raw.get("duration_s", 0.0)))
+
+
+def parse(data: dict[str, Any]) -> Scenario:
+    _check_keys(data, _TOP, "scenario")
+    for key, lo, hi in (
+        ("duration_s", 1, 10**7),
+        ("speed", 0.1, 1000),
+        ("rate_per_min", 0, 600),
+        ("fever_prevalence", 0, 1),
+    ):
+        _number(data, key, "scenario", lo, hi)
+    mode = data.get("mode", "forehead")
+    if mode not in MODES:
+        raise ScenarioError(f"scenario.mode: {mode!r} is not one of {MODES}")
+    sites = tuple(_site(raw, i, mode) for i, raw in enumerate(data.get("site", [])))
+    if len({s.name for s in sites}) != len(sites):
+        raise ScenarioError("site: two sites share a name")
+    base = Scenario()
+    scenario = Scenario(
+        duration_s=float(data.get("duration_s", base.duration_s)),
+        speed=float(data.get("speed", base.speed)),
+        seed=int(data.get("seed", base.seed)),
+        rate_per_min=float(data.get("rate_per_min", base.rate_per_min)),
+        fever_prevalence=float(data.get("fever_prevalence", base.fever_prevalence)),
+        mode=mode,
+        sites=sites or base.sites,
+    )
+    nodes = {n for _, n in scenario.node_names()}
+    faults = tuple(_fault(raw, i, nodes) for i, raw in enumerate(data.get("fault", [])))
+    return replace(scenario, faults=tuple(sorted(faults, key=lambda f: f.at_s)))
+
+
+def load(path: Path) -> Scenario:
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as e:
+        raise ScenarioError(f"{path}: cannot read the scenario file ({e.strerror})") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"{path}: not valid TOML ({e})") from e
+    try:
+        return parse(data)
+    except ScenarioError as e:
+        raise ScenarioError(f"{path}: {e}") from e
