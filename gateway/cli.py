@@ -1,0 +1,193 @@
+"""`checkpoint-gateway`: run the gateway, export, nodes, alerts, report, check-config, evaluate.
+
+Every command takes --config FILE (or $CHECKPOINT_CONFIG) and --db URL. Errors name the cause and the fix and
+exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from gateway import config as config_mod
+from gateway import export, logs, report
+from gateway.errors import GatewayError
+from gateway.store import open_store
+
+PROG = "checkpoint-gateway"
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        default=os.environ.get("CHECKPOINT_CONFIG"),
+        help="TOML config (default: $CHECKPOINT_CONFIG; see deploy/gateway.example.toml)",
+    )
+    p.add_argument(
+        "--db", metavar="URL", help="database, e.g. sqlite:///var/checkpoint.db (overrides [store] db)"
+    )
+    return p
+
+
+def _filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--since", help="from this time: YYYY-MM-DD[THH:MM[:SS][+HH:MM]] (report time zone) or Unix ms"
+    )
+    p.add_argument("--until", help="before this time (same formats)")
+    p.add_argument("--site", help="only this site")
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Checkpoint fever-screening gateway.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = [_common()]
+    run = sub.add_parser("run", parents=common, help="run the gateway (MQTT in, store, alerts)")
+    run.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (overrides [mqtt] broker)")
+    run.add_argument("--instance", help="client id and status topic name (overrides [gateway] instance)")
+    run.add_argument("--share-group", help="subscribe as $share/GROUP/... (several gateway instances)")
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    ex = sub.add_parser("export", parents=common, help="export scans, alerts or quarantined messages")
+    ex.add_argument("--what", choices=export.WHATS, default="scans")
+    ex.add_argument("--format", choices=export.FORMATS, default="jsonl")
+    ex.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+    _filters(ex)
+    nodes = sub.add_parser("nodes", parents=common, help="the fleet: state, last seen, health")
+    nodes.add_argument("--site")
+    nodes.add_argument("--format", choices=("table", "json"), default="table")
+    al = sub.add_parser("alerts", parents=common, help="alerts (open ones by default)")
+    al.add_argument("--all", action="store_true", help="include resolved alerts")
+    al.add_argument("--format", choices=("table", "json"), default="table")
+    _filters(al)
+    rep = sub.add_parser("report", parents=common, help="a day's tallies per site")
+    rep.add_argument("--day", required=True, help="YYYY-MM-DD in [report] timezone")
+    rep.add_argument("--format", choices=("table", "json"), default="table")
+    sub.add_parser(
+        "check-config", parents=common, help="print the effective config, or what is wrong with it"
+    )
+    ev = sub.add_parser("evaluate", parents=common, conflict_handler="resolve",
+                        help="evaluate screening on a dataset (see docs/screening.md)")  # fmt: skip
+    if argv[:1] == ["evaluate"]:
+        _evaluate_module().add_arguments(ev)
+    return parser
+
+
+def _evaluate_module() -> Any:
+    try:  # gateway/evaluate.py comes with the screening work; the rest of the CLI works without it
+        return importlib.import_module("gateway.evaluate")
+    except ModuleNotFoundError as e:
+        raise GatewayError(f"evaluate is not available in this build ({e}); update the checkout") from e
+
+
+def _config(args: argparse.Namespace) -> config_mod.Config:
+    overrides = {
+        "store.db": args.db,
+        "mqtt.broker": getattr(args, "broker", None),
+        "gateway.instance": getattr(args, "instance", None),
+        "mqtt.share_group": getattr(args, "share_group", None),
+        "gateway.log_level": getattr(args, "log_level", None),
+    }
+    return config_mod.load(args.config, overrides=overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser(argv).parse_args(argv)
+        if args.command == "evaluate":
+            return int(_evaluate_module().run(args))
+        cfg = _config(args)
+        if args.command == "check-config":
+            print(json.dumps(config_mod.effective(cfg), indent=2))
+            return 0
+        if args.command == "run":
+            return _run(cfg)
+        return _query(args, cfg)
+    except GatewayError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _run(cfg: config_mod.Config) -> int:
+    from gateway.service import Gateway
+
+    logs.setup(cfg.gateway.log_level)
+    store = open_store(cfg.store.db, cfg.store.synchronous, create=True)
+    gateway = Gateway(cfg, store)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"{PROG}: storing in {store.url}; listening on {gateway.link.describe()}", flush=True)
+    try:
+        gateway.run(stop)
+    finally:
+        store.close()
+    print(f"{PROG}: stopped", flush=True)
+    return 0
+
+
+def _query(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    store = open_store(cfg.store.db, cfg.store.synchronous, create=False)
+    tz = cfg.report.timezone
+    try:
+        if args.command == "export":
+            since = report.parse_time(args.since, tz, "--since")
+            until = report.parse_time(args.until, tz, "--until")
+            items = export.rows(store, args.what, since, until, args.site)
+            if args.out:
+                with open(args.out, "w", encoding="utf-8", newline="") as f:
+                    n = export.write(args.what, args.format, items, f)
+                print(f"{PROG}: wrote {n} {args.what} to {args.out}", file=sys.stderr)
+            else:
+                export.write(args.what, args.format, items, sys.stdout)
+        elif args.command == "nodes":
+            _print_rows([_asdict(r) for r in store.nodes(args.site)], args.format, _NODE_COLUMNS)
+        elif args.command == "alerts":
+            since = report.parse_time(args.since, tz, "--since")
+            until = report.parse_time(args.until, tz, "--until")
+            found = store.alerts(since, until, args.site, open_only=not args.all)
+            _print_rows([_asdict(a) for a in found], args.format, _ALERT_COLUMNS)
+        elif args.command == "report":
+            start, end = report.day_bounds(args.day, tz)
+            tallies = store.report(start, end)
+            if args.format == "json":
+                print(
+                    json.dumps(
+                        {"day": args.day, "timezone": tz, "sites": [report.as_dict(r) for r in tallies]}
+                    )
+                )
+            else:
+                print(report.table(args.day, tallies))
+    finally:
+        store.close()
+    return 0
+
+
+_NODE_COLUMNS = ("site", "node", "state", "state_reason", "last_seen", "fw", "config_id", "heap_free", "rssi",
+                 "outbox_depth", "outbox_drops", "sensor_errors", "scans")  # fmt: skip
+_ALERT_COLUMNS = ("alert_id", "kind", "state", "reason", "site", "node", "seq", "t_core_c", "opened_at",
+                  "updated_at")  # fmt: skip
+
+
+def _asdict(row: Any) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in row.__dataclass_fields__}
+
+
+def _print_rows(rows: list[dict[str, Any]], fmt: str, cols: Sequence[str]) -> None:
+    if fmt == "json":
+        for r in rows:
+            print(json.dumps(r))
+        return
+    text = [[("" if r[c] is None else str(r[c])) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(t[i]) for t in text)) if text else len(c) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for t in text:
+        print("  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)))

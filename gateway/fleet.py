@@ -1,0 +1,106 @@
+"""Fleet: every node's state (online/offline), last seen, firmware, config and health. Pure, in memory.
+
+The writer thread owns one Fleet, loaded from the store at start; the rows it changes are written back in the
+same transaction as the messages that changed them (`take_dirty`). State changes come back as `Transition`s so
+the alert rules can act on them: only a change of state raises or clears anything, which makes the retained
+statuses the broker redelivers on every (re)subscription harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gateway.protocol import Health, Status
+from gateway.store.base import NodeRow
+
+ONLINE = "online"
+OFFLINE = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    site: str
+    node: str
+    before: str  # online | offline | unknown
+    after: str
+    reason: str  # status | silent | traffic
+    at: int
+
+
+class Fleet:
+    def __init__(self, nodes: Iterable[NodeRow], started_at: int) -> None:
+        self._nodes = {(r.site, r.node): r for r in nodes}
+        self._dirty: set[tuple[str, str]] = set()
+        self._started_at = started_at  # silence is counted from here at the earliest (the gateway was down)
+
+    def get(self, site: str, node: str) -> NodeRow | None:
+        return self._nodes.get((site, node))
+
+    def _row(self, site: str, node: str, now: int) -> NodeRow:
+        key = (site, node)
+        row = self._nodes.get(key)
+        if row is None:
+            row = self._nodes[key] = NodeRow(site, node)
+        row.last_seen = now
+        self._dirty.add(key)
+        return row
+
+    def _set_state(self, row: NodeRow, state: str, reason: str, now: int) -> Transition | None:
+        if row.state == state:
+            return None
+        before = row.state
+        row.state, row.state_reason, row.state_since = state, reason, now
+        return Transition(row.site, row.node, before, state, reason, now)
+
+    def on_status(self, status: Status, now: int) -> Transition | None:
+        row = self._row(status.site, status.node, now)
+        if status.fw is not None:
+            row.fw = status.fw
+        if status.boot is not None:
+            row.boot = status.boot
+        if status.config_id is not None:
+            row.config_id = status.config_id
+        return self._set_state(row, status.state, "status", now)
+
+    def on_health(self, health: Health, now: int) -> Transition | None:
+        row = self._row(health.site, health.node, now)
+        for name in (
+            "uptime_ms",
+            "heap_free",
+            "rssi",
+            "outbox_depth",
+            "outbox_drops",
+            "sensor_errors",
+            "supply_v",
+        ):
+            setattr(row, name, getattr(health, name))
+        if health.fw is not None:
+            row.fw = health.fw
+        row.health_at = now
+        return self._set_state(row, ONLINE, "traffic", now)
+
+    def on_scan(self, site: str, node: str, seq: int, fw: str, new: bool, now: int) -> Transition | None:
+        row = self._row(site, node, now)
+        row.fw = fw
+        if new:
+            row.scans += 1
+            row.last_seq = seq if row.last_seq is None else max(row.last_seq, seq)
+        return self._set_state(row, ONLINE, "traffic", now)
+
+    def silent(self, now: int, offline_after_ms: int) -> list[Transition]:
+        """Online nodes silent for offline_after_ms (counted from the gateway's start at the earliest)."""
+        out = []
+        for key, row in self._nodes.items():
+            heard = max(row.last_seen or 0, self._started_at)
+            if row.state == ONLINE and now - heard > offline_after_ms:
+                t = self._set_state(row, OFFLINE, "silent", now)
+                if t is not None:
+                    self._dirty.add(key)
+                    out.append(t)
+        return out
+
+    def take_dirty(self) -> list[NodeRow]:
+        rows = [self._nodes[k] for k in sorted(self._dirty)]
+        self._dirty.clear()
+        return rows

@@ -1,0 +1,67 @@
+"""The county's daily tallies per site, and the time arguments of the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Iterable
+
+from gateway.errors import ConfigError
+from gateway.store.base import SiteReport
+
+COLUMNS = (
+    "site",
+    "screened",
+    "elevated",
+    "confirmed",
+    "indeterminate",
+    "invalid",
+    "normal",
+    "retests",
+    "nodes_up",
+)
+
+
+def day_bounds(day: str, timezone: str) -> tuple[int, int]:
+    """[start, end) of a calendar day in the given zone, as Unix ms."""
+    try:
+        date = dt.date.fromisoformat(day)
+    except ValueError:
+        raise ConfigError(f"--day {day!r}: expected YYYY-MM-DD") from None
+    tz = zoneinfo.ZoneInfo(timezone)
+    start = dt.datetime.combine(date, dt.time(), tz)
+    end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(), tz)
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+
+def parse_time(text: str | None, timezone: str, flag: str) -> int | None:
+    """An ISO date or date-time (naive = the report time zone) or Unix ms, as Unix ms."""
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"{flag} {text!r}: expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][+HH:MM] or Unix ms"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=zoneinfo.ZoneInfo(timezone))
+    return int(when.timestamp() * 1000)
+
+
+def as_dict(r: SiteReport) -> dict[str, object]:
+    return {c: getattr(r, c) for c in COLUMNS}
+
+
+def table(day: str, reports: Iterable[SiteReport]) -> str:
+    """A fixed-width table with a total line."""
+    rows = [as_dict(r) for r in reports]
+    total: dict[str, object] = {c: sum(int(str(r[c])) for r in rows) for c in COLUMNS[1:]}
+    total["site"] = "TOTAL"
+    widths = {c: max(len(c), *(len(str(r[c])) for r in [*rows, total])) for c in COLUMNS}
+    lines = [f"report for {day}", "  ".join(c.rjust(widths[c]) for c in COLUMNS)]
+    for r in [*rows, total]:
+        lines.append("  ".join(str(r[c]).rjust(widths[c]) for c in COLUMNS))
+    return "\n".join(lines)

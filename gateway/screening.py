@@ -1,0 +1,50 @@
+"""The authoritative verdict: the shared screening math (firmware/screening.py) on the scan's raw readings.
+
+The gateway trusts the node's temperatures and its scan-procedure flags (what only the node could see while
+sampling), and recomputes everything else: the condition flags, the core estimate and the verdict, with the
+configured calibration and threshold per mode.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.protocol import Scan
+
+# firmware/ is untyped MicroPython-subset code: imported by name so mypy --strict does not check it as ours.
+_screening: Any = importlib.import_module("firmware.screening")
+
+# Flags only the scan procedure on the node can know; every other flag is recomputed here.
+SCAN_PROCEDURE_FLAGS = ("unstable", "not_settled", "low_supply", "sensor_fault")
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    t_core_c: float | None
+    verdict: str
+    flags: tuple[str, ...]
+    cal: str
+    threshold_c: float
+
+
+class Screener:
+    def __init__(self, calibration: dict[str, Any], thresholds: dict[str, float | None]) -> None:
+        self.calibration = calibration
+        self.cal_id = str(calibration["id"])
+        self._thresholds = {
+            mode: float(t if t is not None else calibration["modes"][mode]["threshold_c"])
+            for mode, t in ((m, thresholds.get(m)) for m in _screening.MODES)
+        }
+
+    def threshold(self, mode: str) -> float:
+        return self._thresholds[mode]
+
+    def assess(self, scan: Scan) -> Assessment:
+        node_flags = [f for f in scan.flags if f in SCAN_PROCEDURE_FLAGS]
+        t_core, verdict, flags = _screening.assess(
+            self.calibration, scan.mode, scan.t_site_c, scan.t_amb_c, node_flags, self._thresholds[scan.mode]
+        )
+        t = None if t_core is None else round(float(t_core), 2)
+        return Assessment(t, str(verdict), tuple(flags), self.cal_id, self._thresholds[scan.mode])

@@ -1,0 +1,120 @@
+"""The running gateway: the MQTT link feeds a queue; this thread commits batches, then publishes, then acks.
+
+Order per batch: commit (the durable point) -> publish receipts, verdicts and alert events -> PUBACK the
+messages. Receipts go out before the PUBACKs so that a crash between the two makes the broker redeliver the
+messages, which produces the receipts again; the other order could leave a node without a receipt for a
+message the broker no longer holds. Alert events are marked published when the broker acknowledges them; any
+left unmarked by a crash are published again at the next start (at least once: clients dedup by alert_id and
+event number).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from gateway.config import Config, load_calibration, mqtt_password
+from gateway.fleet import Fleet
+from gateway.ingest import Incoming, Result, Writer
+from gateway.mqtt import Link
+from gateway.protocol import Topics
+from gateway.screening import Screener
+from gateway.store.base import Store
+
+log = logging.getLogger("gateway.service")
+_POLL_S = 0.1  # how often the loop looks at the stop flag and the clock when idle
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Gateway:
+    """Constructed without I/O; `run(stop)` connects and works until `stop` is set."""
+
+    def __init__(self, cfg: Config, store: Store, clock: Callable[[], int] = wall_ms) -> None:
+        self.cfg, self.store, self.clock = cfg, store, clock
+        self.topics = Topics(cfg.mqtt.topic_prefix)
+        self.inbox: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
+        self._acked_mids: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._awaiting: dict[int, tuple[str, int]] = {}  # our publish mid -> alert event
+        self.link = Link(cfg.mqtt, cfg.gateway.instance, self.topics, self.inbox, self._acked_mids.put)
+        self.writer: Writer | None = None
+        self.ready = threading.Event()  # set once subscribed (tests and the CLI wait on it)
+
+    def run(self, stop: threading.Event) -> None:
+        cfg = self.cfg
+        screener = Screener(
+            load_calibration(cfg.screening),
+            {"forehead": cfg.screening.threshold_forehead_c, "canthus": cfg.screening.threshold_canthus_c},
+        )
+        fleet = Fleet(self.store.nodes(), self.clock())
+        writer = Writer(
+            self.store, screener, fleet, cfg.alerts, self.topics, self.clock, cfg.ingest.verdict_to_node
+        )
+        self.writer = writer
+        self.link.start(mqtt_password(cfg.mqtt))
+        try:
+            self._deliver(writer.pending_events(), [])
+            self._loop(writer, stop)
+            self._drain(writer)
+        finally:
+            self.link.stop()
+            self.ready.clear()
+
+    def _loop(self, writer: Writer, stop: threading.Event) -> None:
+        interval_ms = int(self.cfg.alerts.check_interval_s * 1000)
+        next_check = self.clock() + interval_ms
+        while not stop.is_set():
+            if self.link.subscribed:
+                self.ready.set()
+            batch = self._take(_POLL_S)
+            self._note_published(writer)
+            if batch:
+                self._deliver(writer.process(batch), batch)
+            if self.clock() >= next_check:
+                next_check = self.clock() + interval_ms
+                self._deliver(writer.check_silence(), [])
+
+    def _take(self, timeout: float) -> list[Incoming]:
+        try:
+            first = self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            return []
+        batch = [first]
+        limit = self.cfg.ingest.max_batch
+        while len(batch) < limit:
+            try:
+                batch.append(self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _drain(self, writer: Writer) -> None:
+        """On a clean stop, store what already arrived (it is acknowledged; the rest is redelivered later)."""
+        while batch := self._take(0):
+            self._deliver(writer.process(batch), batch)
+
+    def _deliver(self, result: Result, batch: list[Incoming]) -> None:
+        for out in result.publish:
+            mid = self.link.publish(out)
+            if out.event is not None:
+                self._awaiting[mid] = out.event
+        for msg in batch:
+            self.link.ack(msg)
+
+    def _note_published(self, writer: Writer) -> None:
+        done = []
+        while True:
+            try:
+                mid = self._acked_mids.get_nowait()
+            except queue.Empty:
+                break
+            event = self._awaiting.pop(mid, None)
+            if event is not None:
+                done.append(event)
+        if done:
+            writer.published(done)

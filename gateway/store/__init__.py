@@ -1,0 +1,59 @@
+"""Storage behind one interface (base.Store); `open_store(url)` picks the backend from the URL.
+
+URLs: `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`. `postgresql://...` is reserved for the
+PostgreSQL backend (not yet written: the schema and the interface are ready for it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.errors import UnsupportedDatabase
+from gateway.store.base import (
+    AlertEvent,
+    AlertRow,
+    NodeRow,
+    QuarantineRow,
+    ScanRow,
+    SiteReport,
+    Store,
+    Transaction,
+)
+
+__all__ = [
+    "AlertEvent",
+    "AlertRow",
+    "NodeRow",
+    "QuarantineRow",
+    "ScanRow",
+    "SiteReport",
+    "Store",
+    "Transaction",
+    "open_store",
+    "sqlite_path",
+]
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a sqlite:/// URL, or None for another scheme."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///") :]
+    if not path or path == ":memory:":
+        raise UnsupportedDatabase(f"--db {url}: give a file, e.g. sqlite:///var/checkpoint.db")
+    return Path(path)
+
+
+def open_store(url: str, synchronous: str = "full", create: bool = True) -> Store:
+    """Open (and migrate) the store at `url`. `create=False` refuses a database that does not exist yet."""
+    path = sqlite_path(url)
+    if path is not None:
+        from gateway.store.sqlite import SqliteStore
+
+        return SqliteStore(path, synchronous, create)
+    scheme = url.split(":", 1)[0]
+    if scheme in ("postgresql", "postgres"):
+        raise UnsupportedDatabase(
+            f"--db {scheme}://...: PostgreSQL is not yet supported by this gateway; use sqlite:///path/to/file.db"
+        )
+    raise UnsupportedDatabase(f"--db {url!r}: unknown database URL; use sqlite:///path/to/file.db")

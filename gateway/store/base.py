@@ -1,0 +1,176 @@
+"""The store interface: what ingest, alerts, fleet and the CLI need, whatever the database.
+
+Rows are plain dataclasses whose field names are the protocol's (docs/protocol.md) plus the gateway's own
+(`gateway_verdict`, ...). Times are Unix milliseconds (UTC), as `ts` on the wire. A backend implements
+`Store` and `Transaction`; gateway/store/sqlite.py is the first, PostgreSQL fits the same SQL (no SQLite-only
+features in the schema: natural keys, INSERT ... ON CONFLICT DO NOTHING, no autoincrement).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, fields
+from typing import Protocol
+
+
+@dataclass(slots=True)
+class ScanRow:
+    site: str
+    node: str
+    seq: int
+    boot: int
+    ts: int | None
+    uptime_ms: int
+    mode: str
+    t_site_c: float | None
+    t_amb_c: float | None
+    t_core_c: float | None  # the node's estimate
+    verdict: str  # the node's verdict
+    flags: tuple[str, ...]  # the node's flags
+    samples: int
+    duration_ms: int
+    retest_of: int | None
+    fw: str
+    cal: str
+    gateway_t_core_c: float | None
+    gateway_verdict: str  # authoritative
+    gateway_flags: tuple[str, ...]
+    gateway_cal: str
+    received_at: int
+    scanned_at: int  # ts when the node's clock was synced, else received_at: the time reports use
+
+
+@dataclass(slots=True)
+class AlertRow:
+    alert_id: str
+    kind: str  # fever | node_offline | sensor_fault
+    state: str  # raised | acknowledged | resolved | escalated
+    reason: str
+    site: str
+    node: str
+    seq: int | None  # the scan that raised it (fever, sensor_fault)
+    last_seq: int | None  # the latest scan linked to it (a retest)
+    t_site_c: float | None
+    t_core_c: float | None
+    opened_at: int
+    updated_at: int
+    resolved_at: int | None = None
+    confirmed_at: int | None = None  # a retest confirmed the fever
+    acknowledged_at: int | None = None  # medics' acknowledgement (a later issue)
+    acknowledged_by: str | None = None
+    events: int = 0  # number of alert_events rows
+
+
+@dataclass(slots=True)
+class AlertEvent:
+    alert_id: str
+    n: int  # 1, 2, ... within the alert
+    state: str
+    reason: str
+    at: int
+    actor: str  # "gateway", later "medic:<name>"
+    seq: int | None = None
+    t_core_c: float | None = None
+    published_at: int | None = None
+
+
+@dataclass(slots=True)
+class NodeRow:
+    site: str
+    node: str
+    state: str = "unknown"  # online | offline | unknown
+    state_reason: str = ""  # status, last_will_or_shutdown, silent, traffic
+    state_since: int | None = None
+    last_seen: int | None = None
+    fw: str | None = None
+    boot: int | None = None
+    config_id: str | None = None
+    uptime_ms: int | None = None
+    heap_free: int | None = None
+    rssi: int | None = None
+    outbox_depth: int | None = None
+    outbox_drops: int | None = None
+    sensor_errors: int | None = None
+    supply_v: float | None = None
+    health_at: int | None = None
+    last_seq: int | None = None
+    scans: int = 0
+
+
+@dataclass(slots=True)
+class QuarantineRow:
+    received_at: int
+    topic: str
+    reason: str
+    size: int
+    payload: bytes  # the first 256 bytes
+    site: str | None = None
+    node: str | None = None
+
+
+@dataclass(slots=True)
+class SiteReport:
+    site: str
+    screened: int = 0  # travellers: scans that are not retests
+    retests: int = 0
+    normal: int = 0
+    elevated: int = 0
+    confirmed: int = 0  # fever alerts whose retest confirmed the fever
+    indeterminate: int = 0
+    invalid: int = 0
+    nodes_up: int = 0  # nodes that stored at least one scan that day
+
+
+def columns(row_type: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(row_type))
+
+
+class Transaction(Protocol):
+    def insert_scan(self, row: ScanRow) -> bool:
+        """Insert or ignore by (site, node, seq); True when the row is new."""
+        ...
+
+    def insert_quarantine(self, row: QuarantineRow) -> None: ...
+
+    def save_node(self, row: NodeRow) -> None: ...
+
+    def fever_alert_for(self, site: str, node: str, seq: int) -> AlertRow | None:
+        """The fever alert raised by, or last updated by, this scan."""
+        ...
+
+    def open_alert(self, kind: str, site: str, node: str) -> AlertRow | None:
+        """The newest alert of this kind on this node that is not resolved."""
+        ...
+
+    def save_alert(self, alert: AlertRow, event: AlertEvent) -> None:
+        """Insert or update the alert and append its event."""
+        ...
+
+    def mark_published(self, events: list[tuple[str, int]], at: int) -> None: ...
+
+
+class Store(Protocol):
+    url: str
+
+    def transaction(self) -> AbstractContextManager[Transaction]: ...
+
+    def nodes(self, site: str | None = None) -> list[NodeRow]: ...
+
+    def unpublished_events(self) -> list[tuple[AlertRow, AlertEvent]]: ...
+
+    def scans(self, since: int | None, until: int | None, site: str | None) -> Iterator[ScanRow]: ...
+
+    def alerts(
+        self, since: int | None, until: int | None, site: str | None, open_only: bool = False
+    ) -> list[AlertRow]: ...
+
+    def alert_events(self, alert_id: str) -> list[AlertEvent]: ...
+
+    def quarantine(
+        self, since: int | None, until: int | None, site: str | None
+    ) -> Iterator[QuarantineRow]: ...
+
+    def report(self, start: int, end: int) -> list[SiteReport]: ...
+
+    def close(self) -> None: ...

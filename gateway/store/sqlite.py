@@ -1,0 +1,232 @@
+"""SQLite backend: one file, WAL, synchronous=FULL by default.
+
+Why FULL: the gateway's receipt lets a node delete its only other copy of a scan, so a commit must survive a
+power cut, not just a process crash. NORMAL in WAL mode survives SIGKILL but may lose the last commits on a
+power loss. With batches of up to 200 rows the fsync per commit costs little (docs/benchmarks.md).
+
+One writer (the ingest thread) holds the connection; CLI commands open their own connections and read
+alongside it (WAL readers do not block the writer).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import StoreError
+from gateway.store import migrate
+from gateway.store.base import (
+    AlertEvent,
+    AlertRow,
+    NodeRow,
+    QuarantineRow,
+    ScanRow,
+    SiteReport,
+    columns,
+)
+
+_SCAN_COLS = columns(ScanRow)
+_ALERT_COLS = columns(AlertRow)
+_EVENT_COLS = columns(AlertEvent)
+_NODE_COLS = columns(NodeRow)
+_QUARANTINE_COLS = columns(QuarantineRow)
+
+
+def _insert_sql(table: str, cols: Sequence[str], conflict: str = "") -> str:
+    marks = ", ".join("?" for _ in cols)
+    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks}) {conflict}".rstrip()
+
+
+def _upsert_sql(table: str, cols: Sequence[str], key: Sequence[str]) -> str:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in key)
+    return _insert_sql(table, cols, f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}")
+
+
+_INSERT_SCAN = _insert_sql("scans", _SCAN_COLS, "ON CONFLICT (site, node, seq) DO NOTHING")
+_INSERT_QUARANTINE = _insert_sql("quarantine", _QUARANTINE_COLS)
+_UPSERT_NODE = _upsert_sql("nodes", _NODE_COLS, ("site", "node"))
+_UPSERT_ALERT = _upsert_sql("alerts", _ALERT_COLS, ("alert_id",))
+_INSERT_EVENT = _insert_sql("alert_events", _EVENT_COLS)
+
+
+def _scan_params(row: ScanRow) -> tuple[Any, ...]:
+    values = [getattr(row, c) for c in _SCAN_COLS]
+    values[_SCAN_COLS.index("flags")] = json.dumps(list(row.flags))
+    values[_SCAN_COLS.index("gateway_flags")] = json.dumps(list(row.gateway_flags))
+    return tuple(values)
+
+
+def _scan_row(values: Sequence[Any]) -> ScanRow:
+    row = ScanRow(*values)
+    row.flags = tuple(json.loads(row.flags))  # type: ignore[arg-type]
+    row.gateway_flags = tuple(json.loads(row.gateway_flags))  # type: ignore[arg-type]
+    return row
+
+
+def _params(row: object, cols: Sequence[str]) -> tuple[Any, ...]:
+    return tuple(getattr(row, c) for c in cols)
+
+
+def _where(since: int | None, until: int | None, site: str | None, time_col: str) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if since is not None:
+        clauses.append(f"{time_col} >= ?")
+        args.append(since)
+    if until is not None:
+        clauses.append(f"{time_col} < ?")
+        args.append(until)
+    if site is not None:
+        clauses.append("site = ?")
+        args.append(site)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+class SqliteTransaction:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def insert_scan(self, row: ScanRow) -> bool:
+        return self._conn.execute(_INSERT_SCAN, _scan_params(row)).rowcount == 1
+
+    def insert_quarantine(self, row: QuarantineRow) -> None:
+        self._conn.execute(_INSERT_QUARANTINE, _params(row, _QUARANTINE_COLS))
+
+    def save_node(self, row: NodeRow) -> None:
+        self._conn.execute(_UPSERT_NODE, _params(row, _NODE_COLS))
+
+    def _alert(self, where: str, args: Sequence[Any]) -> AlertRow | None:
+        sql = f"SELECT {', '.join(_ALERT_COLS)} FROM alerts WHERE {where} ORDER BY opened_at DESC LIMIT 1"
+        found = self._conn.execute(sql, args).fetchone()
+        return AlertRow(*found) if found else None
+
+    def fever_alert_for(self, site: str, node: str, seq: int) -> AlertRow | None:
+        where = "kind = 'fever' AND site = ? AND node = ? AND (seq = ? OR last_seq = ?)"
+        return self._alert(where, (site, node, seq, seq))
+
+    def open_alert(self, kind: str, site: str, node: str) -> AlertRow | None:
+        return self._alert("kind = ? AND site = ? AND node = ? AND state <> 'resolved'", (kind, site, node))
+
+    def save_alert(self, alert: AlertRow, event: AlertEvent) -> None:
+        self._conn.execute(_UPSERT_ALERT, _params(alert, _ALERT_COLS))
+        self._conn.execute(_INSERT_EVENT, _params(event, _EVENT_COLS))
+
+    def mark_published(self, events: list[tuple[str, int]], at: int) -> None:
+        self._conn.executemany(
+            "UPDATE alert_events SET published_at = ? WHERE alert_id = ? AND n = ?",
+            [(at, alert_id, n) for alert_id, n in events],
+        )
+
+
+class SqliteStore:
+    """The Store interface (gateway/store/base.py) on one SQLite file."""
+
+    def __init__(self, path: Path, synchronous: str = "full", create: bool = True) -> None:
+        self.url = f"sqlite:///{path}"
+        if not create and not path.exists():
+            raise StoreError(f"no database at {path}: start the gateway once, or pass the right --db")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            migrate.apply(self._conn)
+        except (sqlite3.Error, OSError) as e:
+            raise StoreError(f"cannot open the database {path}: {e}") from e
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqliteTransaction]:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot start a transaction on {self.url}: {e}") from e
+        try:
+            yield SqliteTransaction(self._conn)
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._conn.execute("ROLLBACK")
+            raise StoreError(f"write to {self.url} failed: {e}") from e
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def _select(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, args)
+        except sqlite3.Error as e:
+            raise StoreError(f"read from {self.url} failed: {e}") from e
+
+    def nodes(self, site: str | None = None) -> list[NodeRow]:
+        where, args = _where(None, None, site, "")
+        sql = f"SELECT {', '.join(_NODE_COLS)} FROM nodes{where} ORDER BY site, node"
+        return [NodeRow(*r) for r in self._select(sql, args)]
+
+    def unpublished_events(self) -> list[tuple[AlertRow, AlertEvent]]:
+        cols = ", ".join([f"a.{c}" for c in _ALERT_COLS] + [f"e.{c}" for c in _EVENT_COLS])
+        sql = (
+            f"SELECT {cols} FROM alert_events e JOIN alerts a ON a.alert_id = e.alert_id"
+            " WHERE e.published_at IS NULL ORDER BY e.at, e.alert_id, e.n"
+        )
+        k = len(_ALERT_COLS)
+        return [(AlertRow(*r[:k]), AlertEvent(*r[k:])) for r in self._select(sql)]
+
+    def scans(self, since: int | None, until: int | None, site: str | None) -> Iterator[ScanRow]:
+        where, args = _where(since, until, site, "scanned_at")
+        sql = f"SELECT {', '.join(_SCAN_COLS)} FROM scans{where} ORDER BY site, node, seq"
+        return (_scan_row(r) for r in self._select(sql, args))
+
+    def alerts(
+        self, since: int | None, until: int | None, site: str | None, open_only: bool = False
+    ) -> list[AlertRow]:
+        where, args = _where(since, until, site, "opened_at")
+        if open_only:
+            where += (" AND" if where else " WHERE") + " state <> 'resolved'"
+        sql = f"SELECT {', '.join(_ALERT_COLS)} FROM alerts{where} ORDER BY opened_at, alert_id"
+        return [AlertRow(*r) for r in self._select(sql, args)]
+
+    def alert_events(self, alert_id: str) -> list[AlertEvent]:
+        sql = f"SELECT {', '.join(_EVENT_COLS)} FROM alert_events WHERE alert_id = ? ORDER BY n"
+        return [AlertEvent(*r) for r in self._select(sql, (alert_id,))]
+
+    def quarantine(self, since: int | None, until: int | None, site: str | None) -> Iterator[QuarantineRow]:
+        where, args = _where(since, until, site, "received_at")
+        sql = f"SELECT {', '.join(_QUARANTINE_COLS)} FROM quarantine{where} ORDER BY received_at"
+        return (QuarantineRow(*r) for r in self._select(sql, args))
+
+    def report(self, start: int, end: int) -> list[SiteReport]:
+        first = "retest_of IS NULL"
+        counts = ", ".join(
+            f"SUM(CASE WHEN {first} AND gateway_verdict = '{v}' THEN 1 ELSE 0 END)"
+            for v in ("normal", "elevated", "indeterminate", "invalid")
+        )
+        sql = (
+            f"SELECT site, SUM(CASE WHEN {first} THEN 1 ELSE 0 END),"
+            f" SUM(CASE WHEN {first} THEN 0 ELSE 1 END),"
+            f" {counts}, COUNT(DISTINCT node) FROM scans WHERE scanned_at >= ? AND scanned_at < ?"
+            " GROUP BY site ORDER BY site"
+        )
+        out = {}
+        for site, screened, retests, normal, elevated, indeterminate, invalid, nodes_up in self._select(
+            sql, (start, end)
+        ):
+            out[site] = SiteReport(
+                site, screened, retests, normal, elevated, 0, indeterminate, invalid, nodes_up
+            )
+        confirmed = (
+            "SELECT a.site, COUNT(*) FROM alerts a JOIN scans s"
+            " ON s.site = a.site AND s.node = a.node AND s.seq = a.seq"
+            " WHERE a.kind = 'fever' AND a.confirmed_at IS NOT NULL"
+            " AND s.scanned_at >= ? AND s.scanned_at < ?"
+            " GROUP BY a.site"
+        )
+        for site, n in self._select(confirmed, (start, end)):
+            out[site].confirmed = n
+        return list(out.values())
+
+    def close(self) -> None:
+        self._conn.close()

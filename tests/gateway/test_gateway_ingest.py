@@ -1,0 +1,36 @@
+"""Ingest against a real Mosquitto: each scan stored once, receipts name what is stored, verdicts go back."""
+
+from __future__ import annotations
+
+from gateway.testing import NodePublisher
+
+
+def test_duplicates_are_stored_once_and_receipts_name_them(start_gateway, nodes) -> None:
+    gw = start_gateway()
+    node: NodePublisher = nodes("bridge", "n1")
+    node.send_seqs(range(50))
+    assert node.wait_receipts(range(50), timeout=15)
+    first_round = len(node.receipts)
+    node.send_seqs([3, 7, 7, 49])  # QoS 1 duplicates, and a node resending after a lost receipt
+    node.send_seqs([50])
+    assert node.wait_receipts([50], timeout=15)
+    later = sorted({s for r in node.receipts[first_round:] for s in r["seqs"]})
+    assert later == [3, 7, 49, 50]  # the duplicates are receipted again (stored), nothing else
+    stored = [(r.node, r.seq) for r in gw.store.scans(None, None, "bridge")]
+    assert stored == [("n1", s) for s in range(51)]
+    assert gw.store.nodes("bridge")[0].scans == 51
+    assert node.rejected == set()
+
+
+def test_gateway_verdict_is_authoritative_and_sent_back_when_it_differs(start_gateway, nodes) -> None:
+    gw = start_gateway()
+    node = nodes("bridge", "n2")
+    # The node claims "normal" for a reading whose ambient is below any calibration's range: the gateway
+    # recomputes the condition flags and says indeterminate (retest), never normal.
+    node.send_seqs([0], t_amb_c=-5.0, t_site_c=33.0, verdict="normal", flags=[])
+    verdict = node.wait_verdicts(1)[0]
+    assert (verdict["seq"], verdict["verdict"]) == (0, "indeterminate")
+    assert "cold_ambient" in verdict["flags"]
+    row = next(iter(gw.store.scans(None, None, "bridge")))
+    assert (row.verdict, row.gateway_verdict) == ("normal", "indeterminate")
+    assert row.gateway_cal == verdict["cal"]
