@@ -1,0 +1,54 @@
+"""Clocks for the simulator, with the firmware clock interface (see firmware/clock.py).
+
+`ManualClock` is simulated time that moves only when told to: tests and the simulated MLX90614 use it so
+settling times, EEPROM busy windows and power-up delays are exact and no test sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+
+class TickSource(Protocol):
+    """What the simulated devices need from a clock: monotonic milliseconds."""
+
+    def ticks_ms(self) -> int: ...
+
+    def ticks_diff(self, a: int, b: int) -> int: ...
+
+
+class ManualClock:
+    """Simulated time: `advance(ms)` moves it; `await sleep_ms(ms)` advances it and yields once.
+
+    Single-task code therefore runs in simulated time (a 10 s wait costs nothing). Ticks do not wrap.
+    """
+
+    def __init__(self, start_ms: int = 0) -> None:
+        self._now = start_ms
+        self._sync_tick: int | None = None
+        self._sync_unix = 0
+
+    def ticks_ms(self) -> int:
+        return self._now
+
+    def ticks_diff(self, a: int, b: int) -> int:
+        return a - b
+
+    def advance(self, ms: int) -> None:
+        if ms < 0:
+            raise ValueError(f"time cannot go backwards (advance {ms} ms)")
+        self._now += ms
+
+    async def sleep_ms(self, ms: int) -> None:
+        self.advance(ms)
+        await asyncio.sleep(0)
+
+    def unix_ms(self) -> int | None:
+        if self._sync_tick is None:
+            return None
+        return self._sync_unix + self.ticks_diff(self._now, self._sync_tick)
+
+    def set_unix_ms(self, ms: int) -> None:
+        self._sync_tick = self._now
+        self._sync_unix = ms
