@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gw_helpers import InProcessGateway, Watcher, make_config
 
+from gateway.harness import InProcessGateway, Watcher, make_config
 from gateway.testing import NodePublisher
 from sim.broker import Broker
 

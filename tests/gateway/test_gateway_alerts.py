@@ -7,8 +7,7 @@ import json
 import subprocess
 import sys
 
-from gw_helpers import REPO, FakeClock, run_cli
-
+from gateway.harness import REPO, FakeClock, run_cli
 from gateway.testing import NodePublisher
 
 FEVER = {"t_site_c": 39.0, "t_amb_c": 24.0, "t_core_c": 39.5, "verdict": "elevated"}

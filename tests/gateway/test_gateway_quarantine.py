@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from gw_helpers import FakeClock
-
+from gateway.harness import FakeClock
 from gateway.logs import RateLimitedLog
 from gateway.protocol import MAX_PAYLOAD_BYTES
 from gateway.testing import scan_payload

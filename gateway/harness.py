@@ -1,5 +1,6 @@
-"""Gateway test helpers: a gateway in this process (injectable clock) or as a real `python -m gateway run`
-process (for SIGKILL), an MQTT watcher for the topics the gateway publishes, and the CLI as a child process.
+"""Harness for tests, benchmarks and the simulator: a gateway in this process (injectable clock) or as a real
+`python -m gateway run` process (for SIGKILL), an MQTT watcher for what the gateway publishes, the CLI as a
+child process. Nodes are in gateway/testing.py.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from gateway import config as config_mod
 from gateway.service import Gateway
 from gateway.store import Store, open_store
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def make_config(
