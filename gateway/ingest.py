@@ -21,7 +21,7 @@ from gateway.config import AlertsSection
 from gateway.fleet import Fleet, Transition
 from gateway.logs import RateLimitedLog
 from gateway.protocol import PROTOCOL_VERSION, Health, Rejection, Scan, Status, Topics, parse
-from gateway.screening import Screener
+from gateway.screening import Assessment, Screener
 from gateway.store.base import AlertEvent, AlertRow, QuarantineRow, ScanRow, Store, Transaction
 
 log = logging.getLogger("gateway.ingest")
@@ -95,9 +95,19 @@ class Writer:
     def process(self, batch: list[Incoming]) -> Result:
         now = self._clock()
         acc = _Batch()
+        parsed = [parse(self._topics.prefix, m.topic, m.payload) for m in batch]
+        scans = {i: self._row(p, now) for i, p in enumerate(parsed) if isinstance(p, Scan)}
         with self._store.transaction() as tx:
-            for msg in batch:
-                self._handle(tx, msg, now, acc)
+            is_new = dict(zip(scans, tx.insert_scans([row for row, _ in scans.values()]), strict=True))
+            for i, (msg, item) in enumerate(zip(batch, parsed, strict=True)):
+                if isinstance(item, Scan):
+                    self._scan(tx, item, scans[i], is_new[i], now, acc)
+                elif isinstance(item, Status):
+                    self._node_transition(tx, self._fleet.on_status(item, now), acc)
+                elif isinstance(item, Health):
+                    self._node_transition(tx, self._fleet.on_health(item, now), acc)
+                elif isinstance(item, Rejection):
+                    self._quarantine(tx, msg, item, now, acc)
             self._finish(tx, now)
         return self._outgoing(acc)
 
@@ -124,18 +134,7 @@ class Writer:
             tx.mark_published(self._published, now)
             self._published = []
 
-    def _handle(self, tx: Transaction, msg: Incoming, now: int, acc: _Batch) -> None:
-        parsed = parse(self._topics.prefix, msg.topic, msg.payload)
-        if isinstance(parsed, Scan):
-            self._scan(tx, parsed, now, acc)
-        elif isinstance(parsed, Status):
-            self._node_transition(tx, self._fleet.on_status(parsed, now), acc)
-        elif isinstance(parsed, Health):
-            self._node_transition(tx, self._fleet.on_health(parsed, now), acc)
-        elif isinstance(parsed, Rejection):
-            self._quarantine(tx, msg, parsed, now, acc)
-
-    def _scan(self, tx: Transaction, scan: Scan, now: int, acc: _Batch) -> None:
+    def _row(self, scan: Scan, now: int) -> tuple[ScanRow, Assessment]:
         a = self._screener.assess(scan)
         row = ScanRow(
             scan.site, scan.node, scan.seq, scan.boot, scan.ts, scan.uptime_ms, scan.mode, scan.t_site_c,
@@ -143,7 +142,18 @@ class Writer:
             scan.retest_of, scan.fw, scan.cal, a.t_core_c, a.verdict, a.flags, a.cal, now,
             scan.ts if scan.ts is not None else now,
         )  # fmt: skip
-        new = tx.insert_scan(row)
+        return row, a
+
+    def _scan(
+        self,
+        tx: Transaction,
+        scan: Scan,
+        screened: tuple[ScanRow, Assessment],
+        new: bool,
+        now: int,
+        acc: _Batch,
+    ) -> None:
+        row, a = screened
         acc.receipts[(scan.site, scan.node)].append(scan.seq)
         self._node_transition(tx, self._fleet.on_scan(scan.site, scan.node, scan.seq, scan.fw, new, now), acc)
         if not new:

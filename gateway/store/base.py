@@ -127,8 +127,9 @@ def columns(row_type: type) -> tuple[str, ...]:
 
 
 class Transaction(Protocol):
-    def insert_scan(self, row: ScanRow) -> bool:
-        """Insert or ignore by (site, node, seq); True when the row is new."""
+    def insert_scans(self, rows: list[ScanRow]) -> list[bool]:
+        """Insert or ignore each row by (site, node, seq); for each, True when it is new (the first of
+        duplicates within `rows` counts as new)."""
         ...
 
     def insert_quarantine(self, row: QuarantineRow) -> None: ...

@@ -31,8 +31,9 @@ def test_fresh_database_is_built_by_the_migrations_once(tmp_path: Path) -> None:
 def test_insert_or_ignore_reports_which_rows_are_new(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
     with store.transaction() as tx:
-        assert [tx.insert_scan(scan(s)) for s in (1, 2, 2, 1, 3)] == [True, True, False, False, True]
-        assert tx.insert_scan(scan(1, node="n2"))  # the key is (site, node, seq)
+        assert tx.insert_scans([scan(s) for s in (1, 2, 2)]) == [True, True, False]
+        assert tx.insert_scans([scan(1), scan(3)]) == [False, True]
+        assert tx.insert_scans([scan(1, node="n2")]) == [True]  # the key is (site, node, seq)
     rows = list(store.scans(None, None, None))
     assert [(r.node, r.seq) for r in rows] == [("n1", 1), ("n1", 2), ("n1", 3), ("n2", 1)]
     assert rows[0].gateway_flags == ("cold_ambient",) and rows[0].flags == ()
@@ -42,7 +43,7 @@ def test_insert_or_ignore_reports_which_rows_are_new(tmp_path: Path) -> None:
 def test_a_failed_transaction_stores_nothing(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
     with pytest.raises(RuntimeError), store.transaction() as tx:
-        tx.insert_scan(scan(1))
+        tx.insert_scans([scan(1)])
         raise RuntimeError("crash mid-batch")
     assert list(store.scans(None, None, None)) == []
     store.close()
