@@ -93,6 +93,15 @@ def test_report_matches_the_stored_scans_and_export_round_trips(
 def test_nodes_and_alerts_commands(start_gateway, nodes, db_url) -> None:
     gw = start_gateway()
     node = nodes("bridge", "n1")
+    health = {
+        "v": 1,
+        "heap_free": 51_234,
+        "rssi": -67,
+        "outbox_depth": 3,
+        "outbox_drops": 1,
+        "sensor_errors": {"pec": 2},
+    }
+    node.publish_raw(json.dumps(health).encode(), "health", qos=1)
     node.send_seqs([0], **FEVER)
     assert node.wait_receipts([0])
     gw.stop()
@@ -101,6 +110,9 @@ def test_nodes_and_alerts_commands(start_gateway, nodes, db_url) -> None:
     assert (row["site"], row["node"], row["state"], row["fw"], row["config_id"]) == (
         "bridge", "n1", "online", "test-1", "test"
     )  # fmt: skip
+    health_fields = ("heap_free", "rssi", "outbox_depth", "outbox_drops", "sensor_errors")
+    assert [row[k] for k in health_fields] == [51_234, -67, 3, 1, 2]
+    assert row["scans"] == 1 and row["last_seq"] == 0
     open_alerts = run_cli("alerts", "--db", db_url)
     assert open_alerts.returncode == 0 and "fever:bridge:n1:0" in open_alerts.stdout
 
