@@ -18,6 +18,7 @@ from typing import Any
 
 from gateway import alerts
 from gateway.config import AlertsSection
+from gateway.errors import StoreError
 from gateway.fleet import Fleet, Transition
 from gateway.logs import RateLimitedLog
 from gateway.protocol import PROTOCOL_VERSION, Health, Rejection, Scan, Status, Topics, parse
@@ -110,6 +111,30 @@ class Writer:
                     self._quarantine(tx, msg, item, now, acc)
             self._finish(tx, now)
         return self._outgoing(acc)
+
+    def process_each(self, batch: list[Incoming]) -> Result:
+        """One message per transaction, after `process` failed on a batch for a reason that is not the store's
+        (a bug): the message that still fails goes to quarantine as internal_error, the others are stored."""
+        total = Result()
+        for msg in batch:
+            try:
+                result = self.process([msg])
+            except StoreError:
+                raise
+            except Exception:  # a bug must not turn one message into a crash loop; logged and counted
+                log.exception("processing a message on %r failed; quarantined as internal_error", msg.topic)
+                self.rejections["internal_error"] += 1
+                with self._store.transaction() as tx:
+                    head = msg.payload[:QUARANTINE_HEAD_BYTES]
+                    tx.insert_quarantine(
+                        QuarantineRow(self._clock(), msg.topic, "internal_error", len(msg.payload), head)
+                    )
+                continue
+            total.publish += result.publish
+            total.new += result.new
+            total.duplicates += result.duplicates
+            total.rejected += result.rejected
+        return total
 
     def check_silence(self) -> Result:
         """Nodes silent past alerts.offline_after_s go offline (called periodically by the service)."""

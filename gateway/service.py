@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from gateway.config import Config, load_calibration, mqtt_password
+from gateway.errors import StoreError
 from gateway.fleet import Fleet
 from gateway.ingest import Incoming, Result, Writer
 from gateway.mqtt import Link
@@ -74,7 +75,7 @@ class Gateway:
             batch = self._take(_POLL_S)
             self._note_published(writer)
             if batch:
-                self._deliver(writer.process(batch), batch)
+                self._deliver(self._process(writer, batch), batch)
             if self.clock() >= next_check:
                 next_check = self.clock() + interval_ms
                 self._deliver(writer.check_silence(), [])
@@ -96,7 +97,16 @@ class Gateway:
     def _drain(self, writer: Writer) -> None:
         """On a clean stop, store what already arrived (it is acknowledged; the rest is redelivered later)."""
         while batch := self._take(0):
-            self._deliver(writer.process(batch), batch)
+            self._deliver(self._process(writer, batch), batch)
+
+    def _process(self, writer: Writer, batch: list[Incoming]) -> Result:
+        try:
+            return writer.process(batch)
+        except StoreError:
+            raise  # the database is unusable: stop; nothing was acknowledged, the broker redelivers
+        except Exception:  # a bug on one message: logged, then the batch one by one (Writer.process_each)
+            log.exception("a batch of %d messages failed; retrying them one by one", len(batch))
+            return writer.process_each(batch)
 
     def _deliver(self, result: Result, batch: list[Incoming]) -> None:
         for out in result.publish:

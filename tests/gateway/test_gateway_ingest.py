@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from gateway.testing import NodePublisher
+import json
+
+import pytest
+
+from gateway import config
+from gateway.fleet import Fleet
+from gateway.ingest import Incoming, Writer
+from gateway.protocol import Scan, Topics
+from gateway.screening import Assessment, Screener
+from gateway.store import open_store
+from gateway.testing import NodePublisher, scan_payload
 
 
 def test_duplicates_are_stored_once_and_receipts_name_them(start_gateway, nodes) -> None:
@@ -34,3 +44,33 @@ def test_gateway_verdict_is_authoritative_and_sent_back_when_it_differs(start_ga
     row = next(iter(gw.store.scans(None, None, "bridge")))
     assert (row.verdict, row.gateway_verdict) == ("normal", "indeterminate")
     assert row.gateway_cal == verdict["cal"]
+
+
+class _BuggyScreener(Screener):
+    """Fault injection: screening crashes on one seq (stands for any bug a message could trigger)."""
+
+    def assess(self, scan: Scan) -> Assessment:
+        if scan.seq == 2:
+            raise KeyError("bug")
+        return super().assess(scan)
+
+
+def test_a_message_that_trips_a_bug_is_quarantined_and_the_rest_are_stored(tmp_path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'bug.db'}")
+    cfg = config.Config()
+    screener = _BuggyScreener(config.load_calibration(cfg.screening), {})
+    writer = Writer(store, screener, Fleet([], 0), cfg.alerts, Topics(), lambda: 1_000)
+    batch = [
+        Incoming("checkpoint/v1/bridge/n1/scan", json.dumps(scan_payload("bridge", "n1", s)).encode(), s, 1)
+        for s in range(4)
+    ]
+    with pytest.raises(KeyError):
+        writer.process(batch)  # the batch fails as a whole: nothing half-stored
+    assert list(store.scans(None, None, None)) == []
+    result = writer.process_each(batch)
+    assert [r.seq for r in store.scans(None, None, None)] == [0, 1, 3]
+    assert [(q.reason, q.topic) for q in store.quarantine(None, None, None)] == [
+        ("internal_error", "checkpoint/v1/bridge/n1/scan")
+    ]
+    assert result.new == 3 and writer.rejections["internal_error"] == 1
+    store.close()
