@@ -1,0 +1,155 @@
+"""The node and the gateway reach the same verdict: firmware/screening.py on the real MicroPython interpreter
+(ESP32 heap budget) against the same module under CPython (what the gateway imports), with the shipped
+calibration, over a grid of edge cases and seeded random scans.
+
+Inputs travel as integers (the MLX90614's raw 0.02 K steps, thresholds in hundredths) and both interpreters
+convert them with the same arithmetic, so verdicts and flags must match exactly and estimates to 1e-9 C.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from firmware import calibration, screening
+
+ROOT = Path(__file__).resolve().parents[1]
+MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+FLAG_SETS: tuple[list[str], ...] = (
+    [], ["unstable"], ["not_settled"], ["low_supply"], ["sensor_fault"], ["above_baseline"],
+    ["below_baseline"], ["low_supply", "above_baseline"],
+)  # fmt: skip
+
+# Runs under MicroPython: one JSON case per line in, one JSON result per line out (keeps the heap small).
+RUNNER = """
+import gc, json, sys
+sys.path.insert(0, {firmware!r})
+import screening
+from calibration import CALIBRATION
+
+def run(case):
+    mode, raw_site, raw_amb, flags, thr = case
+    t_site = None if raw_site is None else raw_site * 0.02 - 273.15
+    t_amb = raw_amb * 0.02 - 273.15
+    threshold = None if thr is None else thr / 100
+    t_core, verdict, out = screening.assess(CALIBRATION, mode, t_site, t_amb, flags, threshold)
+    return [t_core, verdict, out, screening.advice(verdict, out)]
+
+def baseline(readings):
+    b = screening.Baseline(10, 0.2)
+    for raw in readings:
+        t = raw * 0.02 - 273.15
+        flags = b.flags(t)
+        t_core, verdict, fl = screening.assess(CALIBRATION, "forehead", t, 22.0, flags)
+        b.update(t, verdict, fl)
+        print(json.dumps([flags, verdict, b.value()]))  # one line a reading: short strings for a small heap
+
+with open({cases!r}) as f:
+    for line in f:
+        gc.collect()
+        case = json.loads(line)
+        if case[0] == "baseline":
+            baseline(case[1])
+        else:
+            print(json.dumps(run(case)))
+"""
+
+
+def to_raw(t_c: float) -> int:
+    return round((t_c + 273.15) / 0.02)
+
+
+def run_cpython(case: list[Any]) -> list[Any]:
+    mode, raw_site, raw_amb, flags, thr = case
+    t_site = None if raw_site is None else raw_site * 0.02 - 273.15
+    t_amb = raw_amb * 0.02 - 273.15
+    threshold = None if thr is None else thr / 100
+    t_core, verdict, out = screening.assess(calibration.CALIBRATION, mode, t_site, t_amb, flags, threshold)
+    return [t_core, verdict, out, screening.advice(verdict, out)]
+
+
+def baseline_cpython(readings: list[int]) -> list[Any]:
+    b = screening.Baseline(10, 0.2)
+    out = []
+    for raw in readings:
+        t = raw * 0.02 - 273.15
+        flags = b.flags(t)
+        _, verdict, fl = screening.assess(calibration.CALIBRATION, "forehead", t, 22.0, flags)
+        b.update(t, verdict, fl)
+        out.append([flags, verdict, b.value()])
+    return out
+
+
+def cases() -> list[list[Any]]:
+    cal = calibration.CALIBRATION
+    out: list[list[Any]] = []
+    # Lane baselines: a node's run of readings, some fevers and some cold faces.
+    for seed in range(5):
+        r = random.Random(seed)
+        # a lane's forehead readings: some fevers (+1.5 C), some cold faces (-3 C)
+        shifts = [
+            (1.5 if r.random() < 0.08 else 0.0) - (3.0 if r.random() < 0.05 else 0.0) for _ in range(60)
+        ]
+        readings = [to_raw(r.gauss(35.2, 0.5) + d) for d in shifts]
+        out.append(["baseline", readings])
+    # Edges: ambient range, skin range, the cold-skin floor and the threshold of each mode, to the raw step.
+    lo_amb, hi_amb = cal["ambient_c"]
+    ambients = [lo_amb - 0.02, lo_amb, lo_amb + 0.02, 22.0, hi_amb - 0.02, hi_amb, hi_amb + 0.02, -5.0, 35.0]
+    for mode in screening.MODES:
+        m = cal["modes"][mode]
+        sites = [cal["skin_c"][0] - 0.02, cal["skin_c"][0], cal["skin_c"][1], cal["skin_c"][1] + 0.02, 33.0]
+        for t_amb in (22.0, 20.2, 24.0):
+            for target in (m["threshold_c"], m["min_core_c"], 37.3):
+                # the site temperature whose estimate lands on the target, and its raw neighbours
+                t_site = (target - m["offset_c"] + m["k"] * t_amb) / (1 + m["k"])
+                sites += [t_site - 0.02, t_site, t_site + 0.02]
+        for t_site in sites:
+            for t_amb in ambients:
+                for thr in (None, 3730, 3750):
+                    out.append([mode, to_raw(t_site), to_raw(t_amb), [], thr])
+    rng = random.Random(20240605)
+    for _ in range(3000):
+        mode = rng.choice(screening.MODES)
+        raw_site = None if rng.random() < 0.02 else to_raw(rng.uniform(25.0, 43.0))
+        flags = list(rng.choice(FLAG_SETS))
+        thr = rng.choice((None, None, 3730, 3800))
+        out.append([mode, raw_site, to_raw(rng.uniform(10.0, 34.0)), flags, thr])
+    return out
+
+
+def test_firmware_and_gateway_reach_the_same_verdicts(tmp_path: Path) -> None:
+    all_cases = cases()
+    path = tmp_path / "cases.jsonl"
+    path.write_text("".join(json.dumps(c) + "\n" for c in all_cases), encoding="utf-8")
+    script = tmp_path / "runner.py"
+    script.write_text(RUNNER.format(firmware=str(ROOT / "firmware"), cases=str(path)), encoding="utf-8")
+    done = subprocess.run(
+        [str(MICROPYTHON), "-X", "heapsize=112k", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = iter(done.stdout.splitlines())
+    verdicts: set[str] = set()
+    for case in all_cases:
+        if case[0] == "baseline":
+            py = baseline_cpython(case[1])
+            mp = [json.loads(next(lines)) for _ in py]
+            assert [(f, v) for f, v, _ in mp] == [(f, v) for f, v, _ in py], case
+            for (_, _, a), (_, _, b) in zip(mp, py, strict=True):
+                assert (a is None) == (b is None) and (a is None or abs(a - b) < 1e-9), case
+            continue
+        py = run_cpython(case)
+        mp = json.loads(next(lines))
+        assert mp[1:] == py[1:], case  # verdict, flags, advice: exactly
+        assert (mp[0] is None) == (py[0] is None), case
+        if py[0] is not None:
+            assert abs(mp[0] - py[0]) < 1e-9, case
+        verdicts.add(py[1])
+    assert next(lines, None) is None
+    assert verdicts == set(screening.VERDICTS)  # the cases reach every verdict
