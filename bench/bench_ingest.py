@@ -61,7 +61,7 @@ def gateway_rate(port: int, n: int, nodes: int, workdir: Path) -> float:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--n", type=int, default=20_000)
+    p.add_argument("--n", type=int, default=15_000)
     p.add_argument("--nodes", type=int, default=4)
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
