@@ -7,6 +7,7 @@ settling times, EEPROM busy windows and power-up delays are exact and no test sl
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Protocol
 
 
@@ -51,4 +52,42 @@ class ManualClock:
 
     def set_unix_ms(self, ms: int) -> None:
         self._sync_tick = self._now
+        self._sync_unix = ms
+
+
+class ScaledClock:
+    """Simulated time running `speed` times faster than real time, shared by every node of a simulation.
+
+    Many nodes talk real MQTT to a real broker, so simulated time cannot jump: it runs at a fixed ratio to the
+    monotonic clock. `sleep_ms(ms)` waits ms / speed real milliseconds. Ticks start at 0 when created.
+    """
+
+    def __init__(self, speed: float = 1.0) -> None:
+        if speed <= 0:
+            raise ValueError(f"speed must be > 0 (got {speed})")
+        self.speed = speed
+        self._t0 = time.monotonic()
+        self._sync_tick: int | None = None
+        self._sync_unix = 0
+
+    def ticks_ms(self) -> int:
+        return int((time.monotonic() - self._t0) * 1000 * self.speed)
+
+    def ticks_diff(self, a: int, b: int) -> int:
+        return a - b
+
+    def seconds(self) -> float:
+        """Simulated seconds since the start."""
+        return (time.monotonic() - self._t0) * self.speed
+
+    async def sleep_ms(self, ms: int) -> None:
+        await asyncio.sleep(max(0, ms) / 1000 / self.speed)
+
+    def unix_ms(self) -> int | None:
+        if self._sync_tick is None:
+            return None
+        return self._sync_unix + self.ticks_diff(self.ticks_ms(), self._sync_tick)
+
+    def set_unix_ms(self, ms: int) -> None:
+        self._sync_tick = self.ticks_ms()
         self._sync_unix = ms
