@@ -1,0 +1,223 @@
+"""The compact binary form of one scan result (what the outbox stores) and its protocol-v1 JSON.
+
+A scan is about 45 bytes here instead of about 330 bytes of JSON, so 10,000 scans fit in well under 1 MiB of
+flash. The scan dict the node hands in has every protocol field except v/site/node/seq (those are added by
+`to_payload`, from the outbox seq and the node's identity).
+
+Byte layout, version 1. "uv" is an unsigned LEB128 varint (7 bits a byte, low bits first, high bit = more
+follows); "sv" a signed value zigzag-mapped to an uv ((n << 1) ^ (n >> 63)); temperatures are stored as
+sv of round(t * 100), i.e. exact to 0.01 C whatever the float width (the ESP32 port uses 32-bit floats).
+
+    byte 0       layout version (1)
+    byte 1       bit 0 mode (0 forehead, 1 canthus); bits 1-2 verdict (index in VERDICTS);
+                 presence bits: 3 ts, 4 t_site_c, 5 t_amb_c, 6 t_core_c, 7 retest_of (absent = null)
+    uv           flags bitmask: bit i = FLAGS[i]
+    uv           boot
+    uv           ts (Unix ms UTC)                     only if present
+    uv           uptime_ms
+    sv           t_site_c * 100                       only if present
+    sv           t_amb_c * 100                        only if present
+    sv           t_core_c * 100                       only if present
+    uv           samples
+    uv           duration_ms
+    uv           retest_of                            only if present
+    u8 + bytes   fw (printable ASCII, no quote or backslash, at most 255 bytes)
+    u8 + bytes   cal (same rules)
+
+FLAGS is append-only: a new flag takes the next bit, a bit is never reused or reordered. `unpack` returns
+flags in FLAGS order (a set of conditions, not a sequence).
+"""
+
+LAYOUT = 1
+MODES = ("forehead", "canthus")
+VERDICTS = ("normal", "elevated", "indeterminate", "invalid")
+FLAGS = ("cold_ambient", "hot_ambient", "not_skin", "unstable", "not_settled", "sensor_fault", "low_supply")
+FLAGS += ("cold_skin", "below_baseline", "above_baseline")  # append only (see above)
+
+_TEMPS = ("t_site_c", "t_amb_c", "t_core_c")
+_FIELDS = tuple("boot ts uptime_ms mode t_site_c t_amb_c t_core_c verdict flags samples".split())
+_FIELDS += ("duration_ms", "retest_of", "fw", "cal")
+_IGNORED = ("v", "site", "node", "seq")
+_TEMP_LIMIT = 1000.0  # |t| beyond this is not a reading; also rejects NaN and infinities
+
+
+def _uint(name, v):
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise ValueError("scan." + name + ": need an int >= 0, got " + repr(v))
+    return v
+
+
+def _centi(name, t):
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not (-_TEMP_LIMIT < t < _TEMP_LIMIT):
+        raise ValueError("scan." + name + ": need a temperature in C, got " + repr(t))
+    return round(t * 100)
+
+
+def _text(name, s):
+    if not isinstance(s, str):
+        raise ValueError("scan." + name + ": need a string, got " + repr(s))
+    b = s.encode()
+    if len(b) > 255:
+        raise ValueError("scan." + name + ": longer than 255 bytes")
+    for c in b:
+        if c < 0x20 or c > 0x7E or c == 0x22 or c == 0x5C:
+            raise ValueError("scan." + name + ": printable ASCII without quotes or backslashes only")
+    return b
+
+
+def _put(buf, n):
+    while n > 0x7F:
+        buf.append((n & 0x7F) | 0x80)
+        n >>= 7
+    buf.append(n)
+
+
+def _flag_bits(flags):
+    if not isinstance(flags, (list, tuple)):
+        raise ValueError("scan.flags: need a list of strings, got " + repr(flags))
+    bits = 0
+    for f in flags:
+        if f not in FLAGS:
+            raise ValueError("scan.flags: unknown flag " + repr(f))
+        bits |= 1 << FLAGS.index(f)
+    return bits
+
+
+def _index(name, table, v):
+    if v not in table:
+        raise ValueError("scan." + name + ": one of " + ", ".join(table) + ", got " + repr(v))
+    return table.index(v)
+
+
+def pack(scan):
+    """The bytes of one scan (layout above). ValueError names the first bad or missing field."""
+    for k in scan:
+        if k not in _FIELDS and k not in _IGNORED:
+            raise ValueError("scan: unknown field " + repr(k))
+    for k in _FIELDS:
+        if k not in scan:
+            raise ValueError("scan: missing field " + k)
+    opt = (scan["ts"], scan["t_site_c"], scan["t_amb_c"], scan["t_core_c"], scan["retest_of"])
+    head = _index("mode", MODES, scan["mode"]) | (_index("verdict", VERDICTS, scan["verdict"]) << 1)
+    for i in range(5):
+        if opt[i] is not None:
+            head |= 1 << (3 + i)
+    buf = bytearray((LAYOUT, head))
+    _put(buf, _flag_bits(scan["flags"]))
+    _put(buf, _uint("boot", scan["boot"]))
+    if opt[0] is not None:
+        _put(buf, _uint("ts", opt[0]))
+    _put(buf, _uint("uptime_ms", scan["uptime_ms"]))
+    for name in _TEMPS:
+        if scan[name] is not None:
+            c = _centi(name, scan[name])
+            _put(buf, (c << 1) if c >= 0 else ((-c << 1) - 1))
+    _put(buf, _uint("samples", scan["samples"]))
+    _put(buf, _uint("duration_ms", scan["duration_ms"]))
+    if opt[4] is not None:
+        _put(buf, _uint("retest_of", opt[4]))
+    for name in ("fw", "cal"):
+        b = _text(name, scan[name])
+        buf.append(len(b))
+        buf.extend(b)
+    return bytes(buf)
+
+
+class _Reader:
+    def __init__(self, b):
+        self.b = b
+        self.i = 0
+
+    def byte(self):
+        if self.i >= len(self.b):
+            raise ValueError("record: truncated")
+        self.i += 1
+        return self.b[self.i - 1]
+
+    def uv(self):
+        n = 0
+        shift = 0
+        while True:
+            c = self.byte()
+            n |= (c & 0x7F) << shift
+            if not c & 0x80:
+                return n
+            shift += 7
+            if shift > 70:
+                raise ValueError("record: varint too long")
+
+    def sv(self):
+        n = self.uv()
+        return -((n + 1) >> 1) if n & 1 else n >> 1
+
+    def text(self):
+        n = self.byte()
+        if self.i + n > len(self.b):
+            raise ValueError("record: truncated")
+        self.i += n
+        return bytes(self.b[self.i - n : self.i]).decode()
+
+
+def _decode(b):
+    """The stored values as ints (temperatures in centi-degrees C); ValueError on a malformed record."""
+    r = _Reader(b)
+    if r.byte() != LAYOUT:
+        raise ValueError("record: unknown layout " + str(b[0]))
+    head = r.byte()
+    d = {"mode": MODES[head & 1], "verdict": VERDICTS[(head >> 1) & 3]}
+    bits = r.uv()
+    if bits >> len(FLAGS):
+        raise ValueError("record: unknown flag bits")
+    d["flags"] = [FLAGS[i] for i in range(len(FLAGS)) if bits & (1 << i)]
+    d["boot"] = r.uv()
+    d["ts"] = r.uv() if head & 0x08 else None
+    d["uptime_ms"] = r.uv()
+    for i in range(3):
+        d[_TEMPS[i]] = r.sv() if head & (0x10 << i) else None
+    d["samples"] = r.uv()
+    d["duration_ms"] = r.uv()
+    d["retest_of"] = r.uv() if head & 0x80 else None
+    d["fw"] = r.text()
+    d["cal"] = r.text()
+    if r.i != len(b):
+        raise ValueError("record: trailing bytes")
+    return d
+
+
+def unpack(b):
+    """The scan dict packed in `b` (temperatures as floats in C, rounded to 0.01 C)."""
+    d = _decode(b)
+    for name in _TEMPS:
+        if d[name] is not None:
+            d[name] = d[name] / 100
+    return d
+
+
+def _json_temp(c):
+    if c is None:
+        return "null"
+    sign = "-" if c < 0 else ""
+    c = abs(c)
+    return sign + str(c // 100) + "." + str(100 + c % 100)[1:]
+
+
+def _json_int(n):
+    return "null" if n is None else str(n)
+
+
+_SCAN_JSON = (
+    '{"v":1,"site":"%s","node":"%s","seq":%d,"boot":%d,"ts":%s,"uptime_ms":%d,"mode":"%s",'
+    '"t_site_c":%s,"t_amb_c":%s,"t_core_c":%s,"verdict":"%s","flags":[%s],"samples":%d,'
+    '"duration_ms":%d,"retest_of":%s,"fw":"%s","cal":"%s"}'
+)
+
+
+def to_payload(seq, b, site, node):
+    """Protocol-v1 JSON (bytes) for the scan topic, fields in DESIGN.md order. Temperatures are written from
+    the stored centi-degrees, so the payload is byte-identical on the ESP32, MicroPython unix and CPython."""
+    d = _decode(b)
+    t = [_json_temp(d[k]) for k in _TEMPS]
+    flags = ",".join(['"' + f + '"' for f in d["flags"]])
+    args = (site, node, _uint("seq", seq), d["boot"], _json_int(d["ts"]), d["uptime_ms"], d["mode"])
+    args += (t[0], t[1], t[2], d["verdict"], flags, d["samples"], d["duration_ms"], _json_int(d["retest_of"]))
+    return (_SCAN_JSON % (args + (d["fw"], d["cal"]))).encode()

@@ -1,0 +1,513 @@
+"""firmware/uplink.py against a real Mosquitto: the node's outbox drains to a gateway that sends receipts.
+
+The test plays the gateway with paho (subscribe to the node's topics, receipt what it receives). The node is
+either the real firmware on MicroPython (tests/firmware/mp/net_uplink_node.py, a fake Wi-Fi link that a file
+cuts) or the same modules in this process under CPython.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from sim.broker import Broker, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE = ROOT / "firmware"
+if str(FIRMWARE) not in sys.path:
+    sys.path.insert(0, str(FIRMWARE))
+
+import clock as clockmod  # noqa: E402
+import outbox  # noqa: E402
+import record  # noqa: E402
+import uplink  # noqa: E402
+
+INTERPRETERS = {
+    "micropython": [str(ROOT / ".venv/bin/micropython"), "-X", "heapsize=112k"],
+    "cpython": [sys.executable],
+}
+NODE_PROGRAM = str(ROOT / "tests/firmware/mp/net_uplink_node.py")
+NTP_MS = 1767225600000
+
+
+class Gateway:
+    """The gateway's side of the protocol for one node: records what arrives and receipts scans (except the
+    first delivery of the seqs in `withhold_once`)."""
+
+    def __init__(self, port: int, site: str, node: str, withhold_once: tuple[int, ...] = ()) -> None:
+        self.root = f"checkpoint/v1/{site}/{node}/"
+        self.scans: list[bytes] = []
+        self.status: list[dict[str, Any]] = []
+        self.health: list[dict[str, Any]] = []
+        self.withhold = set(withhold_once)
+        self.cond = threading.Condition()
+        self.subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"gw-{site}-{node}")
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(
+            [(self.root + "scan", 1), (self.root + "status", 1), (self.root + "health", 0)]
+        )
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(0.05, 0.2)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert self.subscribed.wait(5), "gateway: no SUBACK"
+
+    def _on_message(self, c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
+        kind = m.topic.rsplit("/", 1)[1]
+        with self.cond:
+            if kind == "scan":
+                self.scans.append(m.payload)
+                seq = json.loads(m.payload)["seq"]
+                if seq in self.withhold:
+                    self.withhold.discard(seq)
+                else:
+                    c.publish(self.root + "receipt", json.dumps({"v": 1, "seqs": [seq]}), qos=1)
+            elif kind == "status":
+                self.status.append({**json.loads(m.payload), "retained": m.retain})
+            else:
+                self.health.append(json.loads(m.payload))
+            self.cond.notify_all()
+
+    def wait(self, pred: Callable[[], bool], timeout: float = 20) -> bool:
+        with self.cond:
+            return self.cond.wait_for(pred, timeout)
+
+    def deliveries(self, seq: int) -> int:
+        return sum(1 for p in self.scans if json.loads(p)["seq"] == seq)
+
+    def first_deliveries(self) -> list[tuple[int, bytes]]:
+        seen: dict[int, bytes] = {}
+        for p in self.scans:
+            seen.setdefault(json.loads(p)["seq"], p)
+        return list(seen.items())
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class NodeProcess:
+    """net_uplink_node.py in a subprocess; its stdout lines are events."""
+
+    def __init__(self, interpreter: str, **opts: Any) -> None:
+        self.records: dict[int, bytes] = {}
+        self.result: tuple[str, dict[str, Any]] | None = None
+        self.cond = threading.Condition()
+        opts_file = Path(opts["dir"] + ".json")
+        opts_file.write_text(json.dumps(opts))
+        args = [*INTERPRETERS[interpreter], NODE_PROGRAM, str(FIRMWARE), str(opts_file)]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            kind, _, rest = line.rstrip("\n").partition(" ")
+            with self.cond:
+                self.lines.append(line)
+                if kind == "rec":
+                    seq, _, payload = rest.partition(" ")
+                    self.records[int(seq)] = payload.encode()
+                elif kind in ("done", "timeout"):
+                    self.result = (kind, json.loads(rest))
+                self.cond.notify_all()
+
+    def wait(self, pred: Callable[[], bool], timeout: float = 20) -> bool:
+        with self.cond:
+            return self.cond.wait_for(pred, timeout)
+
+    def finish(self, timeout: float = 60) -> dict[str, Any]:
+        assert self.wait(lambda: self.result is not None, timeout), "node did not finish: " + "".join(
+            self.lines
+        )
+        assert self.result is not None and self.result[0] == "done", self.result
+        self.proc.wait(10)
+        return self.result[1]
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def node_opts(tmp_path: Path, port: int, node: str, **over: Any) -> dict[str, Any]:
+    opts = {
+        "dir": str(tmp_path / "outbox"),
+        "port": port,
+        "site": "bridge-1",
+        "node": node,
+        "n": 5,
+        "interval_ms": 20,
+        "linkdown": str(tmp_path / "linkdown"),
+        "deadline_ms": 60000,
+    }
+    opts.update(over)
+    return opts
+
+
+@pytest.mark.parametrize("interpreter", ["micropython", "cpython"])
+def test_broker_outage_every_scan_arrives_in_order_exactly_as_recorded(
+    private_broker: Broker, tmp_path: Path, interpreter: str
+) -> None:
+    """The broker stops while the node keeps scanning; after the restart every scan arrives, first
+    deliveries in seq order, byte for byte as the node recorded it, and the outbox empties on receipts.
+
+    Our test broker keeps no sessions across a restart, so a gateway that came back after the node would miss
+    what the node resent in between (the node resends it again after receipt_timeout_s). The node's link is
+    held down until the gateway has resubscribed, as a persistent gateway session would make it in service.
+    """
+    gw = Gateway(private_broker.port, "bridge-1", "n-outage")
+    n = 60
+    node = NodeProcess(
+        interpreter, **node_opts(tmp_path, private_broker.port, "n-outage", n=n, interval_ms=50)
+    )
+    linkdown = tmp_path / "linkdown"
+    try:
+        assert node.wait(lambda: 10 in node.records), node.lines
+        assert gw.wait(lambda: len(gw.scans) >= 5)
+        private_broker.stop()
+        at_stop = len(node.records)
+        assert node.wait(lambda: len(node.records) >= at_stop + 15), "the node stopped scanning"
+        linkdown.touch()
+        gw.subscribed.clear()
+        private_broker.start()
+        assert gw.subscribed.wait(10)
+        linkdown.unlink()
+        stats = node.finish()
+    finally:
+        node.kill()
+        gw.close()
+    first = gw.first_deliveries()
+    assert [seq for seq, _ in first] == list(range(n))
+    assert all(payload == node.records[seq] for seq, payload in first)
+    assert all(p == node.records[json.loads(p)["seq"]] for p in gw.scans)  # resends are identical too
+    assert stats["depth"] == 0 and stats["dropped"] == 0
+    print(f"\n{interpreter}: {n} scans, {len(gw.scans)} deliveries, node counts {stats['counts']}")
+
+
+def test_scan_without_receipt_is_resent_after_reconnect(broker: Broker, tmp_path: Path) -> None:
+    gw = Gateway(broker.port, "bridge-1", "n-resend", withhold_once=(2,))
+    node = NodeProcess("micropython", **node_opts(tmp_path, broker.port, "n-resend"))
+    linkdown = tmp_path / "linkdown"
+    try:
+        assert gw.wait(
+            lambda: any(h["outbox_depth"] == 1 for h in gw.health) and len(gw.first_deliveries()) == 5
+        )
+        linkdown.touch()  # Wi-Fi lost: the node drops MQTT without a DISCONNECT, the broker sends its will
+        assert gw.wait(lambda: gw.status[-1]["state"] == "offline")
+        linkdown.unlink()
+        stats = node.finish()
+    finally:
+        node.kill()
+        gw.close()
+    assert [gw.deliveries(s) for s in range(5)] == [1, 1, 2, 1, 1]  # only the unreceipted one again
+    assert [json.loads(p)["seq"] for p in gw.scans] == [0, 1, 2, 3, 4, 2]
+    assert stats["depth"] == 0 and [s["state"] for s in gw.status][-2:] == ["online", "offline"]
+
+
+def test_node_power_cut_leaves_retained_offline_status(broker: Broker, tmp_path: Path) -> None:
+    gw = Gateway(broker.port, "bridge-1", "n-power")
+    node = NodeProcess("micropython", **node_opts(tmp_path, broker.port, "n-power", n=1000, interval_ms=100))
+    try:
+        assert gw.wait(lambda: bool(gw.status) and gw.status[-1]["state"] == "online")
+        online = gw.status[-1]
+        node.proc.send_signal(signal.SIGKILL)
+        assert gw.wait(lambda: gw.status[-1]["state"] == "offline")
+    finally:
+        node.kill()
+        gw.close()
+    assert online["fw"] == "0.1.0-test" and online["boot"] == 7 and online["config_id"] == "c0"
+    late = Gateway(broker.port, "bridge-1", "n-power")  # a client that connects later sees it retained
+    try:
+        assert late.wait(lambda: bool(late.status))
+        assert late.status[0] == {"v": 1, "state": "offline", "retained": True}
+    finally:
+        late.close()
+
+
+def make_ca(d: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 (openssl CLI)."""
+    run = lambda *a: subprocess.run(["openssl", *a], cwd=d, check=True, capture_output=True)  # noqa: E731
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=checkpoint-test-ca",
+    )
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    )
+    return d / "ca.crt", d / "server.crt", d / "server.key"
+
+
+@pytest.mark.parametrize("interpreter", ["micropython", "cpython"])
+def test_uplink_over_tls_verifies_the_broker(tmp_path: Path, interpreter: str) -> None:
+    if subprocess.run(["which", "openssl"], capture_output=True).returncode:
+        pytest.skip("openssl CLI not installed: cannot make a test CA")
+    ca, cert, key = make_ca(tmp_path)
+    tls_port = free_port()
+    conf = tmp_path / "tls.conf"
+    conf.write_text(
+        (ROOT / "deploy/mosquitto/local.conf").read_text()
+        + f"\nuser root\nlistener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+    )
+    with Broker(
+        config=conf, workdir=tmp_path / "mosquitto"
+    ) as b:  # plain listener for the gateway, TLS for the node
+        gw = Gateway(b.port, "bridge-1", "n-tls")
+        node = NodeProcess(interpreter, **node_opts(tmp_path, tls_port, "n-tls", cafile=str(ca)))
+        try:
+            stats = node.finish()
+        finally:
+            node.kill()
+            gw.close()
+    assert [s for s, _ in gw.first_deliveries()] == [0, 1, 2, 3, 4] and stats["depth"] == 0
+
+
+class FakeLink:
+    def __init__(self) -> None:
+        self.up = True
+
+    def isconnected(self) -> bool:
+        return self.up
+
+    async def connect(self) -> bool:
+        return self.up
+
+    def rssi(self) -> int | None:
+        return -57
+
+    def ntp_unix_ms(self) -> int | None:
+        return NTP_MS
+
+
+def run_uplink(
+    port: int, tmp_path: Path, node: str, body: Callable[..., Awaitable[None]], **hooks: Any
+) -> None:
+    """Run an in-process Uplink (CPython) while `body(up, box, clock)` drives the scenario."""
+
+    async def main() -> None:
+        box = outbox.Outbox(str(tmp_path / node))
+        box.open()
+        clock = clockmod.Clock()
+        cfg = {
+            "broker": {
+                "host": "127.0.0.1",
+                "port": port,
+                "tls": False,
+                "user": None,
+                "password": None,
+                "keepalive_s": 10,
+            },
+            "prefix": "checkpoint/v1",
+            "health_interval_s": 1,
+            "backoff_max_s": 1,
+        }
+        identity = {"site": "bridge-1", "node": node, "fw": "0.2.0", "boot": 3, "config_id": "c1"}
+        up = uplink.Uplink(
+            cfg,
+            identity,
+            box,
+            clock,
+            FakeLink(),
+            hooks.get("on_config", lambda c: (True, None)),
+            hooks.get("on_verdict", lambda v: None),
+            lambda: {"scans": 3, "heap_free": 51000},
+        )
+        task = asyncio.create_task(up.run())
+        try:
+            await body(up, box, clock)
+        finally:
+            await up.stop()
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(main())
+
+
+def scan_bytes(i: int, clock: Any) -> bytes:
+    return record.pack(
+        {
+            "boot": 3,
+            "ts": clock.unix_ms(),
+            "uptime_ms": clock.ticks_ms(),
+            "mode": "canthus",
+            "t_site_c": 36.1 + i / 10,
+            "t_amb_c": 22.4,
+            "t_core_c": 36.4 + i / 10,
+            "verdict": "normal",
+            "flags": [],
+            "samples": 9,
+            "duration_ms": 640,
+            "retest_of": None,
+            "fw": "0.2.0",
+            "cal": "placeholder-0",
+        }
+    )
+
+
+def test_status_health_clock_and_clean_stop(broker: Broker, tmp_path: Path) -> None:
+    gw = Gateway(broker.port, "bridge-1", "n-status")
+
+    async def body(up: uplink.Uplink, box: outbox.Outbox, clock: Any) -> None:
+        assert await asyncio.to_thread(gw.wait, lambda: any(s["state"] == "online" for s in gw.status))
+        assert up.connected and clock.unix_ms() is not None and clock.unix_ms() >= NTP_MS  # NTP when online
+        for i in range(3):
+            box.append(scan_bytes(i, clock))
+            up.kick()
+        assert await asyncio.to_thread(gw.wait, lambda: len(gw.scans) == 3)
+        n = len(gw.health)
+        assert await asyncio.to_thread(gw.wait, lambda: any(h["outbox_depth"] == 0 for h in gw.health[n:]))
+        assert box.depth == 0
+
+    try:
+        run_uplink(broker.port, tmp_path, "n-status", body)
+        assert gw.wait(lambda: gw.status[-1]["state"] == "offline")
+    finally:
+        gw.close()
+    online = next(s for s in gw.status if s["state"] == "online")
+    assert {k: online[k] for k in ("v", "fw", "boot", "config_id")} == {
+        "v": 1,
+        "fw": "0.2.0",
+        "boot": 3,
+        "config_id": "c1",
+    }
+    h = gw.health[-1]
+    assert h["v"] == 1 and h["rssi"] == -57 and h["scans"] == 3 and h["outbox_dropped"] == 0
+    assert [json.loads(p)["ts"] >= NTP_MS for p in gw.scans] == [True] * 3  # scans carry synced time
+    late = Gateway(broker.port, "bridge-1", "n-status")
+    try:
+        assert late.wait(lambda: bool(late.status)) and late.status[0] == {
+            "v": 1,
+            "state": "offline",
+            "retained": True,
+        }
+    finally:
+        late.close()
+
+
+def test_config_applied_or_refused_with_reason_and_verdicts_delivered(broker: Broker, tmp_path: Path) -> None:
+    gw = Gateway(broker.port, "bridge-1", "n-config")
+    verdicts: list[dict[str, Any]] = []
+    configs: list[dict[str, Any]] = []
+    identity_box: dict[str, Any] = {}
+
+    def on_config(c: dict[str, Any]) -> tuple[bool, str | None]:
+        configs.append(c)
+        if not 35.0 <= c.get("threshold_c", 37.5) <= 40.0:
+            return False, "threshold_c: out of range 35.0..40.0"
+        identity_box["up"].identity["config_id"] = c["config_id"]
+        return True, None
+
+    async def body(up: uplink.Uplink, box: outbox.Outbox, clock: Any) -> None:
+        identity_box["up"] = up
+        assert await asyncio.to_thread(gw.wait, lambda: any(s["state"] == "online" for s in gw.status))
+        pub = gw.client.publish
+        pub(
+            gw.root + "config",
+            json.dumps({"v": 1, "config_id": "c2", "threshold_c": 37.3}),
+            qos=1,
+            retain=True,
+        )
+        assert await asyncio.to_thread(gw.wait, lambda: gw.status[-1].get("config_id") == "c2")
+        pub(
+            gw.root + "config",
+            json.dumps({"v": 1, "config_id": "c3", "threshold_c": 30.0}),
+            qos=1,
+            retain=True,
+        )
+        assert await asyncio.to_thread(gw.wait, lambda: "config_error" in gw.status[-1])
+        pub(gw.root + "config", b"{not json", qos=1)
+        assert await asyncio.to_thread(gw.wait, lambda: "JSON" in gw.status[-1].get("config_error", ""))
+        pub(
+            gw.root + "verdict",
+            json.dumps({"v": 1, "seq": 4, "verdict": "elevated", "t_core_c": 38.4}),
+            qos=1,
+        )
+        assert await asyncio.to_thread(gw.wait, lambda: bool(verdicts), 10)
+
+    try:
+        run_uplink(broker.port, tmp_path, "n-config", body, on_config=on_config, on_verdict=verdicts.append)
+    finally:
+        gw.client.publish(gw.root + "config", b"", retain=True)  # clear the retained config
+        gw.close()
+    refused = [s for s in gw.status if "config_error" in s]
+    assert (
+        refused[0]["config_error"] == "threshold_c: out of range 35.0..40.0"
+        and refused[0]["config_id"] == "c2"
+    )
+    assert [c["config_id"] for c in configs] == ["c2", "c3"]  # the garbage never reached the app
+    assert verdicts == [{"v": 1, "seq": 4, "verdict": "elevated", "t_core_c": 38.4}]
+
+
+def test_pending_records_are_published_in_seq_order_within_the_window(broker: Broker, tmp_path: Path) -> None:
+    """200 scans already waiting at boot go out oldest first, at most `window` without a PUBACK."""
+    gw = Gateway(broker.port, "bridge-1", "n-backlog")
+    box = outbox.Outbox(str(tmp_path / "n-backlog"))
+    box.open()
+    clock = clockmod.Clock()
+    expected = {}
+    for i in range(200):
+        b = scan_bytes(i % 30, clock)
+        expected[box.append(b)] = record.to_payload(i, b, "bridge-1", "n-backlog")
+    box.close()
+
+    async def body(up: uplink.Uplink, box: outbox.Outbox, clock: Any) -> None:
+        assert await asyncio.to_thread(gw.wait, lambda: len(gw.first_deliveries()) == 200)
+        assert await asyncio.to_thread(gw.wait, lambda: any(h["outbox_depth"] == 0 for h in gw.health))
+
+    try:
+        run_uplink(broker.port, tmp_path, "n-backlog", body)
+    finally:
+        gw.close()
+    assert gw.first_deliveries() == sorted(expected.items())
+    assert os.listdir(tmp_path / "n-backlog") == ["meta"]  # every segment freed and deleted
