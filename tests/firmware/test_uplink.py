@@ -399,7 +399,7 @@ def test_status_health_clock_and_clean_stop(broker: Broker, tmp_path: Path) -> N
     gw = Gateway(broker.port, "bridge-1", "n-status")
 
     async def body(up: uplink.Uplink, box: outbox.Outbox, clock: Any) -> None:
-        assert await asyncio.to_thread(gw.wait, lambda: any(s["state"] == "online" for s in gw.status))
+        assert await asyncio.to_thread(gw.wait, lambda: bool(gw.health))  # after status and subscriptions
         assert up.connected and clock.unix_ms() is not None and clock.unix_ms() >= NTP_MS  # NTP when online
         for i in range(3):
             box.append(scan_bytes(i, clock))
