@@ -6,7 +6,8 @@ then scans from the outbox in seq order, QoS 1, at most `window` without a PUBAC
 only when a receipt {"v":1,"seqs":[...]} names it (a PUBACK is not enough: DESIGN.md, data integrity).
 After every reconnect all unfreed records are resent in seq order (the gateway stores by (site, node, seq));
 with no receipt for `receipt_timeout_s` while records wait, they are resent as well (the broker may have
-dropped them). Health goes out every `health_interval_s` (QoS 0). `kick()` wakes it after an append.
+dropped them; the wait doubles up to 1 h while none comes). Health goes out every `health_interval_s`
+(QoS 0). `kick()` wakes it after an append.
 
 cfg: {"broker": {"host", "port", "tls", "user", "password", "keepalive_s", optional "cafile" (PEM or DER)},
       "prefix", "health_interval_s", optional: "window" (8), "backoff_max_s" (60), "receipt_timeout_s" (120),
@@ -28,6 +29,7 @@ import record
 OFFLINE = b'{"v":1,"state":"offline"}'
 _BACKOFF_MS = 1000
 _TICK_MS = 1000
+_RESEND_CAP_MS = 3600000
 
 
 def _der(path):
@@ -60,13 +62,14 @@ class Uplink:
         self.window = cfg.get("window", 8)
         self.connected = False
         self.last_progress_ms = clock.ticks_ms()
-        self.counts = {"published": 0, "receipted": 0, "reconnects": 0, "resends": 0, "errors": 0}
+        self.counts = {"published": 0, "receipted": 0, "connects": 0, "resends": 0, "errors": 0}
         self._client = None
         self._wake = asyncio.Event()
         self._stopping = False
         self._cursor = -1  # highest seq published on this connection
         self._receipt_ms = 0  # tick of the last receipt (or of a resend)
         self._resend_ms = cfg.get("receipt_timeout_s", 120) * 1000
+        self._resend_wait = self._resend_ms  # doubles after each resend without a receipt
         self._health_every = cfg["health_interval_s"] * 1000
         self._ntp_every = cfg.get("ntp_interval_s", 3600) * 1000
         self._health_ms = None
@@ -97,14 +100,16 @@ class Uplink:
         cap = self.cfg.get("backoff_max_s", 60) * 1000
         while not self._stopping:
             self._progress()
+            connects = self.counts["connects"]
             try:
                 if await self._link_up():
                     self._ntp()
                     await self._session()
-                    backoff = _BACKOFF_MS  # the session was up: retry soon
             except OSError as e:
                 self.counts["errors"] += 1
                 _log("broker", self.cfg["broker"]["host"], "unreachable:", repr(e))
+            if connects != self.counts["connects"]:
+                backoff = _BACKOFF_MS  # the session was up: retry soon
             if not self._stopping:
                 await self._pause(backoff)
                 backoff = min(backoff * 2, cap)
@@ -120,10 +125,7 @@ class Uplink:
             return False
 
     def _ntp(self):
-        if (
-            self._ntp_ms is not None
-            and self._since(self._ntp_ms) < self.cfg.get("ntp_interval_s", 3600) * 1000
-        ):
+        if self._ntp_ms is not None and self._since(self._ntp_ms) < self._ntp_every:
             return
         ms = self.link.ntp_unix_ms()
         if ms is not None:
@@ -166,7 +168,7 @@ class Uplink:
             for kind in ("receipt", "verdict", "config"):
                 await c.subscribe(self.topic + kind, 1)
             self.connected = True
-            self.counts["reconnects"] += 1
+            self.counts["connects"] += 1
             self._cursor = -1
             self._receipt_ms = self.clock.ticks_ms()
             self._health_ms = None
@@ -187,10 +189,7 @@ class Uplink:
             if self._status_due:
                 await self._publish_status(c)
             await self._pump(c)
-            if (
-                self._health_ms is None
-                or self._since(self._health_ms) >= self.cfg["health_interval_s"] * 1000
-            ):
+            if self._health_ms is None or self._since(self._health_ms) >= self._health_every:
                 self._health_ms = self.clock.ticks_ms()
                 await c.publish(self.topic + "health", self._health_payload(), qos=0)
             self._check_receipts()
@@ -222,13 +221,14 @@ class Uplink:
 
     def _check_receipts(self):
         """Records were published but no receipt came for receipt_timeout_s: publish them again."""
-        if self._cursor < 0 or self._since(self._receipt_ms) < self._resend_ms:
+        if self._cursor < 0 or self._since(self._receipt_ms) < self._resend_wait:
             return
         oldest = self.outbox.pending(1)
         if oldest and oldest[0][0] <= self._cursor:
-            _log("no receipt for", self._resend_ms // 1000, "s: resending from seq", oldest[0][0])
+            _log("no receipt for", self._resend_wait // 1000, "s: resending from seq", oldest[0][0])
             self.counts["resends"] += 1
             self._cursor = -1
+            self._resend_wait = min(2 * self._resend_wait, _RESEND_CAP_MS)  # gateway down for hours: back off
         self._receipt_ms = self.clock.ticks_ms()
 
     def _status_payload(self):
@@ -298,6 +298,7 @@ class Uplink:
         self.outbox.free(good)
         self.counts["receipted"] += len(good)
         self._receipt_ms = self.clock.ticks_ms()
+        self._resend_wait = self._resend_ms
         self._wake.set()
 
     async def stop(self):
