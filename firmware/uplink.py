@@ -164,8 +164,10 @@ class Uplink:
         await c.connect(resend=False)  # the outbox, not the client, holds what must be resent
         ticker = asyncio.create_task(self._ticker())
         try:
+            self._progress()  # each step below may take up to timeout_ms: keep the watchdog informed
             await self._publish_status(c)
             for kind in ("receipt", "verdict", "config"):
+                self._progress()
                 await c.subscribe(self.topic + kind, 1)
             self.connected = True
             self.counts["connects"] += 1
