@@ -8,6 +8,7 @@ missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)   # pyright type-checks firmware/ on Node
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)     # TLS tests make their own certificates
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ]; then
         echo "setup: installing system packages: ${missing[*]}"
