@@ -28,9 +28,7 @@ def free_port() -> int:
 
 
 def mosquitto_binary() -> str:
-    found = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
+    found = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
     if found is None:
         raise BrokerError("mosquitto not found: run `make setup` (or `sudo apt-get install -y mosquitto`)")
     return found
@@ -39,8 +37,15 @@ def mosquitto_binary() -> str:
 class Broker:
     """A Mosquitto process on 127.0.0.1:port, configured from `config` plus a listener line."""
 
-    def __init__(self, config: Path = DEFAULT_CONFIG, port: int | None = None, workdir: Path | None = None):
+    def __init__(
+        self,
+        config: Path = DEFAULT_CONFIG,
+        port: int | None = None,
+        workdir: Path | None = None,
+        persistent: bool = False,
+    ):
         self.config = config
+        self.persistent = persistent
         self.port = port or free_port()
         self._tmp = tempfile.TemporaryDirectory(prefix="checkpoint-mosquitto-") if workdir is None else None
         self.workdir = Path(self._tmp.name) if self._tmp else Path(workdir)  # type: ignore[arg-type]
@@ -55,6 +60,9 @@ class Broker:
         conf = self.workdir / "mosquitto.conf"
         text = self.config.read_text()
         text += f"\nlistener {self.port} 127.0.0.1\n"
+        if self.persistent:
+            # Sessions and queued QoS 1 messages survive a clean restart (saved at shutdown); not a SIGKILL.
+            text += f"persistence true\npersistence_location {self.workdir}/\n"
         conf.write_text(text)
         return conf
 
@@ -67,9 +75,7 @@ class Broker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise BrokerError(
-                    f"mosquitto exited with {self.proc.returncode}; see {self.workdir}/mosquitto.log"
-                )
+                raise BrokerError(f"mosquitto exited with {self.proc.returncode}; see {self.workdir}/mosquitto.log")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return self

@@ -1,0 +1,254 @@
+"""One simulated node at a checkpoint post: the real firmware under CPython on simulated hardware, and its lane.
+
+Each node has its own simulated MLX90614 (BCC for a handheld forehead scanner, DCI for a canthus kiosk) behind
+sim/'s machine.I2C, recorded pins, a Wi-Fi link that faults can cut, a filesystem folder (config.json,
+boot counter, outbox) and a real MQTT connection through the firmware's own client. Travellers arrive at the
+lane (Poisson), step in front of the sensor, stay until the node shows a verdict, and step away; every result
+the node records is reported to the simulator with the traveller it belongs to (ground truth).
+
+Faults act on this node: Wi-Fi cut, sensor error flag or bus noise, power cut (tasks stopped abruptly, the
+socket dropped without DISCONNECT, sometimes a torn record left at the end of the outbox), garbage published
+under its identity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim.clock import ScaledClock
+from sim.host import firmware_module
+from sim.host.board import HostBoard
+from sim.mlx90614 import MLX90614
+from sim.scenario import Scenario, Site
+from sim.travellers import Population, Traveller, site_temperature
+
+VARIANT = {"forehead": "BCC", "canthus": "DCI"}
+DWELL_MS = 400  # a traveller stays this long after the verdict is shown
+GIVE_UP_MS = 4000  # no verdict by then (sensor fault): the traveller moves on unscanned
+GAP_MS = 800  # the next traveller steps up
+
+# Which node owns the task being created: tasks spawned inside a node's run() inherit this, so a power cut can
+# stop every task of that node without the firmware having to expose them.
+_OWNER: contextvars.ContextVar[SimNode | None] = contextvars.ContextVar("sim_node_owner", default=None)
+
+
+def install_task_tracking(loop: asyncio.AbstractEventLoop) -> None:
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, **kwargs)
+        owner = _OWNER.get()
+        if owner is not None:
+            owner.tasks.add(task)
+            task.add_done_callback(owner.tasks.discard)
+        return task
+
+    loop.set_task_factory(factory)
+
+
+@dataclass
+class Result:
+    """One scan the node recorded (appended to its outbox), as the simulator saw it happen."""
+
+    site: str
+    node: str
+    seq: int | None  # None: the outbox append failed (the node said so)
+    verdict: str
+    t_site_c: float | None
+    flags: list[str]
+    traveller: Traveller | None
+    at: float  # time.monotonic() when the node recorded it
+
+
+def node_config(site: Site, node: str, broker_port: int) -> dict[str, Any]:
+    return {
+        "site": site.name,
+        "node": node,
+        "config_id": "sim-1",
+        "mode": site.mode,
+        "wifi": {"ssid": "checkpoint", "password": "simulated"},
+        "broker": {"host": "127.0.0.1", "port": broker_port, "keepalive_s": 30},
+        "sensor": {"variant": VARIANT[site.mode]},
+    }
+
+
+class SimNode:
+    def __init__(
+        self,
+        scenario: Scenario,
+        site: Site,
+        name: str,
+        broker_port: int,
+        root: Path,
+        on_result: Callable[[Result], None],
+        seed: int,
+    ) -> None:
+        self.site, self.name, self.scenario = site, name, scenario
+        self.root = root
+        self.broker_port = broker_port
+        self.clock = ScaledClock(scenario.speed)
+        self.chip = MLX90614(self.clock, variant=VARIANT[site.mode], seed=seed)
+        self.chip.set_scene(object_c=site.ambient_c, ambient_c=site.ambient_c)
+        self.rng = random.Random(seed)
+        cold = 0.0 if not site.indoor else 0.7
+        self.population = Population(
+            seed, scenario.fever_prevalence, cold_share=cold, cold_ambient_c=(-8.0, -2.0),
+            minutes_since_cold=(3.0, 20.0),
+        )  # fmt: skip
+        self.on_result = on_result
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.board: HostBoard | None = None
+        self.firmware: Any = None
+        self.current: Traveller | None = None
+        self.shown = asyncio.Event()
+        self.travellers = 0
+        self.febrile = 0
+        self.boots = 0
+        self.powered = False
+        self.wifi_up = True
+
+    # --- power
+    def power_on(self) -> None:
+        """Boot the firmware from its folder (config.json, boot counter, outbox survive a power cut)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "config.json").write_text(json.dumps(node_config(self.site, self.name, self.broker_port)))
+        board = HostBoard(self.clock, str(self.root), {0x5A: self.chip})
+        if not self.wifi_up:
+            board.link.cut()
+        app = firmware_module("app")
+        cfg, settings, reason = app.boot_config(board.root)
+        if cfg is None:
+            raise RuntimeError(f"{self.name}: the simulator wrote an invalid node config: {reason}")
+        node = firmware_module("node").Node(board, cfg, settings)
+        recorded = node.record
+
+        def record(result: dict[str, Any]) -> None:
+            before = node.outbox.next_seq
+            recorded(result)
+            seq = node.scan.last_seq if node.outbox.next_seq != before else None
+            self._recorded(seq, result)
+
+        node.record = record  # the hook: every result the node records, with the traveller in front of it
+        self.board, self.firmware = board, node
+        self.boots += 1
+        self.powered = True
+        token = _OWNER.set(self)
+        try:
+            asyncio.get_running_loop().create_task(node.run(), name=f"{self.name}-run")
+        finally:
+            _OWNER.reset(token)
+
+    def power_cut(self, torn: bool) -> None:
+        """Power gone: every task stops where it is, the TCP connection drops (the broker sends the will).
+
+        With `torn`, a record was being written: a partial record is left at the end of the newest outbox
+        segment, which the firmware must detect and skip at the next boot."""
+        client = getattr(getattr(self.firmware, "uplink", None), "_client", None)
+        if client is not None:
+            client.close("power cut")
+        for task in list(self.tasks):
+            task.cancel()
+        self.tasks.clear()
+        outbox = getattr(self.firmware, "outbox", None)
+        if outbox is not None:
+            outbox.close()
+        if torn:
+            segments = sorted((self.root / "outbox").glob("*"))
+            data = [p for p in segments if p.is_file() and p.suffix not in (".tmp",)]
+            if data:
+                with open(data[-1], "ab") as f:
+                    f.write(bytes(self.rng.randrange(256) for _ in range(self.rng.randrange(1, 30))))
+        self.powered = False
+        self.current = None
+
+    # --- faults
+    def wifi(self, up: bool) -> None:
+        self.wifi_up = up
+        if self.board is not None:
+            if up:
+                self.board.link.restore()
+            else:
+                self.board.link.cut()
+
+    def sensor_fault(self, kind: str, on: bool) -> None:
+        if on:
+            self.chip.inject(kind, p=0.3) if kind == "bus_noise" else self.chip.inject(kind)
+        else:
+            self.chip.clear(kind)
+
+    # --- state the simulator reads
+    @property
+    def depth(self) -> int:
+        """Records not yet receipted by the gateway."""
+        outbox = getattr(self.firmware, "outbox", None)
+        return int(outbox.depth) if outbox is not None and self.powered else 0
+
+    @property
+    def connected(self) -> bool:
+        uplink = getattr(self.firmware, "uplink", None)
+        return bool(uplink is not None and uplink.connected)
+
+    async def stop(self) -> None:
+        """Clean shutdown: the uplink publishes "offline" and disconnects; then the tasks stop."""
+        uplink = getattr(self.firmware, "uplink", None)
+        if uplink is not None and self.powered:
+            # The link may be down: then the broker's will says offline instead.
+            with contextlib.suppress(TimeoutError, OSError):
+                await asyncio.wait_for(uplink.stop(), 5)
+        self.power_cut(torn=False)
+
+    # --- the lane
+    def _recorded(self, seq: int | None, result: dict[str, Any]) -> None:
+        self.on_result(
+            Result(
+                self.site.name,
+                self.name,
+                seq,
+                str(result["verdict"]),
+                result.get("t_site_c"),
+                list(result.get("flags", [])),
+                self.current,
+                time.monotonic(),
+            )
+        )
+        self.shown.set()
+
+    async def lane(self, rate_per_min: float, until_s: float) -> None:
+        """Travellers arrive (Poisson) and are scanned one after another until `until_s` simulated seconds."""
+        if rate_per_min <= 0:
+            return
+        next_arrival = self.rng.expovariate(rate_per_min / 60)
+        while True:
+            now = self.clock.seconds()
+            if next_arrival >= until_s:
+                return
+            if now < next_arrival:
+                await self.clock.sleep_ms(int((next_arrival - now) * 1000) + 1)
+                continue
+            await self._serve(self.population.traveller())
+            next_arrival = max(next_arrival + self.rng.expovariate(rate_per_min / 60), self.clock.seconds())
+            await self.clock.sleep_ms(GAP_MS)
+
+    async def _serve(self, traveller: Traveller) -> None:
+        self.travellers += 1
+        self.febrile += traveller.febrile
+        amb = self.site.ambient_c
+        t_site = site_temperature(traveller, self.site.mode, amb, None, self.rng)
+        self.current = traveller
+        self.shown.clear()
+        self.chip.set_scene(object_c=t_site, ambient_c=amb)
+        try:
+            await asyncio.wait_for(self.shown.wait(), GIVE_UP_MS / 1000 / self.clock.speed)
+            await self.clock.sleep_ms(DWELL_MS)
+        except TimeoutError:
+            pass  # no verdict (sensor fault, node without power): the traveller moves on unscanned
+        finally:
+            self.current = None
+            self.chip.set_scene(object_c=amb, ambient_c=amb)
