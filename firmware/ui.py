@@ -1,0 +1,140 @@
+"""Staff feedback: green / amber / red LEDs, a buzzer, a link LED and an optional SSD1306 line.
+
+`show(name)` sets the pins at once (synchronously: a verdict is visible the moment the result exists, before
+any publishing); `tick()`, called every ~20 ms by the app's ui task, plays the rest of the pattern on the
+injected clock. Pins are any objects with `value(v)` (machine.Pin on the ESP32; recorded pins on the host).
+Only changes are written. The table below is the one in docs/firmware.md.
+
+    pattern        LEDs                              buzzer                   meaning
+    scanning       amber steady                      -                        hold still
+    normal         green 2 s                         1 short beep             pass
+    elevated       red 5 s                           3 long beeps             call the medic
+    indeterminate  amber blinking 3 s                2 short beeps            retest after warming up
+    invalid        red + amber fast blink 3 s        1 long beep              sensor fault: no reading
+    confirmed      red fast blink 6 s                5 beeps                  gateway confirmed the fever
+    retest         amber 2 quick blinks              1 short beep             next scan is a retest
+    fault          red + amber slow blink (repeats)  -                        sensor not answering
+    safe           red blinks N times, pause (rep.)  -                        safe mode, code N
+    link LED       on: broker connected; slow blink: Wi-Fi only; off: no Wi-Fi
+"""
+
+G = 1
+A = 2
+R = 4
+BUZ = 8
+
+
+def _p(*steps):
+    """A pattern as bytes (they cost a fraction of a tuple's heap): per step, duration in 20 ms units and
+    LED mask | BUZ. After the last step: all off, or start again for the patterns in REPEAT."""
+    out = bytearray()
+    for ms, bits in steps:
+        out.append(ms // 20)
+        out.append(bits)
+    return bytes(out)
+
+
+PATTERNS = {
+    "scanning": _p((5000, A)),
+    "normal": _p((80, G | BUZ), (1920, G)),
+    "elevated": _p((300, R | BUZ), (160, R), (300, R | BUZ), (160, R), (300, R | BUZ), (3780, R)),
+    "indeterminate": _p((80, A | BUZ), (80, A), (80, A | BUZ), (260, 0), *(((240, A), (260, 0)) * 5)),
+    "invalid": _p((800, R | A | BUZ), *(((100, 0), (100, R | A)) * 11)),
+    "confirmed": _p(*(((160, R | BUZ), (140, 0)) * 5 + ((160, R), (140, 0)) * 15)),
+    "retest": _p((80, A | BUZ), (120, 0), (80, A), (120, 0)),
+    "fault": _p((500, R | A), (500, 0)),
+}
+REPEAT = ("scanning", "fault", "safe")
+LINK_DOWN = 0
+LINK_WIFI = 1
+LINK_UP = 2
+
+
+def safe_pattern(code):
+    """Blink code for safe mode: `code` red blinks, then a pause."""
+    return _p(*(((200, R), (300, 0)) * code + ((1500, 0),)))
+
+
+class UI:
+    def __init__(self, clock, pins, display=None):
+        """pins: dict with "green", "amber", "red", "buzzer", "link" (each optional)."""
+        self.clock = clock
+        self._pins = pins
+        self._written = {}
+        self.display = display
+        self.state = "idle"
+        self.link = LINK_DOWN
+        self._steps = b""
+        self._i = 0
+        self._t = clock.ticks_ms()
+        self._link_t = self._t
+
+    def _set(self, name, v):
+        p = self._pins.get(name)
+        if p is not None and self._written.get(name) != v:
+            self._written[name] = v
+            p.value(v)
+
+    def _apply(self, bits):
+        self._set("green", 1 if bits & G else 0)
+        self._set("amber", 1 if bits & A else 0)
+        self._set("red", 1 if bits & R else 0)
+        self._set("buzzer", 1 if bits & BUZ else 0)
+
+    def show(self, name, line=None, steps=None):
+        """Start a pattern now (LEDs and buzzer set before returning); `line` goes to the display if any."""
+        self.state = name
+        self._steps = steps if steps is not None else PATTERNS[name]
+        self._i = 0
+        self._t = self.clock.ticks_ms()
+        self._apply(self._steps[1])
+        if line is not None and self.display is not None:
+            self._text(line)
+
+    def show_result(self, result):
+        """The verdict of one scan, with its core estimate on the display."""
+        t = result["t_core_c"]
+        line = ("%.1fC " % t if t is not None else "--.-C ") + result["verdict"]
+        self.show(result["verdict"], line)
+
+    def safe_mode(self, code):
+        self.show("safe", None, safe_pattern(code))
+
+    def idle(self):
+        self.state = "idle"
+        self._steps = b""
+        self._apply(0)
+
+    def set_link(self, state):
+        self.link = state
+        self._set("link", 1 if state == LINK_UP else 0)
+
+    def tick(self):
+        now = self.clock.ticks_ms()
+        if self.link == LINK_WIFI and self.clock.ticks_diff(now, self._link_t) >= 500:
+            self._link_t = now
+            self._set("link", 0 if self._written.get("link") else 1)
+        if not self._steps:
+            return
+        steps = self._steps
+        while self.clock.ticks_diff(now, self._t) >= steps[self._i] * 20:
+            self._t += steps[self._i] * 20
+            self._i += 2
+            if self._i >= len(steps):
+                if self.state in REPEAT:
+                    self._i = 0
+                else:
+                    self.idle()
+                    return
+        self._apply(steps[self._i + 1])
+
+    def _text(self, line):
+        d = self.display
+        if d is None:
+            return
+        try:
+            d.fill(0)
+            d.text(line, 0, 0)
+            d.show()
+        except OSError as e:  # the display shares the bus; a display fault must not stop scanning
+            print("ui: display error", e)
