@@ -159,14 +159,19 @@ class SimNode:
         outbox = getattr(self.firmware, "outbox", None)
         if outbox is not None:
             outbox.close()
-        if torn:
-            segments = sorted((self.root / "outbox").glob("*"))
-            data = [p for p in segments if p.is_file() and p.suffix not in (".tmp",)]
-            if data:
-                with open(data[-1], "ab") as f:
-                    f.write(bytes(self.rng.randrange(256) for _ in range(self.rng.randrange(1, 30))))
+        if torn and outbox is not None:
+            self._tear(int(outbox.next_seq))
         self.powered = False
         self.current = None
+
+    def _tear(self, next_seq: int) -> None:
+        """A record was half written when the power went: its first bytes end the newest segment (or start a
+        new one, named by the seq it would have had; see firmware/outbox.py for the layout)."""
+        folder = self.root / "outbox"
+        segments = sorted(folder.glob("*.seg"))
+        path = segments[-1] if segments else folder / f"{next_seq:08x}.seg"
+        with open(path, "ab") as f:
+            f.write(bytes(self.rng.randrange(256) for _ in range(self.rng.randrange(1, 30))))
 
     # --- faults
     def wifi(self, up: bool) -> None:

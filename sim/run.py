@@ -231,6 +231,19 @@ class Simulation:
         for node in self.nodes.values():
             await node.stop()
 
+    def _write_truth(self) -> None:
+        """Ground truth, one line per scan the nodes recorded: the traveller behind it and their real core."""
+        with open(self.o.workdir / "truth.jsonl", "w") as f:
+            for r in self.results:
+                t = r.traveller
+                row = {
+                    **{k: getattr(r, k) for k in ("site", "node", "seq", "verdict", "t_site_c", "flags")},
+                    "traveller": None if t is None else t.id,
+                    "core_c": None if t is None else round(t.core_c, 2),
+                    "febrile": None if t is None else t.febrile,
+                }
+                f.write(json.dumps(row) + "\n")
+
     def _stored(self, what: str) -> list[dict[str, Any]]:
         cmd = [sys.executable, "-m", "gateway", "export", "--what", what, "--format", "jsonl", "--db", self.db_url]
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
@@ -259,6 +272,7 @@ class Simulation:
                 self.gateway.terminate()
             if self.broker is not None:
                 self.broker.close()
+        self._write_truth()
         scans = self._stored("scans")
         alerts = self._stored("alerts")
         quarantine = self._stored("quarantine")

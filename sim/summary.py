@@ -31,6 +31,13 @@ def percentile(values: list[float], p: float) -> float | None:
     return ordered[i]
 
 
+def _same(made: Result, row: dict[str, Any]) -> bool:
+    same_t = made.t_site_c == row["t_site_c"] or (
+        made.t_site_c is not None and row["t_site_c"] is not None and abs(made.t_site_c - row["t_site_c"]) < 0.006
+    )  # the wire carries hundredths
+    return made.verdict == row["verdict"] and same_t and set(made.flags) == set(row["flags"])
+
+
 def summarise(
     results: Iterable[Result],
     scans: list[dict[str, Any]],
@@ -38,9 +45,13 @@ def summarise(
     quarantine: list[dict[str, Any]],
     alert_seen_at: dict[Key, float],
 ) -> dict[str, Any]:
-    made = {(r.site, r.node, r.seq): r for r in results if r.seq is not None}
+    recorded = [r for r in results if r.seq is not None]
+    made = {(r.site, r.node, r.seq): r for r in recorded}
+    reused = len(recorded) - len(made)  # a node gave two scans one seq: the gateway keeps only the first
     counts = Counter((s["site"], s["node"], int(s["seq"])) for s in scans)
     stored = {(s["site"], s["node"], int(s["seq"])): s for s in scans}
+    # Stored under the key but not what the node recorded (another scan with the same seq won).
+    differ = sum(1 for k, r in made.items() if k in stored and not _same(r, stored[k]))
     elevated_keys = {k for k, s in stored.items() if s["gateway_verdict"] == "elevated"}
     fever_alerts = Counter(
         (a["site"], a["node"], int(a["seq"])) for a in alerts if a["kind"] == "fever" and a["seq"] is not None
@@ -54,7 +65,8 @@ def summarise(
     return {
         "scans_made": len(made),
         "scans_stored": len(stored),
-        "lost": len(set(made) - set(stored)),
+        "lost": len(set(made) - set(stored)) + reused + differ,
+        "seq_reused": reused,
         "duplicates": sum(n - 1 for n in counts.values()),
         "invented": len(set(stored) - set(made)),
         "travellers_scanned": sum(1 for r in made.values() if r.traveller is not None),
