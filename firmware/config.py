@@ -140,7 +140,7 @@ def _check_value(key, default, v):
 def _fill(defaults, given, prefix):
     """A copy of `defaults` overlaid with `given`, type-checked; unknown keys refused."""
     if not isinstance(given, dict):
-        raise ConfigError((prefix or "config") + ": must be an object")
+        raise ConfigError((prefix[:-1] or "config") + ": must be an object")
     out = {}
     for k in given:
         if k not in defaults:

@@ -6,25 +6,20 @@ verdict, which flags. The node samples at 20 ms (config default) through firmwar
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sim.clock import ManualClock
+from sim.host import firmware_module
 from sim.i2c import MachineI2C
 from sim.mlx90614 import MLX90614 as Chip
 
-FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
-if str(FIRMWARE) not in sys.path:
-    sys.path.insert(0, str(FIRMWARE))
-
-import config  # noqa: E402
-import mlx90614  # noqa: E402
-import scan  # noqa: E402
-import screening  # noqa: E402
+config = firmware_module("config")
+mlx90614 = firmware_module("mlx90614")
+scan = firmware_module("scan")
+screening = firmware_module("screening")
 
 VARIANT = {"forehead": "BAA", "canthus": "DCI"}
 Scene = Callable[[int], dict[str, float] | None]  # ms since the traveller arrived -> set_scene kwargs
@@ -59,7 +54,7 @@ class Rig:
             t_amb, t_obj, fault = self.driver.ambient(), self.driver.object(), None
         except mlx90614.SensorError as e:
             t_amb, t_obj, fault = None, None, e.reason
-        result = self.scan.feed(t_obj, t_amb, self.supply, fault, button)
+        result: dict[str, Any] | None = self.scan.feed(t_obj, t_amb, self.supply, fault, button)
         self.clock.advance(20)
         return result
 

@@ -1,0 +1,186 @@
+"""The node (firmware/app.py, node.py) run in-process under CPython on a HostBoard, as the simulator runs it.
+
+Simulated time (ManualClock): each step is one sensor sample; the asyncio tests run single tasks whose
+sleeps move the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sim.clock import ManualClock
+from sim.host import firmware_module
+from sim.host.board import HostBoard, PinEvent, VerdictDecoder
+from sim.mlx90614 import MLX90614 as Chip
+
+app = firmware_module("app")
+node_mod = firmware_module("node")
+record = firmware_module("record")
+
+
+class Post:
+    """One node at a post: simulated chip, board, config on its filesystem, the firmware's Node."""
+
+    def __init__(self, root: Path, **cfg: Any) -> None:
+        self.clock = ManualClock(start_ms=1000)
+        self.chip = Chip(self.clock, variant="BAA", seed=3)
+        self.chip.set_scene(object_c=22.0, ambient_c=22.0)
+        self.board = HostBoard(self.clock, str(root), {0x5A: self.chip})
+        self.cfg = {"site": "bridge-1", "node": "lane-2", "broker": {"host": "127.0.0.1"}, **cfg}
+        (root / "config.json").write_text(json.dumps(self.cfg))
+        full, settings, reason = app.boot_config(self.board.root)
+        assert reason is None, reason
+        self.node = node_mod.Node(self.board, full, settings)
+        self.node.setup()
+        self.clock.advance(300)  # the sensor's first data 0.25 s after power-up (the ESP32 boot takes longer)
+
+    def steps(self, ms: int) -> None:
+        for _ in range(ms // 20):
+            self.node.step()
+            self.clock.advance(20)
+
+    def traveller(self, object_c: float, ms: int = 1200) -> None:
+        self.chip.set_scene(object_c=object_c, ambient_c=22.0)
+        self.steps(ms)
+        self.chip.set_scene(object_c=22.0, ambient_c=22.0)
+        self.steps(400)
+
+
+@pytest.fixture
+def post(tmp_path: Path) -> Post:
+    return Post(tmp_path)
+
+
+def test_a_result_is_in_the_outbox_before_staff_see_it(post: Post) -> None:
+    seen: list[tuple[int, int, int]] = []
+    decoder = VerdictDecoder()
+
+    def on_pin(ev: PinEvent) -> None:
+        if decoder.feed(ev) is not None:
+            seen.append((ev.tick, post.node.outbox.depth, post.clock.ticks_ms()))
+
+    post.board.on_pin.append(on_pin)
+    for t in (35.0, 36.9, 34.6):
+        post.traveller(t)
+    assert [depth for _, depth, _ in seen] == [1, 2, 3]  # appended (durable) before the LEDs changed
+    assert all(shown == now for shown, _, now in seen)  # shown in the same step as the result: 0 ms
+    pending = post.node.outbox.pending(10)
+    assert [seq for seq, _ in pending] == [0, 1, 2]
+    scans = [record.unpack(b) for _, b in pending]
+    assert [s["verdict"] for s in scans] == [v for _, v in post.board.verdicts_shown()]
+    assert all(s["boot"] == 1 and s["ts"] is None for s in scans)
+
+
+def test_boot_counter_and_seqs_survive_a_reboot(tmp_path: Path) -> None:
+    first = Post(tmp_path)
+    first.traveller(35.0)
+    first.node.outbox.close()
+    again = Post(tmp_path)
+    assert again.node.boot == 2 and again.node.scan.last_seq == 0
+    again.traveller(35.0)
+    seq, payload = again.node.outbox.pending(10)[-1]
+    assert seq == 1 and record.unpack(payload)["boot"] == 2
+
+
+def test_a_long_press_makes_the_next_scan_a_retest_of_the_last(post: Post) -> None:
+    post.traveller(37.2)
+    post.board.set_input("button", 0)
+    post.steps(1100)
+    post.board.set_input("button", 1)
+    assert post.node.ui.state == "retest"
+    post.traveller(37.1)
+    seq, payload = post.node.outbox.pending(10)[-1]
+    assert seq == 1 and record.unpack(payload)["retest_of"] == 0
+
+
+def test_a_dead_sensor_shows_the_fault_pattern_and_recovers(post: Post) -> None:
+    post.chip.inject("no_device")
+    post.steps(1500)
+    assert post.node.ui.state == "fault" and post.board.leds() in (("amber", "red"), ())
+    post.chip.clear("no_device")
+    post.steps(100)
+    assert post.node.ui.state == "idle" and post.node.scan.faults > 0
+    assert post.node.outbox.depth == 0  # no traveller, no scan
+
+
+def test_a_pushed_config_is_applied_and_persisted(post: Post, tmp_path: Path) -> None:
+    ok, reason = post.node.on_config({"v": 1, "id": "cfg-2", "threshold_c": 37.0, "intervals": {"health_s": 30}})
+    assert (ok, reason) == (True, None)
+    on_disk = json.loads((tmp_path / "config.json").read_text())
+    assert on_disk["config_id"] == "cfg-2" and on_disk["threshold_c"] == 37.0
+    assert on_disk["broker"] == {
+        "host": "127.0.0.1",
+        "port": 1883,
+        "tls": False,
+        "user": None,
+        "password": None,
+        "keepalive_s": 60,
+    }
+    assert post.node.scan.s["threshold_c"] == 37.0 and post.node.identity["config_id"] == "cfg-2"
+    assert post.node.uplink.cfg["health_interval_s"] == 30
+    mtime = (tmp_path / "config.json").stat().st_mtime_ns
+    assert post.node.on_config({"v": 1, "id": "cfg-2", "threshold_c": 37.0}) == (True, None)  # retained again
+    assert (tmp_path / "config.json").stat().st_mtime_ns == mtime  # no flash write for the same config
+
+
+def test_a_bad_push_is_refused_and_changes_nothing(post: Post, tmp_path: Path) -> None:
+    before = (tmp_path / "config.json").read_text()
+    ok, reason = post.node.on_config({"v": 1, "id": "cfg-x", "broker": {"host": "evil.example"}})
+    assert not ok and reason == "not settable remotely: broker"
+    ok, reason = post.node.on_config({"v": 1, "id": "cfg-y", "calibration": {"id": "broken"}})
+    assert not ok and reason.startswith("calibration: unusable")
+    assert (tmp_path / "config.json").read_text() == before and post.node.config_id == "local"
+
+
+def test_a_confirmed_fever_from_the_gateway_is_shown(post: Post) -> None:
+    post.node.on_verdict({"v": 1, "seq": 0, "verdict": "elevated", "t_core_c": 38.4})
+    assert post.node.ui.state == "confirmed" and post.board.leds() == ("red",) and post.board.level("buzzer")
+
+
+def test_health_has_the_nodes_figures(post: Post) -> None:
+    post.traveller(35.0)
+    h = post.node.health()
+    assert h["scans"] == 1 and h["fw"] == node_mod.FW and h["sensor_errors"] == 0 and h["uptime_ms"] > 0
+
+
+def test_a_crashed_task_is_logged_and_restarted(post: Post) -> None:
+    calls = []
+
+    async def flaky() -> None:
+        calls.append(post.clock.ticks_ms())
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+
+    async def run() -> None:
+        post.node.spawn("flaky", flaky)
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    asyncio.run(run())
+    assert len(calls) == 2 and post.node.restarts == 1
+    assert calls[1] - calls[0] >= 1000  # restarted after a pause, not in a tight loop
+
+
+def test_the_watchdog_is_fed_only_while_scan_and_uplink_progress(post: Post) -> None:
+    async def run() -> tuple[int, int]:
+        task = asyncio.create_task(post.node.watchdog_task())
+        post.node.scan_tick = post.clock.ticks_ms()
+        post.node.uplink.last_progress_ms = post.clock.ticks_ms()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        fed_while_alive = post.board.watchdog.feeds  # type: ignore[union-attr]
+        for _ in range(6):  # the scan loop is stuck: 3 s pass without a sample
+            await asyncio.sleep(0)
+        stuck = post.board.watchdog.feeds  # type: ignore[union-attr]
+        task.cancel()
+        return fed_while_alive, stuck
+
+    fed, stuck_feeds = asyncio.run(run())
+    assert fed >= 1
+    assert post.board.watchdog is not None and post.board.watchdog.expired()  # the hardware would reset
+    assert stuck_feeds <= fed + 1
