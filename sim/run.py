@@ -15,6 +15,7 @@ import contextlib
 import json
 import queue
 import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -115,6 +116,12 @@ class Simulation:
     def _start_services(self) -> None:
         wd = self.o.workdir
         wd.mkdir(parents=True, exist_ok=True)
+        # A simulation starts from new nodes and, unless --db names one, a new database: the summary compares
+        # this run's scans with what the gateway stored.
+        shutil.rmtree(wd / "nodes", ignore_errors=True)
+        if self.o.db_url is None:
+            for old in wd.glob("gateway.db*"):
+                old.unlink()
         if self.o.broker_url is None:
             self.broker = Broker(workdir=wd / "broker", persistent=True).start()
             self.port = self.broker.port
@@ -218,8 +225,11 @@ class Simulation:
         await asyncio.gather(*lanes)
         remaining = max(0.0, self.s.duration_s - clock_s()) / self.s.speed
         await asyncio.sleep(remaining)
+        self._say("lanes closed")
+        if not all(f.done() for f in faults):
+            self._say("waiting for the faults in progress to end")
         await asyncio.gather(*faults)
-        self._say("lanes closed; waiting for every node's outbox to be receipted by the gateway")
+        self._say("waiting for every node's outbox to be receipted by the gateway")
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while any(n.depth for n in self.nodes.values()) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
@@ -263,6 +273,7 @@ class Simulation:
                 f"gateway db {self.db_url}, {self.s.duration_s:g} s simulated at x{self.s.speed:g}"
             )
             self._say(f"node logs: {self.o.workdir / 'firmware.log'}; gateway logs: {self.o.workdir}/gateway-*.log")
+            self._say(f"watch alerts live: mosquitto_sub -p {self.port} -t 'checkpoint/v1/alerts/#' -v")
             with contextlib.redirect_stdout(log):
                 asyncio.run(self._simulate())
         finally:

@@ -70,7 +70,7 @@ def summarise(
         "duplicates": sum(n - 1 for n in counts.values()),
         "invented": len(set(stored) - set(made)),
         "travellers_scanned": sum(1 for r in made.values() if r.traveller is not None),
-        "febrile_scanned": len({r.traveller.id for r in febrile if r.traveller is not None}),
+        "febrile_scanned": len({(r.site, r.node, r.traveller.id) for r in febrile if r.traveller is not None}),
         "febrile_flagged": sum(1 for r in flagged if r.traveller is not None and r.traveller.febrile),
         "false_alarms": sum(1 for r in flagged if r.traveller is not None and not r.traveller.febrile),
         "elevated": len(elevated_keys),

@@ -1,0 +1,90 @@
+"""End to end: `checkpoint-sim run` with every fault kind, real Mosquitto, real gateway, real firmware.
+
+The simulator's summary is computed from the gateway's own export (`checkpoint-gateway export`) against what
+the nodes recorded and who the travellers were (sim/summary.py).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+
+def run_sim(*args: str, timeout: float = 300) -> tuple[dict[str, Any], str]:
+    out = subprocess.run(
+        [sys.executable, "-m", "sim", "run", "--json", *args],
+        capture_output=True, text=True, cwd=REPO, timeout=timeout,
+    )  # fmt: skip
+    assert out.returncode == 0, f"checkpoint-sim run failed ({out.returncode}):\n{out.stdout}\n{out.stderr}"
+    return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, Path]:
+    workdir = tmp_path_factory.mktemp("sim-faults")
+    summary, progress = run_sim("--scenario", str(HERE / "faults.toml"), "--workdir", str(workdir))
+    return summary, progress, workdir
+
+
+def test_every_fault_kind_was_applied(faulty: tuple[dict[str, Any], str, Path]) -> None:
+    summary, progress, _ = faulty
+    kinds = {f["kind"] for f in summary["faults"]}
+    assert kinds == {
+        "wifi_drop", "broker_restart", "gateway_restart", "sensor_error_flag", "sensor_bus_noise",
+        "power_cut", "garbage",
+    }  # fmt: skip
+    assert "fault: gateway_restart" in progress and "fault: broker_restart" in progress
+
+
+def test_nothing_lost_nothing_stored_twice_nothing_invented(faulty: tuple[dict[str, Any], str, Path]) -> None:
+    summary, _, _ = faulty
+    assert summary["scans_made"] > 50
+    assert summary["lost"] == 0
+    assert summary["seq_reused"] == 0
+    assert summary["duplicates"] == 0
+    assert summary["invented"] == 0
+    assert summary["scans_stored"] == summary["scans_made"]
+
+
+def test_gateway_counts_equal_ground_truth(faulty: tuple[dict[str, Any], str, Path]) -> None:
+    summary, _, workdir = faulty
+    assert summary["verdicts_gateway"] == summary["verdicts_node"]
+    assert summary["verdict_mismatches"] == 0
+    truth = [json.loads(line) for line in (workdir / "truth.jsonl").read_text().splitlines()]
+    febrile_scanned = sum(1 for t in truth if t["febrile"] and t["seq"] is not None)
+    assert febrile_scanned == summary["febrile_scanned"] > 0
+    assert summary["febrile_flagged"] + summary["false_alarms"] <= summary["elevated"]
+
+
+def test_each_elevated_scan_raised_exactly_one_alert(faulty: tuple[dict[str, Any], str, Path]) -> None:
+    summary, _, _ = faulty
+    assert summary["elevated"] > 0
+    assert summary["alerts"] == summary["elevated"]
+    assert summary["alerts_missing"] == 0
+    assert summary["alerts_extra"] == 0
+    assert summary["latency_p50_ms"] is not None
+
+
+def test_garbage_was_quarantined_and_service_kept_running(faulty: tuple[dict[str, Any], str, Path]) -> None:
+    summary, _, _ = faulty
+    assert summary["garbage_sent"] == 5
+    assert summary["quarantined"] >= summary["garbage_sent"]
+
+
+def test_bad_scenario_is_refused_with_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('duration_s = 10\n[[fault]]\nat_s = 1\nkind = "meteor"\n')
+    out = subprocess.run(
+        [sys.executable, "-m", "sim", "run", "--scenario", str(bad), "--workdir", str(tmp_path / "w")],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "fault[0].kind" in out.stderr and "meteor" in out.stderr
