@@ -27,6 +27,7 @@ import screening
 IDLE = 0
 SCANNING = 1
 WAIT_LEAVE = 2
+MIN_SETTLED = 3  # forehead: samples after twice the settling time before a sweep may end (one whole median)
 SETTLED_C = 0.5  # forehead: a peak counts once a reading within this of it came after the settling time
 
 
@@ -164,19 +165,21 @@ class Scan:
             if self._peak is None or med > self._peak:
                 self._peak = med
         self._m1, self._m2 = t, m1
-        if elapsed >= s["settle_ms"]:
+        if elapsed >= 2 * s["settle_ms"]:  # 99 % of a step (90 % at the settling time, first-order lag)
             if med is not None and (self._late is None or med > self._late):
                 self._late = med
             self._k += 1
             self._sum += t
             self._sq += t * t
-        if elapsed < s["sweep_ms"] and elapsed < s["max_ms"]:
+        if (elapsed < s["sweep_ms"] or self._k < MIN_SETTLED) and elapsed < s["max_ms"]:
             return None
         return self._forehead_end(now)
 
     def _settled(self):
         """The peak was held after the settling time (not a reading caught on the way up or down)."""
-        return self._late is not None and self._peak is not None and self._late >= self._peak - SETTLED_C
+        if self._k < MIN_SETTLED or self._late is None or self._peak is None:
+            return False
+        return self._late >= self._peak - SETTLED_C
 
     def _forehead_end(self, now):
         s = self.s

@@ -2,8 +2,9 @@
 
 Event-driven like the real queue: a traveller steps in (the chip's scene changes), stays until the node shows
 a verdict (recognised from the LEDs and buzzer) plus `dwell_ms`, steps away, and the next one comes `gap_ms`
-later. Time is the board's clock, read at each sensor transaction, so it works the same in simulated time
-in-process and behind the MicroPython bridge (where the clock is the firmware's own).
+later (choose it longer than the sensor takes to fall back to the ambient: ~0.1 s for BAA, ~0.7 s for DCI).
+Time is the board's clock, read at each sensor transaction, so it works the same in simulated time in-process
+and behind the MicroPython bridge (where the clock is the firmware's own).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.host.board import HostBoard, PinEvent, VerdictDecoder
+
+EMPTY_READS = 4  # sensor transactions on the empty lane after the gap before the next traveller steps in
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Lane:
     _present_at: int | None = None
     _shown_at: int | None = None
     _next_at: int = 0
+    _empty_reads: int = 0
     _decoder: VerdictDecoder = field(default_factory=VerdictDecoder)
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
@@ -72,7 +76,13 @@ class Lane:
     def update(self, now: int) -> None:
         if self._present_at is None:
             held = self.hold_after is not None and self._i + 1 >= self.hold_after
-            if self._i + 1 < len(self.travellers) and now >= self._next_at and not held:
+            if now >= self._next_at:
+                self._empty_reads += 1
+            # The next one steps in once the node has read the empty lane a few times after the gap: with a
+            # scaled clock a host hiccup can stretch simulated time past the whole gap between two reads, and
+            # a node that never saw the lane empty would still be waiting for the last traveller to leave.
+            if self._i + 1 < len(self.travellers) and self._empty_reads > EMPTY_READS and not held:
+                self._empty_reads = 0
                 self._i += 1
                 t = self.travellers[self._i]
                 self.chip.set_scene(object_c=t.object_c, ambient_c=t.ambient_c, fill=t.fill)
