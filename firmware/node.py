@@ -159,9 +159,9 @@ class Node:
         try:
             seq = self.outbox.append(record.pack(result))  # the durable point: before anything else
             self.scan.last_seq = seq
-        except OSError as e:
+        except (OSError, ValueError) as e:  # flash full or failing; a flag the record layout lacks
             self.outbox_errors += 1
-            app.log("outbox: append failed, scan not recorded:", e)
+            app.log("outbox: append failed, scan not recorded:", repr(e))
         self.ui.show_result(result)
         self.uplink.kick()
         self.scans += 1

@@ -184,3 +184,13 @@ def test_the_watchdog_is_fed_only_while_scan_and_uplink_progress(post: Post) -> 
     assert fed >= 1
     assert post.board.watchdog is not None and post.board.watchdog.expired()  # the hardware would reset
     assert stuck_feeds <= fed + 1
+
+
+def test_a_failing_flash_still_shows_the_verdict_and_is_counted(post: Post) -> None:
+    def flash_full(payload: bytes) -> int:
+        raise OSError(28, "ENOSPC")  # fault injection: the flash refuses the write
+
+    post.node.outbox.append = flash_full
+    post.traveller(35.0)
+    assert [v for _, v in post.board.verdicts_shown()] in (["normal"], ["elevated"])  # staff still get it
+    assert post.node.health()["outbox_errors"] == 1 and post.node.restarts == 0
