@@ -78,9 +78,7 @@ def main() -> int:
     nodelay = "set_tcp_nodelay true\n" if args.nodelay else ""
     conf.write_text(DEFAULT_CONFIG.read_text() + nodelay)
     with tmp_dir as tmp, Broker(config=conf) as broker:
-        gateway = GatewayProcess(
-            broker.port, f"sqlite:///{Path(tmp) / 'alert.db'}", Path(tmp), instance="gw-alert"
-        )
+        gateway = GatewayProcess(broker.port, f"sqlite:///{Path(tmp) / 'alert.db'}", Path(tmp), instance="gw-alert")
         gateway.start()
         load = child("publish", "--port", str(broker.port), "--site", "load", "--nodes", "4",
                      "--rate", str(args.rate), "--seconds", str(seconds))  # fmt: skip
@@ -94,9 +92,7 @@ def main() -> int:
     rt50, rt99 = percentile(round_trip, 50), percentile(round_trip, 99)
     a50, a99 = percentile(alert, 50), percentile(alert, 99)
     label = "set_tcp_nodelay true" if args.nodelay else "Mosquitto default (Nagle on)"
-    print(
-        f"alert latency at {achieved:,.0f} scans/s background, {args.samples} elevated scans, broker {label}:"
-    )
+    print(f"alert latency at {achieved:,.0f} scans/s background, {args.samples} elevated scans, broker {label}:")
     print(f"  broker round trip (baseline): p50 {rt50:.1f} ms, p99 {rt99:.1f} ms")
     print(f"  publish -> fever alert:       p50 {a50:.1f} ms, p99 {a99:.1f} ms (goal p99 < 50 ms)")
     print(f"  ratio alert / round trip:     p50 {a50 / rt50:.1f}x, p99 {a99 / rt99:.1f}x")

@@ -26,9 +26,7 @@ def bare_rate(port: int, n: int, nodes: int) -> float:
     counter = child("count", "--port", str(port), "--topic", "checkpoint/v1/bare/+/scan", "--n", str(n))
     assert counter.stdout is not None
     counter.stdout.readline()  # {"ready": true}: subscribed
-    pub = result(
-        child("publish", "--port", str(port), "--site", "bare", "--nodes", str(nodes), "--n", str(n))
-    )
+    pub = result(child("publish", "--port", str(port), "--site", "bare", "--nodes", str(nodes), "--n", str(n)))
     got = result(counter)
     if not got["ok"]:
         raise RuntimeError(f"bare subscriber counted {got['count']} of {n}")

@@ -65,11 +65,7 @@ def _publish(args: argparse.Namespace) -> dict[str, Any]:
     for t in threads:
         t.join()
     t_published = time.time()
-    ok = (
-        all(n.wait_receipts(range(per_node), timeout=120, resend_after=30) for n in nodes)
-        if args.receipts
-        else True
-    )
+    ok = all(n.wait_receipts(range(per_node), timeout=120, resend_after=30) for n in nodes) if args.receipts else True
     t_receipts = time.time()
     for n in nodes:
         n.close()

@@ -171,9 +171,7 @@ class Client:
         opening = asyncio.open_connection(self.host, self.port, **opts)
         self._r, self._w = await timed(self.clock, opening, t, "tcp")
         user, password = kw.get("user"), kw.get("password")
-        pkt = connect_packet(
-            self.client_id, self.clean_session, self.keepalive_s, kw.get("will"), user, password
-        )
+        pkt = connect_packet(self.client_id, self.clean_session, self.keepalive_s, kw.get("will"), user, password)
         try:
             await self._write(pkt)
             ack = await timed(self.clock, self._r.readexactly(4), t, "connack")

@@ -56,9 +56,7 @@ class Uplink:
         self.on_config = on_config
         self.on_verdict = on_verdict
         self.health = health
-        self.topic = (
-            cfg.get("prefix", "checkpoint/v1") + "/" + identity["site"] + "/" + identity["node"] + "/"
-        )
+        self.topic = cfg.get("prefix", "checkpoint/v1") + "/" + identity["site"] + "/" + identity["node"] + "/"
         self.window = cfg.get("window", 8)
         self.connected = False
         self.last_progress_ms = clock.ticks_ms()

@@ -35,9 +35,7 @@ class Change:
     event: AlertEvent
 
 
-def _change(
-    alert: AlertRow, state: str, reason: str, now: int, seq: int | None, t_core: float | None
-) -> Change:
+def _change(alert: AlertRow, state: str, reason: str, now: int, seq: int | None, t_core: float | None) -> Change:
     alert = dataclasses.replace(alert, state=state, reason=reason, updated_at=now, events=alert.events + 1)
     if state == RESOLVED:
         alert.resolved_at = now

@@ -205,9 +205,7 @@ def alerts_per_10k(sens: float, spec: float, prevalence: float) -> tuple[float, 
 # ---- fitting ---------------------------------------------------------------------------------------------
 
 
-def _lstsq(
-    rows: Sequence[Sequence[float]], y: Sequence[float], w: Sequence[float] | None = None
-) -> list[float]:
+def _lstsq(rows: Sequence[Sequence[float]], y: Sequence[float], w: Sequence[float] | None = None) -> list[float]:
     """Weighted least squares by the normal equations (Gaussian elimination, partial pivoting)."""
     p = len(rows[0])
     w = w if w is not None else [1.0] * len(y)
@@ -372,9 +370,7 @@ class HeldOut:
         }
 
 
-def cross_validate(
-    data: Sequence[Scan], method: Method, target_sens: float, k: int = 5, seed: int = 1
-) -> HeldOut:
+def cross_validate(data: Sequence[Scan], method: Method, target_sens: float, k: int = 5, seed: int = 1) -> HeldOut:
     """k-fold by subject: fit and choose the threshold on k-1 folds, estimate the held-out fold."""
     out_scans: list[Scan] = []
     out_est: list[float] = []
@@ -396,8 +392,7 @@ def cross_validate_repeated(
     """Mean and SD over `repeats` seeded k-fold splits of each held-out metric."""
     runs = [cross_validate(data, method, target_sens, k, seed + r).metrics() for r in range(repeats)]
     return {
-        key: (_mean([r[key] for r in runs]), _sd([r[key] for r in runs]) if repeats > 1 else 0.0)
-        for key in runs[0]
+        key: (_mean([r[key] for r in runs]), _sd([r[key] for r in runs]) if repeats > 1 else 0.0) for key in runs[0]
     }
 
 

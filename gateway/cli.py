@@ -32,16 +32,12 @@ def _common() -> argparse.ArgumentParser:
         default=os.environ.get("CHECKPOINT_CONFIG"),
         help="TOML config (default: $CHECKPOINT_CONFIG; see deploy/gateway.example.toml)",
     )
-    p.add_argument(
-        "--db", metavar="URL", help="database, e.g. sqlite:///var/checkpoint.db (overrides [store] db)"
-    )
+    p.add_argument("--db", metavar="URL", help="database, e.g. sqlite:///var/checkpoint.db (overrides [store] db)")
     return p
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--since", help="from this time: YYYY-MM-DD[THH:MM[:SS][+HH:MM]] (report time zone) or Unix ms"
-    )
+    p.add_argument("--since", help="from this time: YYYY-MM-DD[THH:MM[:SS][+HH:MM]] (report time zone) or Unix ms")
     p.add_argument("--until", help="before this time (same formats)")
     p.add_argument("--site", help="only this site")
 
@@ -70,9 +66,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     rep = sub.add_parser("report", parents=common, help="a day's tallies per site")
     rep.add_argument("--day", required=True, help="YYYY-MM-DD in [report] timezone")
     rep.add_argument("--format", choices=("table", "json"), default="table")
-    sub.add_parser(
-        "check-config", parents=common, help="print the effective config, or what is wrong with it"
-    )
+    sub.add_parser("check-config", parents=common, help="print the effective config, or what is wrong with it")
     ev = sub.add_parser("evaluate", parents=common, conflict_handler="resolve",
                         help="evaluate screening on a dataset (see docs/screening.md)")  # fmt: skip
     if argv[:1] == ["evaluate"]:
@@ -159,11 +153,7 @@ def _query(args: argparse.Namespace, cfg: config_mod.Config) -> int:
             start, end = report.day_bounds(args.day, tz)
             tallies = store.report(start, end)
             if args.format == "json":
-                print(
-                    json.dumps(
-                        {"day": args.day, "timezone": tz, "sites": [report.as_dict(r) for r in tallies]}
-                    )
-                )
+                print(json.dumps({"day": args.day, "timezone": tz, "sites": [report.as_dict(r) for r in tallies]}))
             else:
                 print(report.table(args.day, tallies))
     finally:

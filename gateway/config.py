@@ -101,15 +101,11 @@ def _ranges() -> dict[tuple[str, str], Callable[[Any], str | None]]:
         return lambda v: None if v in choices else "must be one of " + ", ".join(choices)
 
     return {
-        ("gateway", "instance"): lambda v: (
-            None if _INSTANCE.match(v) else "must match [A-Za-z0-9][A-Za-z0-9_-]*"
-        ),
+        ("gateway", "instance"): lambda v: None if _INSTANCE.match(v) else "must match [A-Za-z0-9][A-Za-z0-9_-]*",
         ("gateway", "log_level"): one_of("debug", "info", "warning", "error"),
         ("mqtt", "broker"): _check_broker,
         ("mqtt", "topic_prefix"): lambda v: None if v and "+" not in v and "#" not in v else "no wildcards",
-        ("mqtt", "share_group"): lambda v: (
-            None if not v or is_identifier(v) else "must match [a-z0-9][a-z0-9-]*"
-        ),
+        ("mqtt", "share_group"): lambda v: None if not v or is_identifier(v) else "must match [a-z0-9][a-z0-9-]*",
         ("mqtt", "keepalive_s"): within(5, 3600),
         ("store", "synchronous"): one_of("full", "normal"),
         ("ingest", "max_batch"): within(1, 10_000),
@@ -244,9 +240,7 @@ def load_calibration(cfg: ScreeningSection) -> dict[str, Any]:
     try:
         cal = json.loads(Path(cfg.calibration_file).read_text())
     except OSError as e:
-        raise ConfigError(
-            f"screening.calibration_file: cannot read {cfg.calibration_file}: {e.strerror}"
-        ) from None
+        raise ConfigError(f"screening.calibration_file: cannot read {cfg.calibration_file}: {e.strerror}") from None
     except ValueError as e:
         raise ConfigError(f"screening.calibration_file: {cfg.calibration_file} is not JSON: {e}") from None
     problem = _calibration_problem(cal)

@@ -26,9 +26,7 @@ def fields(what: str) -> tuple[str, ...]:
     return columns(_ROW_TYPES[what])
 
 
-def rows(
-    store: Store, what: str, since: int | None, until: int | None, site: str | None
-) -> Iterator[dict[str, Any]]:
+def rows(store: Store, what: str, since: int | None, until: int | None, site: str | None) -> Iterator[dict[str, Any]]:
     """Stored rows as plain dicts (tuples as lists, bytes as text)."""
     source: Iterable[Any]
     if what == "scans":

@@ -203,9 +203,7 @@ class Writer:
             fault = tx.open_alert(alerts.SENSOR_FAULT, row.site, row.node)
             if signal == "raise" and fault is None:
                 why = "repeated_sensor_faults"
-                self._save(
-                    tx, alerts.raise_node(alerts.SENSOR_FAULT, row.site, row.node, why, now, row.seq), acc
-                )
+                self._save(tx, alerts.raise_node(alerts.SENSOR_FAULT, row.site, row.node, why, now, row.seq), acc)
             elif signal == "clear" and fault is not None:
                 self._save(tx, alerts.resolve(fault, "valid_scans", now, row.seq), acc)
         return fever
@@ -228,17 +226,13 @@ class Writer:
 
     def _quarantine(self, tx: Transaction, msg: Incoming, rej: Rejection, now: int, acc: _Batch) -> None:
         head = msg.payload[:QUARANTINE_HEAD_BYTES]
-        tx.insert_quarantine(
-            QuarantineRow(now, msg.topic, rej.reason, len(msg.payload), head, rej.site, rej.node)
-        )
+        tx.insert_quarantine(QuarantineRow(now, msg.topic, rej.reason, len(msg.payload), head, rej.site, rej.node))
         acc.result.rejected += 1
         self.rejections[rej.reason] += 1
         if rej.site is not None and rej.node is not None and rej.seq is not None:
             acc.rejected[(rej.site, rej.node)].append(rej.seq)
         who = f"{rej.site}/{rej.node}" if rej.site else "?"
-        self._reject_log.warning(
-            (who, rej.reason), f"quarantined a message from {who} on {msg.topic!r}: {rej.reason}"
-        )
+        self._reject_log.warning((who, rej.reason), f"quarantined a message from {who} on {msg.topic!r}: {rej.reason}")
 
     def _verdict_out(self, row: ScanRow, threshold_c: float, fever: AlertRow | None) -> Outgoing:
         body = {

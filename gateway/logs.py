@@ -43,8 +43,6 @@ class RateLimitedLog:
             entry[1] += 1
             return False
         held = entry[1] if entry else 0
-        self._logger.warning(
-            "%s%s", message, f" (+{held} like it not logged in the last minute)" if held else ""
-        )
+        self._logger.warning("%s%s", message, f" (+{held} like it not logged in the last minute)" if held else "")
         self._seen[key] = [now, 0]
         return True

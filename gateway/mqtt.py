@@ -67,9 +67,7 @@ class Link:
         return [share + t for t in self._topics.subscriptions()]
 
     def describe(self) -> str:
-        return (
-            f"{redact_url(self._cfg.broker)} as {self._instance!r}, topics {', '.join(self.subscriptions())}"
-        )
+        return f"{redact_url(self._cfg.broker)} as {self._instance!r}, topics {', '.join(self.subscriptions())}"
 
     def _status(self, state: str) -> bytes:
         body = {"v": PROTOCOL_VERSION, "state": state, "instance": self._instance, "pid": os.getpid()}

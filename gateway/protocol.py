@@ -208,9 +208,7 @@ def _get(obj: dict[str, Any], field: str, required: bool) -> Any:
     return obj[field]
 
 
-def _int(
-    obj: dict[str, Any], field: str, lo: int, hi: int, nullable: bool = False, required: bool = True
-) -> Any:
+def _int(obj: dict[str, Any], field: str, lo: int, hi: int, nullable: bool = False, required: bool = True) -> Any:
     value = _get(obj, field, required)
     if value is None and (nullable or not required):
         return None

@@ -43,9 +43,7 @@ def parse_time(text: str | None, timezone: str, flag: str) -> int | None:
     try:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise ConfigError(
-            f"{flag} {text!r}: expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][+HH:MM] or Unix ms"
-        ) from None
+        raise ConfigError(f"{flag} {text!r}: expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][+HH:MM] or Unix ms") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=zoneinfo.ZoneInfo(timezone))
     return int(when.timestamp() * 1000)

@@ -53,9 +53,7 @@ class Gateway:
             {"forehead": cfg.screening.threshold_forehead_c, "canthus": cfg.screening.threshold_canthus_c},
         )
         fleet = Fleet(self.store.nodes(), self.clock())
-        writer = Writer(
-            self.store, screener, fleet, cfg.alerts, self.topics, self.clock, cfg.ingest.verdict_to_node
-        )
+        writer = Writer(self.store, screener, fleet, cfg.alerts, self.topics, self.clock, cfg.ingest.verdict_to_node)
         self.writer = writer
         self.link.start(mqtt_password(cfg.mqtt))
         try:

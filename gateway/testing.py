@@ -51,9 +51,7 @@ def scan_payload(site: str, node: str, seq: int, **fields: Any) -> dict[str, Any
 class NodePublisher:
     """One simulated node on a paho client (see the module docstring). Thread-safe to read."""
 
-    def __init__(
-        self, port: int, site: str, node: str, host: str = "127.0.0.1", prefix: str = DEFAULT_PREFIX
-    ):
+    def __init__(self, port: int, site: str, node: str, host: str = "127.0.0.1", prefix: str = DEFAULT_PREFIX):
         self.site, self.node, self.host, self.port = site, node, host, port
         self.topic = f"{prefix}/{site}/{node}"
         self._cond = threading.Condition()
@@ -67,9 +65,7 @@ class NodePublisher:
         self._client: Any = None
 
     def connect(self, timeout: float = 10.0) -> NodePublisher:
-        c = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"{self.site}-{self.node}", clean_session=False
-        )
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{self.site}-{self.node}", clean_session=False)
         c.max_inflight_messages_set(100)
         c.max_queued_messages_set(0)
         c.will_set(self.topic + "/status", json.dumps({"v": 1, "state": "offline"}), qos=1, retain=True)
@@ -154,9 +150,7 @@ class NodePublisher:
         if self._client is None:
             return
         if clean:
-            info = self._client.publish(
-                self.topic + "/status", json.dumps({"v": 1, "state": "offline"}), 1, True
-            )
+            info = self._client.publish(self.topic + "/status", json.dumps({"v": 1, "state": "offline"}), 1, True)
             info.wait_for_publish(5)
         self._client.disconnect()
         self._client.loop_stop()

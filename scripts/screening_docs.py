@@ -165,9 +165,7 @@ def baseline_table(subjects: Sequence[Subject], cal: dict[str, Any], mode: str) 
             se, sp = calib.sens_spec([1.0 if x else 0.0 for x in v], labels, 0.5)
             cells.append(f"{se:.2f} / {sp:.2f}")
         rows.append([f"{off:+.1f}", *cells])
-    return _table(
-        ["node reads off by C", "threshold only", "baseline only (+1.0 C)", "either (shipped policy)"], rows
-    )
+    return _table(["node reads off by C", "threshold only", "baseline only (+1.0 C)", "either (shipped policy)"], rows)
 
 
 def cold_table(subjects: Sequence[Subject], cal: dict[str, Any]) -> str:
@@ -188,9 +186,9 @@ def cold_table(subjects: Sequence[Subject], cal: dict[str, Any]) -> str:
                 cells = []
                 for minutes in COLD_MINUTES:
                     verdicts = [
-                        screening.assess(
-                            variant, mode, travellers.site_temperature(t, mode, 20.5, minutes, rng), 20.5
-                        )[1]
+                        screening.assess(variant, mode, travellers.site_temperature(t, mode, 20.5, minutes, rng), 20.5)[
+                            1
+                        ]
                         for t in trav
                     ]
                     shown = screening.NORMAL if febrile else screening.INDETERMINATE
@@ -286,9 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cal = calib.fit_calibration(subjects, calib.CAL_ID)
     if args.write_calibration:
-        (ROOT / "firmware" / "calibration.py").write_text(
-            calib.render_calibration_module(cal), encoding="utf-8"
-        )
+        (ROOT / "firmware" / "calibration.py").write_text(calib.render_calibration_module(cal), encoding="utf-8")
     IMG.mkdir(parents=True, exist_ok=True)
     blocks: dict[str, str] = {
         "calibration": calibration_table(cal),
@@ -306,9 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     blocks["cold"] = cold_table(subjects, cal)
     blocks["raw"] = raw_reading_line(subjects)
     DOC.write_text(replace_blocks(DOC.read_text(encoding="utf-8"), blocks), encoding="utf-8")
-    print(
-        f"screening_docs: wrote {DOC.relative_to(ROOT)} and {IMG.relative_to(ROOT)}/roc_*.png ({cal['id']})"
-    )
+    print(f"screening_docs: wrote {DOC.relative_to(ROOT)} and {IMG.relative_to(ROOT)}/roc_*.png ({cal['id']})")
     return 0
 
 

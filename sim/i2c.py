@@ -68,9 +68,7 @@ class _Wire:
                 self.devices.append(dev)
         slowest = min((d.max_freq_hz for d in self.devices), default=400_000)
         if not SMBUS_MIN_FREQ <= freq <= slowest:
-            raise ValueError(
-                f"I2C freq {freq} Hz: the devices on this bus need {SMBUS_MIN_FREQ}-{slowest} Hz"
-            )
+            raise ValueError(f"I2C freq {freq} Hz: the devices on this bus need {SMBUS_MIN_FREQ}-{slowest} Hz")
         self.freq = freq
         self.reads = 0
         self.writes = 0
@@ -218,15 +216,11 @@ class BusioI2C:
         self._need_lock()
         return self._wire.scan()
 
-    def writeto(
-        self, address: int, buffer: ReadableBuffer, *, start: int = 0, end: int | None = None
-    ) -> None:
+    def writeto(self, address: int, buffer: ReadableBuffer, *, start: int = 0, end: int | None = None) -> None:
         self._need_lock()
         self._wire.write(address, bytes(buffer)[start:end], stop=True)
 
-    def readfrom_into(
-        self, address: int, buffer: WritableBuffer, *, start: int = 0, end: int | None = None
-    ) -> None:
+    def readfrom_into(self, address: int, buffer: WritableBuffer, *, start: int = 0, end: int | None = None) -> None:
         self._need_lock()
         self._wire.read_after_command(address, memoryview(buffer)[start:end])
 

@@ -90,9 +90,7 @@ def cases() -> list[list[Any]]:
     for seed in range(5):
         r = random.Random(seed)
         # a lane's forehead readings: some fevers (+1.5 C), some cold faces (-3 C)
-        shifts = [
-            (1.5 if r.random() < 0.08 else 0.0) - (3.0 if r.random() < 0.05 else 0.0) for _ in range(60)
-        ]
+        shifts = [(1.5 if r.random() < 0.08 else 0.0) - (3.0 if r.random() < 0.05 else 0.0) for _ in range(60)]
         readings = [to_raw(r.gauss(35.2, 0.5) + d) for d in shifts]
         out.append(["baseline", readings])
     # Edges: ambient range, skin range, the cold-skin floor and the threshold of each mode, to the raw step.

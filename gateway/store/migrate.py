@@ -44,9 +44,7 @@ def apply(conn: sqlite3.Connection) -> int:
     for version, name, sql in shipped[current:]:
         try:
             conn.execute("BEGIN IMMEDIATE")  # another process may be migrating: take the write lock, re-check
-            done = conn.execute(
-                "SELECT COUNT(*) FROM schema_version WHERE version = ?", (version,)
-            ).fetchone()
+            done = conn.execute("SELECT COUNT(*) FROM schema_version WHERE version = ?", (version,)).fetchone()
             if not done[0]:
                 for statement in _statements(sql):
                     conn.execute(statement)

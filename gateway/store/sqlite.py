@@ -205,9 +205,7 @@ class SqliteStore:
         sql = f"SELECT {', '.join(_SCAN_COLS)} FROM scans{where} ORDER BY site, node, seq"
         return (_scan_row(r) for r in self._select(sql, args))
 
-    def alerts(
-        self, since: int | None, until: int | None, site: str | None, open_only: bool = False
-    ) -> list[AlertRow]:
+    def alerts(self, since: int | None, until: int | None, site: str | None, open_only: bool = False) -> list[AlertRow]:
         where, args = _where(since, until, site, "opened_at")
         if open_only:
             where += (" AND" if where else " WHERE") + " state <> 'resolved'"
@@ -239,9 +237,7 @@ class SqliteStore:
         for site, screened, retests, normal, elevated, indeterminate, invalid, nodes_up in self._select(
             sql, (start, end)
         ):
-            out[site] = SiteReport(
-                site, screened, retests, normal, elevated, 0, indeterminate, invalid, nodes_up
-            )
+            out[site] = SiteReport(site, screened, retests, normal, elevated, 0, indeterminate, invalid, nodes_up)
         confirmed = (
             "SELECT a.site, COUNT(*) FROM alerts a JOIN scans s"
             " ON s.site = a.site AND s.node = a.node AND s.seq = a.seq"

@@ -124,9 +124,7 @@ def test_client_round_trip_against_mosquitto(broker: Broker, interpreter: str) -
     out = json.loads(r.stdout)
     assert out["closed_port"] == "OSError 111"
     assert out["granted"] == 1 and out["inflight_after_publish"] and out["acked"] and out["received"]
-    assert sorted(m[0] for m in out["messages"]) == [
-        f"t/live-{interpreter}/in/{t}" for t in ("big", "q0", "q1")
-    ]
+    assert sorted(m[0] for m in out["messages"]) == [f"t/live-{interpreter}/in/{t}" for t in ("big", "q0", "q1")]
     assert out["kept_alive"] and out["downs"] == [] and not out["connected_after_disconnect"]
 
 

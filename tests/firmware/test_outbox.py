@@ -61,9 +61,7 @@ def test_power_cut_at_every_byte_of_an_append(tmp_path: Path, interpreter: str) 
     without garbage after the cut, and torn ack entries: nothing written before is lost, the torn record is
     gone, no published seq is reused, and the log keeps working after recovery (see the program)."""
     exe = MICROPYTHON if interpreter == "micropython" else [sys.executable]
-    r = subprocess.run(
-        [*exe, POWERCUT, str(FIRMWARE), str(tmp_path)], capture_output=True, text=True, timeout=120
-    )
+    r = subprocess.run([*exe, POWERCUT, str(FIRMWARE), str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert '"failures": []' in r.stdout and '"cases": 427' in r.stdout, r.stdout
 

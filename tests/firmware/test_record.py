@@ -138,13 +138,9 @@ def test_payload_is_protocol_v1_with_every_field() -> None:
 
 
 def test_failed_sensor_scan_carries_nulls_not_numbers() -> None:
-    scan = typical(
-        ts=None, t_site_c=None, t_amb_c=None, t_core_c=None, verdict="invalid", flags=["sensor_fault"]
-    )
+    scan = typical(ts=None, t_site_c=None, t_amb_c=None, t_core_c=None, verdict="invalid", flags=["sensor_fault"])
     msg = json.loads(record.to_payload(0, record.pack(scan), "s", "n"))
-    assert (
-        msg["ts"] is None and msg["t_site_c"] is None and msg["t_amb_c"] is None and msg["t_core_c"] is None
-    )
+    assert msg["ts"] is None and msg["t_site_c"] is None and msg["t_amb_c"] is None and msg["t_core_c"] is None
     assert msg["verdict"] == "invalid" and msg["flags"] == ["sensor_fault"]
 
 
@@ -210,9 +206,7 @@ def test_malformed_bytes_are_value_errors() -> None:
 
 
 def test_typical_record_size() -> None:
-    sizes = [
-        len(record.pack(s)) for s in (typical(), typical(flags=["cold_ambient"], verdict="indeterminate"))
-    ]
+    sizes = [len(record.pack(s)) for s in (typical(), typical(flags=["cold_ambient"], verdict="indeterminate"))]
     worst_day = len(record.pack(typical(uptime_ms=2**40, boot=2**20, retest_of=2**31, samples=300)))
     print(
         f"\nrecord size: typical {sizes} bytes, large counters {worst_day} bytes, "

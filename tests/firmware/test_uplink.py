@@ -131,9 +131,7 @@ class NodeProcess:
             return self.cond.wait_for(pred, timeout)
 
     def finish(self, timeout: float = 60) -> dict[str, Any]:
-        assert self.wait(lambda: self.result is not None, timeout), "node did not finish: " + "".join(
-            self.lines
-        )
+        assert self.wait(lambda: self.result is not None, timeout), "node did not finish: " + "".join(self.lines)
         assert self.result is not None and self.result[0] == "done", self.result
         self.proc.wait(10)
         return self.result[1]
@@ -172,9 +170,7 @@ def test_broker_outage_every_scan_arrives_in_order_exactly_as_recorded(
     """
     gw = Gateway(private_broker.port, "bridge-1", "n-outage")
     n = 60
-    node = NodeProcess(
-        interpreter, **node_opts(tmp_path, private_broker.port, "n-outage", n=n, interval_ms=50)
-    )
+    node = NodeProcess(interpreter, **node_opts(tmp_path, private_broker.port, "n-outage", n=n, interval_ms=50))
     linkdown = tmp_path / "linkdown"
     try:
         assert node.wait(lambda: 10 in node.records), node.lines
@@ -204,9 +200,7 @@ def test_scan_without_receipt_is_resent_after_reconnect(broker: Broker, tmp_path
     node = NodeProcess("micropython", **node_opts(tmp_path, broker.port, "n-resend"))
     linkdown = tmp_path / "linkdown"
     try:
-        assert gw.wait(
-            lambda: any(h["outbox_depth"] == 1 for h in gw.health) and len(gw.first_deliveries()) == 5
-        )
+        assert gw.wait(lambda: any(h["outbox_depth"] == 1 for h in gw.health) and len(gw.first_deliveries()) == 5)
         linkdown.touch()  # Wi-Fi lost: the node drops MQTT without a DISCONNECT, the broker sends its will
         assert gw.wait(lambda: gw.status[-1]["state"] == "offline")
         linkdown.unlink()
@@ -301,9 +295,7 @@ def test_uplink_over_tls_verifies_the_broker(tmp_path: Path, interpreter: str) -
         (ROOT / "deploy/mosquitto/local.conf").read_text()
         + f"\nuser root\nlistener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
     )
-    with Broker(
-        config=conf, workdir=tmp_path / "mosquitto"
-    ) as b:  # plain listener for the gateway, TLS for the node
+    with Broker(config=conf, workdir=tmp_path / "mosquitto") as b:  # plain listener for the gateway, TLS for the node
         gw = Gateway(b.port, "bridge-1", "n-tls")
         node = NodeProcess(interpreter, **node_opts(tmp_path, tls_port, "n-tls", cafile=str(ca)))
         try:
@@ -331,9 +323,7 @@ class FakeLink:
         return NTP_MS
 
 
-def run_uplink(
-    port: int, tmp_path: Path, node: str, body: Callable[..., Awaitable[None]], **hooks: Any
-) -> None:
+def run_uplink(port: int, tmp_path: Path, node: str, body: Callable[..., Awaitable[None]], **hooks: Any) -> None:
     """Run an in-process Uplink (CPython) while `body(up, box, clock)` drives the scenario."""
 
     async def main() -> None:
@@ -481,10 +471,7 @@ def test_config_applied_or_refused_with_reason_and_verdicts_delivered(broker: Br
         gw.client.publish(gw.root + "config", b"", retain=True)  # clear the retained config
         gw.close()
     refused = [s for s in gw.status if "config_error" in s]
-    assert (
-        refused[0]["config_error"] == "threshold_c: out of range 35.0..40.0"
-        and refused[0]["config_id"] == "c2"
-    )
+    assert refused[0]["config_error"] == "threshold_c: out of range 35.0..40.0" and refused[0]["config_id"] == "c2"
     assert [c["config_id"] for c in configs] == ["c2", "c3"]  # the garbage never reached the app
     assert verdicts == [{"v": 1, "seq": 4, "verdict": "elevated", "t_core_c": 38.4}]
 

@@ -24,9 +24,7 @@ def db_url(tmp_path: Path) -> str:
 def start_gateway(private_broker: Broker, db_url: str) -> Iterator[Callable[..., InProcessGateway]]:
     started: list[InProcessGateway] = []
 
-    def start(
-        clock: Callable[[], int] | None = None, overrides: dict[str, Any] | None = None
-    ) -> InProcessGateway:
+    def start(clock: Callable[[], int] | None = None, overrides: dict[str, Any] | None = None) -> InProcessGateway:
         cfg = make_config(private_broker.port, db_url, overrides=overrides)
         gw = InProcessGateway(cfg, clock).start()
         started.append(gw)

@@ -15,20 +15,14 @@ from gateway.calibration import default_dataset_path
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {"n", "positives", "auc", "sensitivity", "specificity", "threshold_c", "bias_c", "sd_c", "skipped"}
-HEADER = (
-    "\ufeff,,Round 1:,,Other parameters:\n"
-    ",,T_FEmax,T_CEmax,,\n"
-    "SubjectID,,T_FH_Max1,canthiMax1,aveOralM,T_atm\n"
-)
+HEADER = "\ufeff,,Round 1:,,Other parameters:\n,,T_FEmax,T_CEmax,,\nSubjectID,,T_FH_Max1,canthiMax1,aveOralM,T_atm\n"
 
 
 @pytest.fixture(scope="module")
 def dataset() -> Path:
     path = default_dataset_path()
     if not path.is_file():
-        pytest.fail(
-            f"the FDA study file is missing at {path}: set CHECKPOINT_DATA_DIR (see docs/screening.md)"
-        )
+        pytest.fail(f"the FDA study file is missing at {path}: set CHECKPOINT_DATA_DIR (see docs/screening.md)")
     return path
 
 
@@ -64,9 +58,7 @@ def test_json_report_on_the_study_file_meets_the_goals(
     assert isinstance(r["sd_c"], float) and 0.2 < r["sd_c"] < 0.5
 
 
-def test_site_threshold_trades_specificity_for_sensitivity(
-    capsys: pytest.CaptureFixture[str], dataset: Path
-) -> None:
+def test_site_threshold_trades_specificity_for_sensitivity(capsys: pytest.CaptureFixture[str], dataset: Path) -> None:
     default = run_json(capsys, "--dataset", str(dataset), "--mode", "canthus")
     china = run_json(capsys, "--dataset", str(dataset), "--mode", "canthus", "--threshold", "37.3")
     assert china["threshold_c"] == 37.3
@@ -91,9 +83,7 @@ def test_command_line_prints_one_json_object(dataset: Path) -> None:
     assert set(json.loads(done.stdout)) == KEYS
 
 
-def test_human_readable_report_names_calibration_and_counts(
-    capsys: pytest.CaptureFixture[str], dataset: Path
-) -> None:
+def test_human_readable_report_names_calibration_and_counts(capsys: pytest.CaptureFixture[str], dataset: Path) -> None:
     assert evaluate.main(["--dataset", str(dataset), "--mode", "forehead"]) == 0
     out = capsys.readouterr().out
     assert shipped.CALIBRATION["id"] in out

@@ -63,9 +63,7 @@ def test_elevated_scan_raises_one_alert_and_retests_update_it(start_gateway, nod
     ]
 
 
-def test_node_killed_goes_offline_by_last_will_and_clears_on_return(
-    start_gateway, watch, private_broker
-) -> None:
+def test_node_killed_goes_offline_by_last_will_and_clears_on_return(start_gateway, watch, private_broker) -> None:
     gw = start_gateway()
     alerts = watch("checkpoint/v1/alerts/#")
     cmd = [sys.executable, "-m", "gateway.testing", "node", "--port", str(private_broker.port),
@@ -84,9 +82,7 @@ def test_node_killed_goes_offline_by_last_will_and_clears_on_return(
     _, raised = alerts.wait_for(lambda t, b: b["kind"] == "node_offline" and b["node"] == "k1")
     assert (raised["state"], raised["reason"], raised["site"]) == ("raised", "status", "river")
     back = NodePublisher(private_broker.port, "river", "k1").connect()
-    _, cleared = alerts.wait_for(
-        lambda t, b: b["kind"] == "node_offline" and b["node"] == "k1" and b["event"] == 2
-    )
+    _, cleared = alerts.wait_for(lambda t, b: b["kind"] == "node_offline" and b["node"] == "k1" and b["event"] == 2)
     assert (cleared["alert_id"], cleared["state"], cleared["reason"]) == (
         raised["alert_id"],
         "resolved",

@@ -41,9 +41,7 @@ def _populate(nodes) -> None:
         assert node.wait_receipts([s for s, _ in scans])
 
 
-def test_report_matches_the_stored_scans_and_export_round_trips(
-    start_gateway, nodes, db_url, tmp_path
-) -> None:
+def test_report_matches_the_stored_scans_and_export_round_trips(start_gateway, nodes, db_url, tmp_path) -> None:
     gw = start_gateway()
     _populate(nodes)
     gw.stop()

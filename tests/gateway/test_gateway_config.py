@@ -57,9 +57,7 @@ def test_precedence_defaults_file_environment_flags(tmp_path: Path) -> None:
         ("not toml [", {}, "not valid TOML"),
     ],
 )
-def test_bad_config_is_refused_with_the_key_and_reason(
-    tmp_path: Path, text: str, env: dict, message: str
-) -> None:
+def test_bad_config_is_refused_with_the_key_and_reason(tmp_path: Path, text: str, env: dict, message: str) -> None:
     with pytest.raises(ConfigError) as err:
         config.load(write(tmp_path, text), environ=env)
     assert message in str(err.value)

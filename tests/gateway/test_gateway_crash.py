@@ -40,9 +40,7 @@ def test_sigkill_at_random_moments_loses_no_scan_and_stores_none_twice(private_b
         for t in threads:
             t.join(60)
         for p in publishers:
-            assert p.wait_receipts(range(PER_NODE), timeout=60, resend_after=2.0), (
-                f"{p.node}: receipts missing"
-            )
+            assert p.wait_receipts(range(PER_NODE), timeout=60, resend_after=2.0), f"{p.node}: receipts missing"
         code, out = gateway.terminate()
         assert code == 0, out
     finally:
@@ -55,9 +53,7 @@ def test_sigkill_at_random_moments_loses_no_scan_and_stores_none_twice(private_b
     assert rows == sorted((f"n{i}", s) for i in range(NODES) for s in range(PER_NODE))
     assert gateway.starts == KILLS + 1
     # The kills hit while scans were flowing (not before the first or after the last one was stored).
-    print(
-        "rows stored at each kill:", stored_at_kills, "resent by nodes:", sum(p.resends for p in publishers)
-    )
+    print("rows stored at each kill:", stored_at_kills, "resent by nodes:", sum(p.resends for p in publishers))
     assert any(0 < n < NODES * PER_NODE for n in stored_at_kills), stored_at_kills
 
 

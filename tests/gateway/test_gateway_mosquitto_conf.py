@@ -37,9 +37,7 @@ def _production_config(workdir: Path, tls_port: int) -> Path:
     passwd = workdir / "passwd"
     passwd.touch()
     for user, password in USERS.items():
-        subprocess.run(
-            ["mosquitto_passwd", "-b", str(passwd), user, password], check=True, capture_output=True
-        )
+        subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True, capture_output=True)
     shutil.copy(DEPLOY / "acl", workdir / "acl")
     cert = _certificate(workdir)
     lines = []
@@ -79,9 +77,7 @@ def production_broker(tmp_path: Path):
         yield broker
 
 
-def _client(
-    port: int, user: str | None, client_id: str, tls_ca: Path | None = None
-) -> tuple[mqtt.Client, int]:
+def _client(port: int, user: str | None, client_id: str, tls_ca: Path | None = None) -> tuple[mqtt.Client, int]:
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
     result: queue.Queue[int] = queue.Queue()
     c.on_connect = lambda cl, u, f, rc, p: result.put(rc.value)

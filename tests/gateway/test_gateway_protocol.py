@@ -32,9 +32,7 @@ def test_valid_scan_parses_to_the_same_fields() -> None:
 
 
 def test_sensor_fault_scan_without_temperatures_is_valid() -> None:
-    body = scan_bytes(
-        t_site_c=None, t_amb_c=None, t_core_c=None, verdict="invalid", flags=["sensor_fault"], ts=None
-    )
+    body = scan_bytes(t_site_c=None, t_amb_c=None, t_core_c=None, verdict="invalid", flags=["sensor_fault"], ts=None)
     parsed = parse(P, TOPIC, body)
     assert isinstance(parsed, Scan) and parsed.t_site_c is None and parsed.ts is None
 
@@ -85,9 +83,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("reason", "topic", "payload"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
-)
+@pytest.mark.parametrize(("reason", "topic", "payload"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_bad_input_is_rejected_with_its_reason(reason: str, topic: str, payload: bytes) -> None:
     result = parse(P, topic, payload)
     assert isinstance(result, Rejection)
@@ -102,12 +98,8 @@ def test_rejection_names_the_seq_of_this_nodes_scan_so_the_receipt_can_say_so() 
 
 
 def test_status_will_and_health() -> None:
-    assert parse(P, f"{P}/bridge/n1/status", b'{"v":1,"state":"offline"}') == Status(
-        "bridge", "n1", "offline"
-    )
-    online = parse(
-        P, f"{P}/bridge/n1/status", b'{"v":1,"state":"online","fw":"1.0","boot":3,"config_id":"c7"}'
-    )
+    assert parse(P, f"{P}/bridge/n1/status", b'{"v":1,"state":"offline"}') == Status("bridge", "n1", "offline")
+    online = parse(P, f"{P}/bridge/n1/status", b'{"v":1,"state":"online","fw":"1.0","boot":3,"config_id":"c7"}')
     assert online == Status("bridge", "n1", "online", "1.0", 3, "c7")
     health = parse(
         P, f"{P}/bridge/n1/health", b'{"v":1,"heap_free":51234,"rssi":-67,"sensor_errors":{"pec":2,"flag":1}}'

@@ -144,9 +144,7 @@ def test_a_forehead_fresh_from_the_wind_is_caught_with_an_indoor_like_sensor() -
     assert "warm up 5-10 minutes" in str(screening.advice(verdict, flags))
     rng = random.Random(9)
     healthy = Population(seed=9, fever_prevalence=0.0, cold_share=1.0).take(2000)
-    at_0 = verdicts(
-        CAL, [("forehead", site_temperature(t, "forehead", 20.5, 0.0, rng), 20.5, []) for t in healthy]
-    )
+    at_0 = verdicts(CAL, [("forehead", site_temperature(t, "forehead", 20.5, 0.0, rng), 20.5, []) for t in healthy])
     # Documented in docs/screening.md (cold table): 83 % of these readings are caught at 0 min. The rest,
     # and most after 1-3 minutes, cannot be told from a warm face by (site, ambient) alone: the limit.
     assert at_0.count(screening.INDETERMINATE) / len(at_0) >= 0.8
