@@ -72,7 +72,9 @@ def check_scan(scan: dict[str, Any], seq: int, person: Traveller, shown: str, no
     assert scan["v"] == 1 and scan["site"] == "bridge-1" and scan["node"] == node and scan["seq"] == seq
     assert scan["boot"] == 1 and scan["mode"] == "forehead" and scan["fw"] == "0.1.0" and scan["cal"] == cal["id"]
     assert scan["verdict"] == shown, f"seq {seq}: staff saw {shown}, the gateway got {scan['verdict']}"
-    assert scan["retest_of"] is None and scan["samples"] > 0 and 0 < scan["duration_ms"] <= 1000
+    # duration_ms is in the node's scaled clock here: a host hiccup at 50x stretches it, so its 1.0 s bound is
+    # asserted in exact simulated time in test_scan.py, not here.
+    assert scan["retest_of"] is None and scan["samples"] > 0 and scan["duration_ms"] > 0
     assert abs(scan["t_site_c"] - person.object_c) <= 0.3 and abs(scan["t_amb_c"] - person.ambient_c) <= 0.1
     t_core, verdict, flags = screening.assess(cal, "forehead", scan["t_site_c"], scan["t_amb_c"], scan["flags"])
     assert verdict == scan["verdict"] and sorted(flags) == sorted(scan["flags"])
