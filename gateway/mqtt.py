@@ -14,6 +14,7 @@ import os
 import queue
 import socket
 import ssl
+import struct
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +29,7 @@ from gateway.protocol import PROTOCOL_VERSION, Topics
 
 log = logging.getLogger("gateway.mqtt")
 _INFLIGHT = 1000  # our own QoS 1 publishes (receipts, verdicts, alerts) in flight at once
+_PUBACK = struct.Struct("!BBH")  # MQTT 3.1.1 PUBACK: type 0x40, remaining length 2, message id
 
 
 def _no_delay(client: Any, userdata: Any, sock: Any) -> None:
@@ -136,6 +138,23 @@ class Link:
         """PUBACK one message, on the connection it came in on (else the broker redelivers it: harmless)."""
         if msg.qos > 0 and msg.gen == self.gen:
             self._client.ack(msg.mid, msg.qos)
+
+    def ack_all(self, msgs: list[Incoming]) -> None:
+        """PUBACK a batch, each message on the connection it came in on, as one write to the socket.
+
+        paho's `ack()` queues every 4-byte PUBACK as its own packet: one wake-up of the network thread and one
+        send() (one TCP segment, with TCP_NODELAY) per message, about a third of the gateway's CPU under load.
+        Here the PUBACKs of a batch are concatenated and queued as one packet (`Client._packet_queue`, paho
+        2.2.0 as pinned in pyproject.toml); the broker reads the same PUBACKs from the stream.
+        """
+        gen = self.gen
+        mids = [m.mid for m in msgs if m.qos == 1 and m.gen == gen]
+        for m in msgs:
+            if m.qos == 2:
+                self.ack(m)
+        if mids:
+            blob = b"".join([_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids])
+            self._client._packet_queue(mqtt.PUBACK, blob, 0, 0)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Publish our own offline status (a clean disconnect sends no will), then disconnect."""

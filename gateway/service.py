@@ -111,8 +111,8 @@ class Gateway:
             mid = self.link.publish(out)
             if out.event is not None:
                 self._awaiting[mid] = out.event
-        for msg in batch:
-            self.link.ack(msg)
+        if batch:
+            self.link.ack_all(batch)
 
     def _note_published(self, writer: Writer) -> None:
         done = []
