@@ -10,6 +10,7 @@ identity_mismatch, missing_field:<f>, wrong_type:<f>, not_finite:<f>, out_of_ran
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -128,6 +129,32 @@ class _Invalid(Exception):
 
 def parse(prefix: str, topic: str, payload: bytes) -> Message | Rejection | None:
     """Validate one message a node published; see the module docstring."""
+    where = _topic(prefix, topic)
+    if where is None or isinstance(where, Rejection):
+        return where
+    site, node, kind = where
+    if kind == "status" and not payload:
+        return None  # a retained status being cleared
+    try:
+        obj = _load(payload)
+        if kind == "scan":
+            fast = _scan_fast(obj, site, node)
+            if fast is not None:
+                return fast
+        _check_header(obj, site, node, required=(kind == "scan"))
+        if kind == "scan":
+            return _scan(obj, site, node)
+        if kind == "status":
+            return _status(obj, site, node)
+        return _health(obj, site, node)
+    except _Invalid as e:
+        return Rejection(e.reason, site, node, _seq_hint(payload, kind, site, node))
+
+
+@functools.lru_cache(maxsize=4096)
+def _topic(prefix: str, topic: str) -> tuple[str, str, str] | Rejection | None:
+    """(site, node, kind) of a node's topic, a Rejection, or None (the gateway's own status). Cached: a pure
+    function of its arguments, and the same few topics (one per node and kind) come again and again."""
     parts = topic.split("/")
     base = prefix.rstrip("/").split("/")
     if len(parts) != len(base) + 3 or parts[: len(base)] != base or parts[-1] not in NODE_KINDS:
@@ -137,18 +164,7 @@ def parse(prefix: str, topic: str, payload: bytes) -> Message | Rejection | None
         return None
     if not (is_identifier(site) and is_identifier(node)) or site in RESERVED_SITES:
         return Rejection("bad_identifier")
-    if kind == "status" and not payload:
-        return None  # a retained status being cleared
-    try:
-        obj = _load(payload)
-        _check_header(obj, site, node, required=(kind == "scan"))
-        if kind == "scan":
-            return _scan(obj, site, node)
-        if kind == "status":
-            return _status(obj, site, node)
-        return _health(obj, site, node)
-    except _Invalid as e:
-        return Rejection(e.reason, site, node, _seq_hint(payload, kind, site, node))
+    return site, node, kind
 
 
 def _load(payload: bytes) -> dict[str, Any]:
@@ -280,6 +296,58 @@ def _scan(obj: dict[str, Any], site: str, node: str) -> Scan:
     cal = _text(obj, "cal")
     return Scan(site, node, seq, boot, ts, uptime_ms, mode, t_site_c, t_amb_c, t_core_c, verdict, flags,
                 samples, duration_ms, retest_of, fw, cal)  # fmt: skip
+
+
+_SCAN_FIELDS = frozenset(
+    ("v", "site", "node", "seq", "boot", "ts", "uptime_ms", "mode", "t_site_c", "t_amb_c", "t_core_c", "verdict",
+     "flags", "samples", "duration_ms", "retest_of", "fw", "cal")
+)  # fmt: skip
+
+
+def _temp_ok(value: Any, bounds: tuple[float, float]) -> bool:
+    # NaN and infinities fail the range test; ints are range-tested before any float conversion.
+    return value is None or (type(value) in (int, float) and bounds[0] <= value <= bounds[1])
+
+
+def _text_ok(value: Any) -> bool:
+    return type(value) is str and 0 < len(value) <= _MAX_TEXT and value.isprintable()
+
+
+def _scan_fast(obj: dict[str, Any], site: str, node: str) -> Scan | None:
+    """A well-formed scan in one pass, the same Scan `_check_header` + `_scan` build; None as soon as anything
+    is unusual (a field missing, a type, a range), and then the full checks run and name the reason. Accepts
+    only what the full checks accept."""
+    if not obj.keys() >= _SCAN_FIELDS:
+        return None
+    v, seq, boot, ts, uptime_ms = obj["v"], obj["seq"], obj["boot"], obj["ts"], obj["uptime_ms"]
+    samples, duration_ms, retest_of = obj["samples"], obj["duration_ms"], obj["retest_of"]
+    t_site_c, t_amb_c, t_core_c, flags = obj["t_site_c"], obj["t_amb_c"], obj["t_core_c"], obj["flags"]
+    mode, verdict, fw, cal = obj["mode"], obj["verdict"], obj["fw"], obj["cal"]
+    if not (
+        type(v) is int and v == PROTOCOL_VERSION and obj["site"] == site and obj["node"] == node
+        and type(seq) is int and 0 <= seq <= _INT64
+        and type(boot) is int and 0 <= boot <= _INT64
+        and (ts is None or (type(ts) is int and _TS_RANGE[0] <= ts <= _TS_RANGE[1]))
+        and type(uptime_ms) is int and 0 <= uptime_ms <= _INT64
+        and type(samples) is int and 0 <= samples <= 1_000_000
+        and type(duration_ms) is int and 0 <= duration_ms <= 3_600_000
+        and (retest_of is None or (type(retest_of) is int and 0 <= retest_of < seq))
+        and type(mode) is str and mode in MODES
+        and type(verdict) is str and verdict in VERDICTS
+        and _temp_ok(t_site_c, _T_SITE_RANGE) and _temp_ok(t_amb_c, _T_AMB_RANGE)
+        and _temp_ok(t_core_c, _T_CORE_RANGE)
+        and _text_ok(fw) and _text_ok(cal)
+        and type(flags) is list and len(flags) <= _MAX_FLAGS
+        and all(type(f) is str and _FLAG.match(f) for f in flags)
+    ):  # fmt: skip
+        return None
+    return Scan(
+        site, node, seq, boot, ts, uptime_ms, mode,
+        None if t_site_c is None else float(t_site_c),
+        None if t_amb_c is None else float(t_amb_c),
+        None if t_core_c is None else float(t_core_c),
+        verdict, tuple(flags), samples, duration_ms, retest_of, fw, cal,
+    )  # fmt: skip
 
 
 def _status(obj: dict[str, Any], site: str, node: str) -> Status:
