@@ -1,9 +1,9 @@
 """The gateway's MQTT link (paho-mqtt 2.x): a persistent session, QoS 1, acknowledgements by hand.
 
 The network thread only puts messages on the inbox queue (never blocks: Mosquitto drops QoS 1 messages for a
-slow client past its queue limit). The writer thread acknowledges each message with `ack()` after its batch
-is committed, and publishes through `publish()`. The gateway's own availability is a retained status on
-`{prefix}/gateway/{instance}/status` with a last will.
+slow client past its queue limit). The writer thread acknowledges a batch with `ack_all()` (one write for all
+its PUBACKs) after the batch is committed, and publishes through `publish()`. The gateway's own availability
+is a retained status on `{prefix}/gateway/{instance}/status` with a last will.
 """
 
 from __future__ import annotations
