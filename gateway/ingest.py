@@ -102,6 +102,8 @@ class Writer:
             is_new = dict(zip(scans, tx.insert_scans([row for row, _ in scans.values()]), strict=True))
             for i, (msg, item) in enumerate(zip(batch, parsed, strict=True)):
                 if isinstance(item, Scan):
+                    if not is_new[i] and self._seq_conflict(tx, msg, item, now, acc):
+                        continue
                     self._scan(tx, item, scans[i], is_new[i], now, acc)
                 elif isinstance(item, Status):
                     self._node_transition(tx, self._fleet.on_status(item, now), acc)
@@ -223,6 +225,27 @@ class Writer:
         tx.save_alert(change.alert, change.event)
         acc.changes.append(change)
         return change.alert
+
+    def _seq_conflict(self, tx: Transaction, msg: Incoming, scan: Scan, now: int, acc: _Batch) -> bool:
+        """A seq already stored with another origin (boot, uptime): the node reused a seq (a re-flashed or
+        replaced unit under the same name, a damaged outbox). Insert-or-ignore would drop it silently: it is
+        kept whole in the quarantine as seq_conflict, and receipted so the node does not resend it forever."""
+        stored = tx.scan_origin(scan.site, scan.node, scan.seq)
+        if stored is None or stored == (scan.boot, scan.uptime_ms):
+            return False
+        tx.insert_quarantine(
+            QuarantineRow(now, msg.topic, "seq_conflict", len(msg.payload), msg.payload, scan.site, scan.node)
+        )
+        acc.result.rejected += 1
+        self.rejections["seq_conflict"] += 1
+        acc.receipts[(scan.site, scan.node)].append(scan.seq)
+        who = f"{scan.site}/{scan.node}"
+        self._reject_log.warning(
+            (who, "seq_conflict"),
+            f"{who} sent seq {scan.seq} again with another origin (boot {scan.boot}, stored boot {stored[0]}): "
+            "kept in the quarantine as seq_conflict; check whether the node was re-flashed or replaced",
+        )
+        return True
 
     def _quarantine(self, tx: Transaction, msg: Incoming, rej: Rejection, now: int, acc: _Batch) -> None:
         head = msg.payload[:QUARANTINE_HEAD_BYTES]

@@ -104,7 +104,7 @@ class QuarantineRow:
     topic: str
     reason: str
     size: int
-    payload: bytes  # the first 256 bytes
+    payload: bytes  # the first 256 bytes (seq_conflict: the whole scan, so nothing is lost)
     site: str | None = None
     node: str | None = None
 
@@ -133,6 +133,10 @@ class Transaction(Protocol):
         ...
 
     def insert_quarantine(self, row: QuarantineRow) -> None: ...
+
+    def scan_origin(self, site: str, node: str, seq: int) -> tuple[int, int] | None:
+        """(boot, uptime_ms) of the stored scan: a resend carries the same; a node that reuses a seq does not."""
+        ...
 
     def save_node(self, row: NodeRow) -> None: ...
 

@@ -129,6 +129,11 @@ class SqliteTransaction:
         found = self._conn.execute(sql, args).fetchone()
         return AlertRow(*found) if found else None
 
+    def scan_origin(self, site: str, node: str, seq: int) -> tuple[int, int] | None:
+        sql = "SELECT boot, uptime_ms FROM scans WHERE site = ? AND node = ? AND seq = ?"
+        found = self._conn.execute(sql, (site, node, seq)).fetchone()
+        return (int(found[0]), int(found[1])) if found else None
+
     def fever_alert_for(self, site: str, node: str, seq: int) -> AlertRow | None:
         where = "kind = 'fever' AND site = ? AND node = ? AND (seq = ? OR last_seq = ?)"
         return self._alert(where, (site, node, seq, seq))
