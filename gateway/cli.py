@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway import config as config_mod
-from gateway import export, logs, report
+from gateway import export, logs, push, report
 from gateway.errors import GatewayError
 from gateway.store import open_store
 
@@ -67,6 +67,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     rep.add_argument("--day", required=True, help="YYYY-MM-DD in [report] timezone")
     rep.add_argument("--format", choices=("table", "json"), default="table")
     sub.add_parser("check-config", parents=common, help="print the effective config, or what is wrong with it")
+    push.add_arguments(sub.add_parser("push-config", parents=common, help="send a node a new config over MQTT"))
     ev = sub.add_parser("evaluate", parents=common, conflict_handler="resolve",
                         help="evaluate screening on a dataset (see docs/screening.md)")  # fmt: skip
     if argv[:1] == ["evaluate"]:
@@ -104,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "run":
             return _run(cfg)
+        if args.command == "push-config":
+            return push.run(args, cfg)
         return _query(args, cfg)
     except GatewayError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

@@ -1,0 +1,133 @@
+"""`checkpoint-gateway push-config`: send a node a new config (mode, threshold, a calibration) over MQTT.
+
+The config goes retained, QoS 1, to `{prefix}/{site}/{node}/config` (docs/protocol.md), so a node that is
+offline now applies it when it reconnects. Before anything is sent, the push is checked with the firmware's
+own validation (firmware/config.py `merge_push`) on a default node config, so a typo is refused here with the
+node's own reason instead of in a node's `status` at 3 a.m. With `--wait S` the command waits for the node's
+retained status to report the new config id (applied and persisted) or a `config_error`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import queue
+import ssl
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway import config as config_mod
+from gateway.errors import GatewayError
+from gateway.protocol import PROTOCOL_VERSION, Topics, is_identifier
+
+FIRMWARE_DIR = Path(__file__).resolve().parents[1] / "firmware"
+
+
+def _firmware_config() -> Any:
+    """The node's own config module, imported flat as on the device (it imports `screening` the same way)."""
+    if str(FIRMWARE_DIR) not in sys.path:
+        sys.path.append(str(FIRMWARE_DIR))
+    return importlib.import_module("config")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (overrides [mqtt] broker)")
+    p.add_argument("--site", required=True)
+    p.add_argument("--node", required=True)
+    p.add_argument("--id", required=True, dest="config_id", help="the config's id, reported back in status")
+    p.add_argument("--mode", choices=("forehead", "canthus"))
+    p.add_argument("--threshold", type=float, help="display threshold, C (a site's, e.g. 37.3)")
+    p.add_argument("--calibration", type=Path, help="a calibration JSON file (docs/screening.md)")
+    p.add_argument("--wait", type=float, default=0.0, metavar="S", help="wait S seconds for the node to apply it")
+
+
+def build(args: argparse.Namespace) -> dict[str, Any]:
+    """The push payload; GatewayError naming the problem if the node would refuse it."""
+    for what in ("site", "node"):
+        if not is_identifier(getattr(args, what)):
+            raise GatewayError(f"--{what} {getattr(args, what)!r}: must match [a-z0-9][a-z0-9-]{{0,31}}")
+    push: dict[str, Any] = {"v": PROTOCOL_VERSION, "id": args.config_id}
+    if args.mode is not None:
+        push["mode"] = args.mode
+    if args.threshold is not None:
+        push["threshold_c"] = args.threshold
+    if args.calibration is not None:
+        try:
+            push["calibration"] = json.loads(args.calibration.read_text())
+        except (OSError, ValueError) as e:
+            raise GatewayError(f"--calibration {args.calibration}: cannot read it as JSON ({e})") from e
+    fw_config = _firmware_config()
+    base, reason = fw_config.validate({"site": args.site, "node": args.node, "broker": {"host": "broker"}})
+    if base is None:
+        raise GatewayError(f"cannot build a node config to check against: {reason}")
+    checked, reason = fw_config.merge_push(base, push)
+    if checked is None:
+        raise GatewayError(f"the node would refuse this config: {reason}")
+    return push
+
+
+def run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    push = build(args)
+    topics = Topics(cfg.mqtt.topic_prefix)
+    statuses: queue.Queue[tuple[dict[str, Any], bool]] = queue.Queue()
+    connected = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"push-config-{args.site}-{args.node}")
+    if cfg.mqtt.username:
+        client.username_pw_set(cfg.mqtt.username, config_mod.mqtt_password(cfg.mqtt))
+    parts = urlsplit(cfg.mqtt.broker)
+    if parts.scheme == "mqtts":
+        client.tls_set(ca_certs=cfg.mqtt.ca_file or None, cert_reqs=ssl.CERT_REQUIRED)
+    client.on_connect = lambda c, *a: connected.set()
+    client.on_message = lambda c, u, m: statuses.put((_json(bytes(m.payload)), bool(m.retain)))
+    try:
+        client.connect(parts.hostname or "127.0.0.1", parts.port or (8883 if parts.scheme == "mqtts" else 1883))
+    except OSError as e:
+        raise GatewayError(f"cannot reach the broker {cfg.mqtt.broker}: {e} (check --broker / [mqtt] broker)") from e
+    client.loop_start()
+    try:
+        if not connected.wait(10):
+            raise GatewayError(f"the broker {cfg.mqtt.broker} did not accept the connection within 10 s")
+        topic = topics.node(args.site, args.node, "config")
+        client.publish(topic, json.dumps(push, separators=(",", ":")), qos=1, retain=True).wait_for_publish(10)
+        print(f"push-config: sent config {args.config_id!r} to {topic} (retained: applied on the next connect)")
+        if args.wait > 0:
+            return _wait(client, topics.node(args.site, args.node, "status"), statuses, args)
+        return 0
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _json(payload: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _wait(
+    client: Any, status_topic: str, statuses: queue.Queue[tuple[dict[str, Any], bool]], args: argparse.Namespace
+) -> int:
+    """The node's status after the push. A retained status predates it: its config_error may be an older push's,
+    so only a live status can say "refused"."""
+    client.subscribe(status_topic, qos=1)
+    try:
+        while True:
+            body, retained = statuses.get(timeout=args.wait)
+            if body.get("config_error") and not retained:
+                print(f"push-config: the node refused it: {body['config_error']}")
+                return 1
+            if body.get("config_id") == args.config_id:
+                print(f"push-config: {args.site}/{args.node} runs config {args.config_id!r}")
+                return 0
+    except queue.Empty:
+        print(f"push-config: no confirmation within {args.wait:g} s; the node applies it when it next connects")
+        return 3

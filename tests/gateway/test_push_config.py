@@ -1,0 +1,57 @@
+"""`checkpoint-gateway push-config` reaches a node running the real firmware, which applies and persists it;
+a config the node would refuse is refused before anything is sent, with the node's own reason."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from sim.broker import Broker
+from sim.post import SimNode
+from sim.scenario import Scenario, Site
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gateway", "push-config", "--db", "sqlite:///unused.db", *args]
+
+
+def test_a_pushed_threshold_is_applied_and_persisted_by_the_node(private_broker: Broker, tmp_path: Path) -> None:
+    site = Site(name="bridge", nodes=1, ambient_c=22.0, mode="forehead")
+    node = SimNode(Scenario(speed=5.0), site, "bridge-1", private_broker.port, tmp_path / "n", lambda r: None, 3)
+
+    async def main() -> tuple[int, str]:
+        node.power_on()
+        for _ in range(400):  # up to 20 s for the node's MQTT session
+            if node.connected:
+                break
+            await asyncio.sleep(0.05)
+        assert node.connected, "the simulated node never connected"
+        proc = await asyncio.create_subprocess_exec(
+            *cli("--broker", private_broker.url, "--site", "bridge", "--node", "bridge-1", "--id", "winter-2",
+                 "--threshold", "37.3", "--wait", "20"),
+            cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+        await node.stop()
+        return int(proc.returncode or 0), out.decode()
+
+    code, out = asyncio.run(main())
+    assert code == 0, out
+    assert "runs config 'winter-2'" in out
+    saved = json.loads((tmp_path / "n" / "config.json").read_text())
+    assert saved["config_id"] == "winter-2" and saved["threshold_c"] == 37.3
+
+
+def test_a_config_the_node_would_refuse_is_not_sent(private_broker: Broker) -> None:
+    out = subprocess.run(
+        cli("--broker", private_broker.url, "--site", "bridge", "--node", "bridge-1", "--id", "bad",
+            "--threshold", "45"),
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "the node would refuse this config" in out.stderr and "threshold_c" in out.stderr
