@@ -10,11 +10,9 @@ retained status to report the new config id (applied and persisted) or a `config
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import queue
 import ssl
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,18 +21,10 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+import firmware
 from gateway import config as config_mod
 from gateway.errors import GatewayError
 from gateway.protocol import PROTOCOL_VERSION, Topics, is_identifier
-
-FIRMWARE_DIR = Path(__file__).resolve().parents[1] / "firmware"
-
-
-def _firmware_config() -> Any:
-    """The node's own config module, imported flat as on the device (it imports `screening` the same way)."""
-    if str(FIRMWARE_DIR) not in sys.path:
-        sys.path.append(str(FIRMWARE_DIR))
-    return importlib.import_module("config")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -63,7 +53,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             push["calibration"] = json.loads(args.calibration.read_text())
         except (OSError, ValueError) as e:
             raise GatewayError(f"--calibration {args.calibration}: cannot read it as JSON ({e})") from e
-    fw_config = _firmware_config()
+    fw_config: Any = firmware.module("config")  # the node's own validation (untyped MicroPython subset)
     base, reason = fw_config.validate({"site": args.site, "node": args.node, "broker": {"host": "broker"}})
     if base is None:
         raise GatewayError(f"cannot build a node config to check against: {reason}")

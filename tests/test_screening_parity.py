@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from firmware import calibration, screening
+from sim.host import micropython_command
 
 ROOT = Path(__file__).resolve().parents[1]
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+MICROPYTHON = micropython_command("112k")
 FLAG_SETS: tuple[list[str], ...] = (
     [], ["unstable"], ["not_settled"], ["low_supply"], ["sensor_fault"], ["above_baseline"],
     ["below_baseline"], ["low_supply", "above_baseline"],
@@ -125,7 +126,7 @@ def test_firmware_and_gateway_reach_the_same_verdicts(tmp_path: Path) -> None:
     script = tmp_path / "runner.py"
     script.write_text(RUNNER.format(firmware=str(ROOT / "firmware"), cases=str(path)), encoding="utf-8")
     done = subprocess.run(
-        [str(MICROPYTHON), "-X", "heapsize=112k", str(script)],
+        [*MICROPYTHON, str(script)],
         capture_output=True,
         text=True,
         timeout=120,

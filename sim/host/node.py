@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sim.host import firmware_module
+from sim.host import firmware_module, micropython_command
 from sim.host.board import HostBoard
 from sim.host.bridge import BridgeServer
 
@@ -44,10 +44,6 @@ class NodeError(RuntimeError):
 def _tool(name: str) -> str:
     venv = REPO / ".venv" / "bin" / name
     return str(venv) if venv.exists() else name
-
-
-def micropython_binary() -> str:
-    return _tool("micropython")
 
 
 def compile_firmware(sources: tuple[Path, ...] = (FIRMWARE, HOST_MP)) -> Path:
@@ -102,7 +98,7 @@ class MicroPythonNode:
         self.bridge.start()
         env = dict(os.environ, CHECKPOINT_BRIDGE_PORT=str(self.bridge.port), CHECKPOINT_SPEED=str(self.speed))
         self.proc = subprocess.Popen(
-            [micropython_binary(), "-X", f"heapsize={self.heap}", str(RUNNER), str(compile_firmware()), str(self.dir)],
+            [*micropython_command(self.heap), str(RUNNER), str(compile_firmware()), str(self.dir)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

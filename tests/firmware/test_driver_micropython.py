@@ -13,11 +13,12 @@ from pathlib import Path
 
 from firmware.mlx90614 import MLX90614, SensorError
 from sim.clock import ManualClock
+from sim.host import micropython_command
 from sim.i2c import MachineI2C, WritableBuffer
 from sim.mlx90614 import MLX90614 as Chip
 
 ROOT = Path(__file__).resolve().parents[2]
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+MICROPYTHON = micropython_command("112k")
 READS = 1000
 
 REPLAY_AND_MEASURE = """
@@ -151,7 +152,7 @@ def test_driver_under_micropython_matches_cpython_and_reads_without_allocating(t
     script = tmp_path / "replay.py"
     script.write_text(REPLAY_AND_MEASURE.format(firmware=str(ROOT / "firmware"), reads=READS))
     run = subprocess.run(
-        [str(MICROPYTHON), "-X", "heapsize=112k", str(script)],
+        [*MICROPYTHON, str(script)],
         cwd=tmp_path,
         capture_output=True,
         text=True,

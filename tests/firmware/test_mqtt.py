@@ -19,17 +19,15 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from sim.broker import Broker, free_port
+from sim.host import FIRMWARE_DIR, firmware_module, micropython_command
 
 ROOT = Path(__file__).resolve().parents[2]
-FIRMWARE = ROOT / "firmware"
-if str(FIRMWARE) not in sys.path:
-    sys.path.insert(0, str(FIRMWARE))
 
-import clock as clockmod  # noqa: E402
-import mqtt  # noqa: E402
+clockmod = firmware_module("clock")
+mqtt = firmware_module("mqtt")
 
 INTERPRETERS = {
-    "micropython": [str(ROOT / ".venv/bin/micropython"), "-X", "heapsize=112k"],
+    "micropython": micropython_command("112k"),
     "cpython": [sys.executable],
 }
 
@@ -98,7 +96,7 @@ def test_parse_publish() -> None:
 
 
 def test_micropython_encodes_the_same_bytes() -> None:
-    prog = [str(ROOT / "tests/firmware/mp/net_mqtt_codec.py"), str(FIRMWARE)]
+    prog = [str(ROOT / "tests/firmware/mp/net_mqtt_codec.py"), str(FIRMWARE_DIR)]
     mp = subprocess.run(INTERPRETERS["micropython"] + prog, capture_output=True, text=True, timeout=30)
     cp = subprocess.run([sys.executable, *prog], capture_output=True, text=True, timeout=30)
     assert mp.returncode == 0, mp.stderr
@@ -110,7 +108,7 @@ def test_client_round_trip_against_mosquitto(broker: Broker, interpreter: str) -
     """Connection refused, subscribe, QoS 0/1 to itself, PUBACK tracking, pings keep it alive, clean close."""
     prog = [
         str(ROOT / "tests/firmware/mp/net_mqtt_live.py"),
-        str(FIRMWARE),
+        str(FIRMWARE_DIR),
         str(broker.port),
         str(free_port()),
         f"t/live-{interpreter}",

@@ -11,15 +11,14 @@ from typing import Any
 
 import pytest
 
+from sim.host import FIRMWARE_DIR, firmware_module, micropython_command
+
 ROOT = Path(__file__).resolve().parents[2]
-FIRMWARE = ROOT / "firmware"
-if str(FIRMWARE) not in sys.path:
-    sys.path.insert(0, str(FIRMWARE))
 
-import outbox  # noqa: E402
-import record  # noqa: E402
+outbox = firmware_module("outbox")
+record = firmware_module("record")
 
-MICROPYTHON = [str(ROOT / ".venv/bin/micropython"), "-X", "heapsize=112k"]
+MICROPYTHON = micropython_command("112k")
 POWERCUT = str(ROOT / "tests/firmware/mp/outbox_powercut.py")
 
 
@@ -61,7 +60,7 @@ def test_power_cut_at_every_byte_of_an_append(tmp_path: Path, interpreter: str) 
     without garbage after the cut, and torn ack entries: nothing written before is lost, the torn record is
     gone, no published seq is reused, and the log keeps working after recovery (see the program)."""
     exe = MICROPYTHON if interpreter == "micropython" else [sys.executable]
-    r = subprocess.run([*exe, POWERCUT, str(FIRMWARE), str(tmp_path)], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([*exe, POWERCUT, str(FIRMWARE_DIR), str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert '"failures": []' in r.stdout and '"cases": 427' in r.stdout, r.stdout
 

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "firmware"))
-import record  # noqa: E402
+from sim.host import firmware_module, micropython_command
 
-MICROPYTHON = [str(ROOT / ".venv/bin/micropython"), "-X", "heapsize=112k"]
+ROOT = Path(__file__).resolve().parents[2]
+record = firmware_module("record")
+
+MICROPYTHON = micropython_command("112k")
 
 # DESIGN.md protocol v1, scan topic: every field, in this order.
 PROTOCOL_FIELDS = [

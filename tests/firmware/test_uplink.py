@@ -23,19 +23,17 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from sim.broker import Broker, free_port
+from sim.host import FIRMWARE_DIR, firmware_module, micropython_command
 
 ROOT = Path(__file__).resolve().parents[2]
-FIRMWARE = ROOT / "firmware"
-if str(FIRMWARE) not in sys.path:
-    sys.path.insert(0, str(FIRMWARE))
 
-import clock as clockmod  # noqa: E402
-import outbox  # noqa: E402
-import record  # noqa: E402
-import uplink  # noqa: E402
+clockmod = firmware_module("clock")
+outbox = firmware_module("outbox")
+record = firmware_module("record")
+uplink = firmware_module("uplink")
 
 INTERPRETERS = {
-    "micropython": [str(ROOT / ".venv/bin/micropython"), "-X", "heapsize=112k"],
+    "micropython": micropython_command("112k"),
     "cpython": [sys.executable],
 }
 NODE_PROGRAM = str(ROOT / "tests/firmware/mp/net_uplink_node.py")
@@ -108,7 +106,7 @@ class NodeProcess:
         self.cond = threading.Condition()
         opts_file = Path(opts["dir"] + ".json")
         opts_file.write_text(json.dumps(opts))
-        args = [*INTERPRETERS[interpreter], NODE_PROGRAM, str(FIRMWARE), str(opts_file)]
+        args = [*INTERPRETERS[interpreter], NODE_PROGRAM, str(FIRMWARE_DIR), str(opts_file)]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
