@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sim import process
+
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto" / "local.conf"
 
 
@@ -85,15 +87,7 @@ class Broker:
         raise BrokerError(f"mosquitto did not listen on port {self.port} within {timeout} s")
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        process.stop(self.proc)
         self.proc = None
 
     def kill(self) -> None:

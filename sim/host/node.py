@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sim import process
 from sim.host import firmware_module, micropython_command
 from sim.host.board import HostBoard
 from sim.host.bridge import BridgeServer
@@ -137,13 +138,7 @@ class MicroPythonNode:
         return self.proc.wait(timeout=timeout)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        process.stop(self.proc)
         self.bridge.close()
 
     def __enter__(self) -> MicroPythonNode:
