@@ -7,7 +7,11 @@ import asyncio
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 from sim.broker import Broker
 from sim.post import SimNode
@@ -24,13 +28,16 @@ def test_a_pushed_threshold_is_applied_and_persisted_by_the_node(private_broker:
     site = Site(name="bridge", nodes=1, ambient_c=22.0, mode="forehead")
     node = SimNode(Scenario(speed=5.0), site, "bridge-1", private_broker.port, tmp_path / "n", lambda r: None, 3)
 
+    online = threading.Event()
+    watcher = paho.Client(CallbackAPIVersion.VERSION2, client_id="push-test-watch")
+    watcher.on_message = lambda c, u, m: json.loads(m.payload).get("state") == "online" and online.set()
+    watcher.connect("127.0.0.1", private_broker.port)
+    watcher.subscribe("checkpoint/v1/bridge/bridge-1/status", qos=1)
+    watcher.loop_start()
+
     async def main() -> tuple[int, str]:
         node.power_on()
-        for _ in range(400):  # up to 20 s for the node's MQTT session
-            if node.connected:
-                break
-            await asyncio.sleep(0.05)
-        assert node.connected, "the simulated node never connected"
+        assert await asyncio.to_thread(online.wait, 20), "the simulated node never published its online status"
         proc = await asyncio.create_subprocess_exec(
             *cli("--broker", private_broker.url, "--site", "bridge", "--node", "bridge-1", "--id", "winter-2",
                  "--threshold", "37.3", "--wait", "20"),
@@ -40,7 +47,11 @@ def test_a_pushed_threshold_is_applied_and_persisted_by_the_node(private_broker:
         await node.stop()
         return int(proc.returncode or 0), out.decode()
 
-    code, out = asyncio.run(main())
+    try:
+        code, out = asyncio.run(main())
+    finally:
+        watcher.disconnect()
+        watcher.loop_stop()
     assert code == 0, out
     assert "runs config 'winter-2'" in out
     saved = json.loads((tmp_path / "n" / "config.json").read_text())
