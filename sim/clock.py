@@ -19,22 +19,41 @@ class TickSource(Protocol):
     def ticks_diff(self, a: int, b: int) -> int: ...
 
 
-class ManualClock:
+class _SimClock:
+    """What both simulated clocks share: non-wrapping ticks and the wall clock an NTP sync sets."""
+
+    def __init__(self) -> None:
+        self._sync_tick: int | None = None
+        self._sync_unix = 0
+
+    def ticks_ms(self) -> int:
+        raise NotImplementedError
+
+    def ticks_diff(self, a: int, b: int) -> int:
+        return a - b
+
+    def unix_ms(self) -> int | None:
+        if self._sync_tick is None:
+            return None
+        return self._sync_unix + self.ticks_diff(self.ticks_ms(), self._sync_tick)
+
+    def set_unix_ms(self, ms: int) -> None:
+        self._sync_tick = self.ticks_ms()
+        self._sync_unix = ms
+
+
+class ManualClock(_SimClock):
     """Simulated time: `advance(ms)` moves it; `await sleep_ms(ms)` advances it and yields once.
 
     Single-task code therefore runs in simulated time (a 10 s wait costs nothing). Ticks do not wrap.
     """
 
     def __init__(self, start_ms: int = 0) -> None:
+        super().__init__()
         self._now = start_ms
-        self._sync_tick: int | None = None
-        self._sync_unix = 0
 
     def ticks_ms(self) -> int:
         return self._now
-
-    def ticks_diff(self, a: int, b: int) -> int:
-        return a - b
 
     def advance(self, ms: int) -> None:
         if ms < 0:
@@ -45,18 +64,9 @@ class ManualClock:
         self.advance(ms)
         await asyncio.sleep(0)
 
-    def unix_ms(self) -> int | None:
-        if self._sync_tick is None:
-            return None
-        return self._sync_unix + self.ticks_diff(self._now, self._sync_tick)
 
-    def set_unix_ms(self, ms: int) -> None:
-        self._sync_tick = self._now
-        self._sync_unix = ms
-
-
-class ScaledClock:
-    """Simulated time running `speed` times faster than real time, shared by every node of a simulation.
+class ScaledClock(_SimClock):
+    """Simulated time running `speed` times faster than real time (one per simulated node and its chip).
 
     Many nodes talk real MQTT to a real broker, so simulated time cannot jump: it runs at a fixed ratio to the
     monotonic clock. `sleep_ms(ms)` waits ms / speed real milliseconds. Ticks start at 0 when created.
@@ -65,16 +75,12 @@ class ScaledClock:
     def __init__(self, speed: float = 1.0) -> None:
         if speed <= 0:
             raise ValueError(f"speed must be > 0 (got {speed})")
+        super().__init__()
         self.speed = speed
         self._t0 = time.monotonic()
-        self._sync_tick: int | None = None
-        self._sync_unix = 0
 
     def ticks_ms(self) -> int:
         return int((time.monotonic() - self._t0) * 1000 * self.speed)
-
-    def ticks_diff(self, a: int, b: int) -> int:
-        return a - b
 
     def seconds(self) -> float:
         """Simulated seconds since the start."""
@@ -82,12 +88,3 @@ class ScaledClock:
 
     async def sleep_ms(self, ms: int) -> None:
         await asyncio.sleep(max(0, ms) / 1000 / self.speed)
-
-    def unix_ms(self) -> int | None:
-        if self._sync_tick is None:
-            return None
-        return self._sync_unix + self.ticks_diff(self.ticks_ms(), self._sync_tick)
-
-    def set_unix_ms(self, ms: int) -> None:
-        self._sync_tick = self.ticks_ms()
-        self._sync_unix = ms
