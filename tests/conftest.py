@@ -1,11 +1,14 @@
-"""Fixtures shared by every test: a private Mosquitto from the project's config on a free loopback port."""
+"""Fixtures shared by every test: a private Mosquitto from the project's config on a free loopback port, and the
+FDA clinical data file the screening tests read."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from gateway import calibration
 from sim.broker import Broker
 
 
@@ -21,3 +24,18 @@ def private_broker() -> Iterator[Broker]:
     """A Mosquitto of this test's own, for tests that stop, kill or restart it."""
     with Broker() as b:
         yield b
+
+
+@pytest.fixture(scope="session")
+def dataset() -> Path:
+    """The FDA facial/oral temperature file (../shared/data beside the repo, or $CHECKPOINT_DATA_DIR)."""
+    path = calibration.default_dataset_path()
+    if not path.is_file():
+        pytest.fail(f"the FDA study file is missing at {path}: set CHECKPOINT_DATA_DIR (see docs/screening.md)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def subjects(dataset: Path) -> list[calibration.Subject]:
+    """Every subject of the FDA file, read once for the session."""
+    return calibration.read_dataset(dataset)

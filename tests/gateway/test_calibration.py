@@ -17,14 +17,6 @@ from gateway import calibration as calib
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def subjects() -> list[calib.Subject]:
-    path = calib.default_dataset_path()
-    if not path.is_file():
-        pytest.fail(f"the FDA study file is missing at {path}: set CHECKPOINT_DATA_DIR")
-    return calib.read_dataset(path)
-
-
 def test_shipped_calibration_round_trips_as_json_and_is_usable() -> None:
     cal = shipped.CALIBRATION
     assert cal["id"] == "fda-flir-g1-1"

@@ -11,19 +11,10 @@ import pytest
 
 from firmware import calibration as shipped
 from gateway import evaluate
-from gateway.calibration import default_dataset_path
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {"n", "positives", "auc", "sensitivity", "specificity", "threshold_c", "bias_c", "sd_c", "skipped"}
 HEADER = "\ufeff,,Round 1:,,Other parameters:\n,,T_FEmax,T_CEmax,,\nSubjectID,,T_FH_Max1,canthiMax1,aveOralM,T_atm\n"
-
-
-@pytest.fixture(scope="module")
-def dataset() -> Path:
-    path = default_dataset_path()
-    if not path.is_file():
-        pytest.fail(f"the FDA study file is missing at {path}: set CHECKPOINT_DATA_DIR (see docs/screening.md)")
-    return path
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object]:

@@ -23,14 +23,6 @@ def quantiles(xs: list[float]) -> list[float]:
     return [xs[int(q * len(xs))] for q in QUANTILES]
 
 
-@pytest.fixture(scope="module")
-def subjects() -> list[calib.Subject]:
-    path = calib.default_dataset_path()
-    if not path.is_file():
-        pytest.fail(f"the FDA study file is missing at {path}: set CHECKPOINT_DATA_DIR")
-    return calib.read_dataset(path)
-
-
 @pytest.mark.parametrize("mode", screening.MODES)
 def test_indoor_population_matches_the_study_file(subjects: list[calib.Subject], mode: str) -> None:
     """Same prevalence and ambients as the file; the joint distribution of (site, ambient, oral) agrees."""
