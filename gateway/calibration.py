@@ -370,14 +370,23 @@ class HeldOut:
         }
 
 
-def cross_validate(data: Sequence[Scan], method: Method, target_sens: float, k: int = 5, seed: int = 1) -> HeldOut:
-    """k-fold by subject: fit and choose the threshold on k-1 folds, estimate the held-out fold."""
+def cross_validate(
+    data: Sequence[Scan],
+    method: Method,
+    target_sens: float,
+    k: int = 5,
+    seed: int = 1,
+    evaluate_on: Sequence[Scan] | None = None,
+) -> HeldOut:
+    """k-fold by subject: fit and choose the threshold on k-1 folds of `data`, estimate the held-out subjects'
+    scans in `evaluate_on` (default `data` itself; another round's scans for leave-rounds-out)."""
+    pool = data if evaluate_on is None else evaluate_on
     out_scans: list[Scan] = []
     out_est: list[float] = []
     out_thr: list[float] = []
     for fold in folds([s.subject_id for s in data], k, seed):
         train = [s for s in data if s.subject_id not in fold]
-        test = [s for s in data if s.subject_id in fold]
+        test = [s for s in pool if s.subject_id in fold]
         cal_mode = method.fit(train)
         thr = choose_threshold(estimates(cal_mode, train), [s.febrile for s in train], target_sens)
         out_scans += test
@@ -407,18 +416,7 @@ def other_rounds(
     result: dict[int, dict[str, float]] = {}
     for rnd in ROUNDS[1:]:
         target, _ = scans(subjects, mode, rnd)
-        out_scans: list[Scan] = []
-        out_est: list[float] = []
-        out_thr: list[float] = []
-        for fold in folds([s.subject_id for s in r1], k, seed):
-            train = [s for s in r1 if s.subject_id not in fold]
-            test = [s for s in target if s.subject_id in fold]
-            cal_mode = method.fit(train)
-            thr = choose_threshold(estimates(cal_mode, train), [s.febrile for s in train], target_sens)
-            out_scans += test
-            out_est += estimates(cal_mode, test)
-            out_thr += [thr] * len(test)
-        result[rnd] = HeldOut(out_scans, out_est, out_thr).metrics()
+        result[rnd] = cross_validate(r1, method, target_sens, k, seed, evaluate_on=target).metrics()
     return result
 
 
