@@ -36,11 +36,12 @@ class Change:
 
 
 def _change(alert: AlertRow, state: str, reason: str, now: int, seq: int | None, t_core: float | None) -> Change:
+    was = alert.state
     alert = dataclasses.replace(alert, state=state, reason=reason, updated_at=now, events=alert.events + 1)
-    if state == RESOLVED:
-        alert.resolved_at = now
-    elif alert.resolved_at is not None:
+    if state != RESOLVED:
         alert.resolved_at = None
+    elif was != RESOLVED:  # an event on an alert already resolved keeps the time it was resolved
+        alert.resolved_at = now
     return Change(alert, AlertEvent(alert.alert_id, alert.events, state, reason, now, ACTOR, seq, t_core))
 
 
