@@ -14,6 +14,7 @@ import json
 import os
 
 import screening
+from contract import MODES, THRESHOLD_C, is_identifier
 
 VARIANTS = ("BAA", "BCC", "BCI", "DAA", "DCC", "DCH", "DCI")
 NARROW_FOV = ("BCI", "DCC", "DCH", "DCI")  # 5-10 deg parts: the only ones that resolve the inner canthus
@@ -64,7 +65,7 @@ DEFAULTS = {
 RANGES = {
     "broker.port": (1, 65535),
     "broker.keepalive_s": (10, 3600),
-    "threshold_c": (35.0, 40.0),
+    "threshold_c": THRESHOLD_C,
     "intervals.health_s": (5, 3600),
     "intervals.wdt_ms": (2000, 60000),
     "sensor.address": (1, 127),
@@ -82,21 +83,11 @@ RANGES = {
     "scan.long_press_ms": (200, 10000),
     "scan.auto_retest_s": (0, 3600),
 }
-CHOICES = {"mode": screening.MODES, "sensor.variant": VARIANTS, "scan.trigger": TRIGGERS}
+CHOICES = {"mode": MODES, "sensor.variant": VARIANTS, "scan.trigger": TRIGGERS}
 
 
 class ConfigError(ValueError):
     """A config that cannot be used; the message names the key and the reason."""
-
-
-def valid_id(s):
-    """Protocol v1 identifier: [a-z0-9][a-z0-9-]{0,31} (MicroPython's re has no {m,n}: checked by hand)."""
-    if not isinstance(s, str) or not 1 <= len(s) <= 32 or s[0] == "-":
-        return False
-    for ch in s:
-        if not ("a" <= ch <= "z" or "0" <= ch <= "9" or ch == "-"):
-            return False
-    return True
 
 
 # Types of the optional keys (default None): "num", "int", "str" or "dict".
@@ -166,18 +157,16 @@ def _fill(defaults, given, prefix):
 def _check_calibration(cal, mode):
     if cal is None:
         return
-    if not isinstance(cal, dict) or not isinstance(cal.get("id"), str) or not 1 <= len(cal["id"]) <= 32:
-        raise ConfigError("calibration: must be an object with an id (1-32 chars)")
     try:
-        screening.assess(cal, mode, 34.0, 22.0)
-    except (KeyError, TypeError, ValueError, IndexError) as e:
-        raise ConfigError("calibration: unusable for mode " + mode + " (" + repr(e) + ")")
+        screening.check_calibration(cal, (mode,))
+    except ValueError as e:
+        raise ConfigError(str(e))
 
 
 def _check(cfg):
     for k in ("site", "node"):
-        if not valid_id(cfg[k]):
-            raise ConfigError(k + ": must match [a-z0-9][a-z0-9-]{0,31}")
+        if not is_identifier(cfg[k]):
+            raise ConfigError(k + ": must match [a-z0-9][a-z0-9-]{0,31} and not be alerts or gateway")
     if not isinstance(cfg["config_id"], str) or not 1 <= len(cfg["config_id"]) <= 32:
         raise ConfigError("config_id: 1-32 characters")
     if not cfg["broker"]["host"]:

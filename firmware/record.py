@@ -21,23 +21,21 @@ sv of round(t * 100), i.e. exact to 0.01 C whatever the float width (the ESP32 p
     uv           samples
     uv           duration_ms
     uv           retest_of                            only if present
-    u8 + bytes   fw (printable ASCII, no quote or backslash, at most 255 bytes)
+    u8 + bytes   fw (printable ASCII, no quote or backslash, at most contract.TEXT_MAX bytes)
     u8 + bytes   cal (same rules)
 
-FLAGS is append-only: a new flag takes the next bit, a bit is never reused or reordered. `unpack` returns
+MODES, VERDICTS and FLAGS (the bit of each flag) come from contract.py; FLAGS is append-only there: a new flag
+takes the next bit, a bit is never reused or reordered. `unpack` returns
 flags in FLAGS order (a set of conditions, not a sequence).
 """
 
+from contract import FLAGS, MODES, SCAN, TEXT_MAX, VERDICTS, is_plain
+
 LAYOUT = 1
-MODES = ("forehead", "canthus")
-VERDICTS = ("normal", "elevated", "indeterminate", "invalid")
-FLAGS = ("cold_ambient", "hot_ambient", "not_skin", "unstable", "not_settled", "sensor_fault", "low_supply")
-FLAGS += ("cold_skin", "below_baseline", "above_baseline")  # append only (see above)
 
 _TEMPS = ("t_site_c", "t_amb_c", "t_core_c")
-_FIELDS = tuple("boot ts uptime_ms mode t_site_c t_amb_c t_core_c verdict flags samples".split())
-_FIELDS += ("duration_ms", "retest_of", "fw", "cal")
-_IGNORED = ("v", "site", "node", "seq")
+_IGNORED = ("v", "site", "node", "seq")  # the message's header: added by to_payload, not stored
+_FIELDS = tuple([f[0] for f in SCAN if f[0] not in _IGNORED])
 _TEMP_LIMIT = 1000.0  # |t| beyond this is not a reading; also rejects NaN and infinities
 
 
@@ -54,15 +52,9 @@ def _centi(name, t):
 
 
 def _text(name, s):
-    if not isinstance(s, str):
-        raise ValueError("scan." + name + ": need a string, got " + repr(s))
-    b = s.encode()
-    if len(b) > 255:
-        raise ValueError("scan." + name + ": longer than 255 bytes")
-    for c in b:
-        if c < 0x20 or c > 0x7E or c == 0x22 or c == 0x5C:
-            raise ValueError("scan." + name + ": printable ASCII without quotes or backslashes only")
-    return b
+    if not is_plain(s):
+        raise ValueError("scan." + name + ": need 1-" + str(TEXT_MAX) + " printable ASCII characters, no quotes")
+    return s.encode()
 
 
 def _put(buf, n):
@@ -201,23 +193,25 @@ def _json_temp(c):
     return sign + str(c // 100) + "." + str(100 + c % 100)[1:]
 
 
-def _json_int(n):
-    return "null" if n is None else str(n)
-
-
-_SCAN_JSON = (
-    '{"v":1,"site":"%s","node":"%s","seq":%d,"boot":%d,"ts":%s,"uptime_ms":%d,"mode":"%s",'
-    '"t_site_c":%s,"t_amb_c":%s,"t_core_c":%s,"verdict":"%s","flags":[%s],"samples":%d,'
-    '"duration_ms":%d,"retest_of":%s,"fw":"%s","cal":"%s"}'
-)
+def _json(kind, v):
+    """One value as JSON; temperatures ("num") are the stored centi-degrees."""
+    if v is None:
+        return "null"
+    if kind == "num":
+        return _json_temp(v)
+    if kind in ("text", "enum"):
+        return '"' + v + '"'  # identifiers, enums and record texts hold no quote, backslash or control byte
+    if kind == "flags":
+        return "[" + ",".join(['"' + f + '"' for f in v]) + "]"
+    return str(v)
 
 
 def to_payload(seq, b, site, node):
-    """Protocol-v1 JSON (bytes) for the scan topic, fields in DESIGN.md order. Temperatures are written from
+    """Protocol-v1 JSON (bytes) for the scan topic, fields in contract.SCAN order. Temperatures are written from
     the stored centi-degrees, so the payload is byte-identical on the ESP32, MicroPython unix and CPython."""
     d = _decode(b)
-    t = [_json_temp(d[k]) for k in _TEMPS]
-    flags = ",".join(['"' + f + '"' for f in d["flags"]])
-    args = (site, node, _uint("seq", seq), d["boot"], _json_int(d["ts"]), d["uptime_ms"], d["mode"])
-    args += (t[0], t[1], t[2], d["verdict"], flags, d["samples"], d["duration_ms"], _json_int(d["retest_of"]))
-    return (_SCAN_JSON % (args + (d["fw"], d["cal"]))).encode()
+    d["v"] = 1
+    d["site"] = site
+    d["node"] = node
+    d["seq"] = _uint("seq", seq)
+    return ("{" + ",".join(['"' + f[0] + '":' + _json(f[1], d[f[0]]) for f in SCAN]) + "}").encode()

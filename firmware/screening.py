@@ -11,20 +11,28 @@ hot_ambient), "skin_c": [lo, hi] (outside: not_skin), "modes": {mode: {"form", c
 An estimate below `min_core_c` means skin too cold for the ambient (a face fresh from the cold wind, not yet
 in equilibrium): indeterminate, never normal.
 
-`Baseline` is the lane baseline commercial screening cameras use: the trimmed mean of the node's last N usable
-site readings; a reading 1 C above it is "above_baseline" (elevated), 2 C below "below_baseline"
-(indeterminate). The caller owns one Baseline per node and mode.
+`check_calibration` is the one validator of a calibration, called at every door (the node's config file and
+pushed config, the gateway's config, push-config, the lab): every number that decides a verdict must be finite
+and inside the range in LIMITS (docs/screening.md, "Calibration limits"). The lane baseline is baseline.py.
 
 Floats: the ESP32 port computes in single precision (about 1e-5 C here); the gateway's verdict rules.
 """
 
-NORMAL = "normal"
-ELEVATED = "elevated"
-INDETERMINATE = "indeterminate"
-INVALID = "invalid"
-VERDICTS = (NORMAL, ELEVATED, INDETERMINATE, INVALID)
-MODES = ("forehead", "canthus")
+from contract import MODES, THRESHOLD_C, VERDICTS, is_plain
+
+NORMAL, ELEVATED, INDETERMINATE, INVALID = VERDICTS
 FORMS = ("heat_balance", "linear")
+# The range of every number in a calibration, (low, high), C or dimensionless; docs/screening.md says why.
+LIMITS = {
+    "threshold_c": THRESHOLD_C,
+    "min_core_c": (30.0, 37.0),
+    "ambient_c": (-20.0, 50.0),
+    "skin_c": (15.0, 45.0),
+    "heat_balance": (("k", 0.0, 1.0), ("offset_c", -5.0, 5.0)),
+    "linear": (("site", 0.0, 2.0), ("amb", -1.0, 1.0), ("offset_c", -60.0, 60.0)),
+    "core_at_reference": (34.0, 40.0),  # the estimate for a 35 C forehead in a 22 C room
+}
+_CAL_KEYS = ("id", "method", "ambient_c", "skin_c", "modes", "advice")
 
 # Flags that make a reading unusable as a screen (staff retest), those that mean no reading at all, and the
 # second signal that raises an alert below the threshold.
@@ -60,29 +68,72 @@ def core_estimate(cal, mode, t_site, t_amb):
     raise ValueError("calibration: unknown form " + str(form))
 
 
-def check_calibration(cal):
-    """Raise ValueError naming the key if `cal` cannot be used (for config validation on node and gateway)."""
-    if not isinstance(cal, dict) or not isinstance(cal.get("id"), str) or not cal["id"]:
-        raise ValueError("calibration: must be a dict with a non-empty id")
-    for key in ("ambient_c", "skin_c"):
-        r = cal.get(key)
-        if not isinstance(r, (list, tuple)) or len(r) != 2 or not r[0] < r[1]:
-            raise ValueError("calibration: " + key + " must be [low, high]")
-    modes = cal.get("modes")
-    if not isinstance(modes, dict) or not modes:
-        raise ValueError("calibration: modes must be a non-empty dict")
-    for mode in modes:
+def _number(where, v, lo, hi):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+        raise ValueError("calibration: " + where + " must be a number, got " + repr(v))
+    if not lo <= v <= hi:
+        raise ValueError("calibration: " + where + " = " + repr(v) + " is outside " + str(lo) + ".." + str(hi))
+
+
+def _pair(cal, key):
+    r = cal.get(key)
+    if not isinstance(r, (list, tuple)) or len(r) != 2:
+        raise ValueError("calibration: " + key + " must be [low, high]")
+    lo, hi = LIMITS[key]
+    _number(key + "[0]", r[0], lo, hi)
+    _number(key + "[1]", r[1], lo, hi)
+    if not r[0] < r[1]:
+        raise ValueError("calibration: " + key + " must be [low, high] with low < high")
+
+
+def _check_mode(cal, mode):
+    m = cal["modes"][mode]
+    where = "modes." + mode
+    if not isinstance(m, dict):
+        raise ValueError("calibration: " + where + " must be an object")
+    form = m.get("form", "heat_balance")
+    if form not in FORMS:
+        raise ValueError("calibration: " + where + ".form must be one of " + ", ".join(FORMS))
+    coefficients = LIMITS[form]
+    known = ("form", "threshold_c", "min_core_c") + tuple([c[0] for c in coefficients])
+    for k in m:
+        if k not in known:
+            raise ValueError("calibration: " + where + ": unknown key " + repr(k))
+    for name, lo, hi in coefficients:
+        _number(where + "." + name, m.get(name), lo, hi)
+    _number(where + ".threshold_c", m.get("threshold_c"), THRESHOLD_C[0], THRESHOLD_C[1])
+    if m.get("min_core_c") is not None:
+        _number(where + ".min_core_c", m["min_core_c"], LIMITS["min_core_c"][0], LIMITS["min_core_c"][1])
+    lo, hi = LIMITS["core_at_reference"]
+    _number(where + ": the core estimate at 35 C skin, 22 C ambient", core_estimate(cal, mode, 35.0, 22.0), lo, hi)
+
+
+def check_calibration(cal, modes=()):
+    """Raise ValueError naming the key, the value and its range if `cal` cannot be used; `modes` must all be
+    in it. The one validator of the format (module doc); the node, the gateway and the lab all call it."""
+    if not isinstance(cal, dict):
+        raise ValueError("calibration: must be an object")
+    for k in cal:
+        if k not in _CAL_KEYS:
+            raise ValueError("calibration: unknown key " + repr(k))
+    cid = cal.get("id")
+    if not is_plain(cid, 32):
+        raise ValueError("calibration: id must be 1-32 printable ASCII characters without quotes")
+    _pair(cal, "ambient_c")
+    _pair(cal, "skin_c")
+    given = cal.get("modes")
+    if not isinstance(given, dict) or not given:
+        raise ValueError("calibration: modes must be a non-empty object")
+    for mode in given:
         if mode not in MODES:
-            raise ValueError("calibration: unknown mode " + str(mode))
-        m = modes[mode]
-        if not isinstance(m, dict) or not isinstance(m.get("threshold_c"), (int, float)):
-            raise ValueError("calibration: modes." + mode + ".threshold_c must be a number")
-        if m.get("form", "heat_balance") not in FORMS:
-            raise ValueError("calibration: modes." + mode + ".form must be one of " + ", ".join(FORMS))
-        try:
-            core_estimate(cal, mode, 35.0, 22.0)
-        except (KeyError, TypeError) as e:
-            raise ValueError("calibration: modes." + mode + " lacks a coefficient: " + repr(e))
+            raise ValueError("calibration: unknown mode " + repr(mode) + " (one of " + ", ".join(MODES) + ")")
+        _check_mode(cal, mode)
+    for mode in modes:
+        if mode not in given:
+            raise ValueError("calibration: has no mode " + mode)
+    advice = cal.get("advice")
+    if advice is not None and not isinstance(advice, dict):
+        raise ValueError("calibration: advice must be an object of flag: text")
 
 
 def condition_flags(cal, t_site, t_amb):
@@ -149,58 +200,3 @@ def advice(verdict, flags, cal=None):
     if verdict == ELEVATED:
         return ELEVATED_ADVICE
     return None
-
-
-class Baseline:
-    """Trimmed mean of the last `n` usable site readings of one node and mode (a lane baseline).
-
-    `trim` is the share of readings dropped at each end before averaging (0.2 of 10: the 2 lowest and the 2
-    highest). The baseline is not ready, and flags nothing, until it holds `n` readings.
-    """
-
-    def __init__(self, n=10, trim=0.2):
-        if n < 1 or not 0 <= trim < 0.5:
-            raise ValueError("baseline: n >= 1 and 0 <= trim < 0.5")
-        self.n = n
-        self.trim = trim
-        self._values = []
-
-    def add(self, t_site):
-        self._values.append(t_site)
-        if len(self._values) > self.n:
-            self._values.pop(0)
-
-    def update(self, t_site, verdict, flags=()):
-        """Feed one scan's result. Usable readings that are not above the baseline enter it: normal ones, and
-        ones elevated only by the absolute threshold (a node that reads high must not starve its baseline)."""
-        if t_site is None or "above_baseline" in flags:
-            return
-        if verdict == NORMAL or verdict == ELEVATED:
-            self.add(t_site)
-
-    def value(self):
-        """The trimmed mean (C), or None until `n` readings are in."""
-        if len(self._values) < self.n:
-            return None
-        v = sorted(self._values)
-        cut = int(len(v) * self.trim)
-        if cut:
-            v = v[cut:-cut]
-        return sum(v) / len(v)
-
-    def above(self, t_site, offset_c=1.0):
-        b = self.value()
-        return b is not None and t_site >= b + offset_c
-
-    def below(self, t_site, offset_c=2.0):
-        b = self.value()
-        return b is not None and t_site <= b - offset_c
-
-    def flags(self, t_site, offset_c=1.0, below_c=2.0):
-        """The baseline's flags for a reading, to pass to assess()."""
-        out = []
-        if self.above(t_site, offset_c):
-            out.append("above_baseline")
-        elif self.below(t_site, below_c):
-            out.append("below_baseline")
-        return out

@@ -9,7 +9,6 @@ See deploy/gateway.example.toml for every key with its meaning.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import os
 import re
@@ -21,9 +20,13 @@ from pathlib import Path
 from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
+import firmware
 from gateway.errors import ConfigError
 from gateway.protocol import DEFAULT_PREFIX, is_identifier
 
+# firmware/ is untyped MicroPython-subset code, loaded the one way (firmware.module).
+contract: Any = firmware.module("contract")
+screening: Any = firmware.module("screening")
 ENV_PREFIX = "CHECKPOINT_"
 _INSTANCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 
@@ -95,7 +98,7 @@ _SECRET_KEYS = {("mqtt", "password")}
 
 def _ranges() -> dict[tuple[str, str], Callable[[Any], str | None]]:
     def within(lo: float, hi: float) -> Callable[[Any], str | None]:
-        return lambda v: None if lo <= v <= hi else f"must be between {lo} and {hi}"
+        return lambda v: None if lo <= v <= hi else f"is {v}, must be between {lo} and {hi}"
 
     def one_of(*choices: str) -> Callable[[Any], str | None]:
         return lambda v: None if v in choices else "must be one of " + ", ".join(choices)
@@ -109,8 +112,8 @@ def _ranges() -> dict[tuple[str, str], Callable[[Any], str | None]]:
         ("mqtt", "keepalive_s"): within(5, 3600),
         ("store", "synchronous"): one_of("full", "normal"),
         ("ingest", "max_batch"): within(1, 10_000),
-        ("screening", "threshold_forehead_c"): within(35.0, 40.0),
-        ("screening", "threshold_canthus_c"): within(35.0, 40.0),
+        ("screening", "threshold_forehead_c"): within(*contract.THRESHOLD_C),
+        ("screening", "threshold_canthus_c"): within(*contract.THRESHOLD_C),
         ("alerts", "offline_after_s"): within(10, 86_400),
         ("alerts", "check_interval_s"): within(0.1, 3600),
         ("alerts", "sensor_fault_count"): within(1, 1000),
@@ -235,35 +238,18 @@ def mqtt_password(cfg: MqttSection) -> str | None:
 def load_calibration(cfg: ScreeningSection) -> dict[str, Any]:
     """The configured calibration (a JSON file in screening.py's format) or the shipped one."""
     if not cfg.calibration_file:
-        shipped: Any = importlib.import_module("firmware.calibration")  # untyped MicroPython module
-        return dict(shipped.CALIBRATION)
+        return dict(firmware.module("calibration").CALIBRATION)
     try:
         cal = json.loads(Path(cfg.calibration_file).read_text())
     except OSError as e:
         raise ConfigError(f"screening.calibration_file: cannot read {cfg.calibration_file}: {e.strerror}") from None
     except ValueError as e:
         raise ConfigError(f"screening.calibration_file: {cfg.calibration_file} is not JSON: {e}") from None
-    problem = _calibration_problem(cal)
-    if problem:
-        raise ConfigError(f"screening.calibration_file: {cfg.calibration_file}: {problem}")
+    try:
+        screening.check_calibration(cal, contract.MODES)  # the one validator, the node's own
+    except ValueError as e:
+        raise ConfigError(f"screening.calibration_file: {cfg.calibration_file}: {e}") from None
     return dict(cal)
-
-
-def _calibration_problem(cal: Any) -> str | None:
-    if not isinstance(cal, dict) or not isinstance(cal.get("id"), str) or not cal["id"]:
-        return 'must be an object with a non-empty "id"'
-    for key in ("ambient_c", "skin_c"):
-        pair = cal.get(key)
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, int | float) for x in pair)):
-            return f'"{key}" must be [low, high]'
-    modes = cal.get("modes")
-    for mode in ("forehead", "canthus"):
-        m = modes.get(mode) if isinstance(modes, dict) else None
-        if not isinstance(m, dict) or not all(
-            isinstance(m.get(k), int | float) for k in ("k", "offset_c", "threshold_c")
-        ):
-            return f'"modes.{mode}" must have numbers k, offset_c, threshold_c'
-    return None
 
 
 def effective(cfg: Config) -> dict[str, dict[str, Any]]:

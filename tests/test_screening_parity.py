@@ -14,7 +14,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from firmware import calibration, screening
+import firmware
+
+calibration = firmware.module("calibration")
+screening = firmware.module("screening")
+baseline = firmware.module("baseline")
 from sim.host import micropython_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +33,7 @@ RUNNER = """
 import gc, json, sys
 sys.path.insert(0, {firmware!r})
 import screening
+from baseline import Baseline
 from calibration import CALIBRATION
 
 def run(case):
@@ -40,7 +45,7 @@ def run(case):
     return [t_core, verdict, out, screening.advice(verdict, out)]
 
 def baseline(readings):
-    b = screening.Baseline(10, 0.2)
+    b = Baseline(10, 0.2)
     for raw in readings:
         t = raw * 0.02 - 273.15
         flags = b.flags(t)
@@ -73,7 +78,7 @@ def run_cpython(case: list[Any]) -> list[Any]:
 
 
 def baseline_cpython(readings: list[int]) -> list[Any]:
-    b = screening.Baseline(10, 0.2)
+    b = baseline.Baseline(10, 0.2)
     out = []
     for raw in readings:
         t = raw * 0.02 - 273.15

@@ -50,7 +50,7 @@ def test_defaults_fill_a_minimal_config() -> None:
         (minimal(sensor={"iir": 4}), "sensor: iir and fir are set together"),
         (minimal(sensor={"iir": 4, "fir": 6}), "sensor.settle_ms: required with a custom filter"),
         (minimal(scan={"max_ms": 500}, sensor={"variant": "DCI"}), "scan.max_ms: shorter than"),
-        (minimal(calibration={"id": "x"}), "calibration: unusable"),
+        (minimal(calibration={"id": "x"}), "calibration: ambient_c must be"),
         (minimal(calibration=[1, 2]), "calibration: must be an object"),
         (minimal(wifi={"ssid": 5}), "wifi.ssid: must be a string"),
         (minimal(scan={"trigger": "voice"}), "scan.trigger: must be one of"),

@@ -1,6 +1,6 @@
 """The fast path for well-formed scans accepts exactly what the full checks accept, and builds the same Scan.
 
-gateway/protocol.py validates a scan in one pass first (`_scan_fast`) and falls back to the named checks on
+gateway/protocol.py validates a scan in one pass first (`read_scan_fast`) and falls back to the named checks on
 anything unusual. A difference would store a scan the protocol rejects, or a different value: so thousands of
 seeded mutations of a valid scan go through both paths.
 """
@@ -23,11 +23,8 @@ ODD_VALUES: list[Any] = [
 
 
 def full(obj: dict[str, Any], site: str, node: str) -> protocol.Scan | None:
-    try:
-        protocol._check_header(obj, site, node, required=True)
-        return protocol._scan(obj, site, node)
-    except protocol._Invalid:
-        return None
+    scan = protocol.read(protocol.Scan, obj, site, node)
+    return scan if isinstance(scan, protocol.Scan) else None
 
 
 def mutate(rng: random.Random) -> dict[str, Any]:
@@ -51,7 +48,7 @@ def test_fast_path_agrees_with_full_checks_on_mutated_scans() -> None:
     accepted = 0
     for _ in range(30_000):
         obj = mutate(rng)
-        fast = protocol._scan_fast(obj, "bridge-1", "lane-1")
+        fast = protocol.read_scan_fast(obj, "bridge-1", "lane-1")
         slow = full(obj, "bridge-1", "lane-1")
         if fast is not None:
             accepted += 1
@@ -63,4 +60,4 @@ def test_fast_path_agrees_with_full_checks_on_mutated_scans() -> None:
 
 def test_valid_scan_takes_the_fast_path_with_the_same_result() -> None:
     obj = scan_payload("bridge-1", "lane-1", 5, retest_of=4, flags=["unstable"], t_core_c=None)
-    assert protocol._scan_fast(obj, "bridge-1", "lane-1") == full(obj, "bridge-1", "lane-1")
+    assert protocol.read_scan_fast(obj, "bridge-1", "lane-1") == full(obj, "bridge-1", "lane-1")

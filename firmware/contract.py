@@ -1,0 +1,227 @@
+"""Protocol v1, the one contract: every name on the wire and its rules (docs/protocol.md).
+
+The node, the gateway, the simulator and the tests all import this module, so the two sides of the wire cannot
+drift apart: a field is named once, here. MicroPython subset (no f-strings, no typing at runtime, no `re`).
+
+A field is `(name, kind, a, b, need)`:
+  kind "int" (a <= n <= b, never a bool), "num" (finite, a <= x <= b), "text" (printable, a..b characters),
+  "enum" (one of the tuple a), "flags" (a list of at most b flag names), "seqs" (a list of at most b ints
+  >= 0), "count" (an int >= 0, or an object of such ints: the total is kept), "obj" (an object, checked by
+  its own reader);
+  need REQ (present, not null), NULL (present, null allowed), OPT (may be absent or null).
+`check(obj, fields)` returns None or the first problem as a rejection reason: `missing_field:<f>`,
+`wrong_type:<f>`, `not_finite:<f>`, `out_of_range:<f>`.
+"""
+
+VERSION = 1
+PREFIX = "checkpoint/v1"
+MAX_PAYLOAD = 4096  # bytes; a larger message is refused (oversize)
+
+MODES = ("forehead", "canthus")
+VERDICTS = ("normal", "elevated", "indeterminate", "invalid")
+STATES = ("online", "offline")
+# Flag names; the index is the bit in the outbox record (record.py). Append only: never reorder or reuse.
+FLAGS = ("cold_ambient", "hot_ambient", "not_skin", "unstable", "not_settled", "sensor_fault", "low_supply")
+FLAGS += ("cold_skin", "below_baseline", "above_baseline")
+
+# Topic layout: {prefix}/{site}/{node}/{kind}; the gateway's own messages under {prefix}/alerts/{site} and
+# {prefix}/gateway/{instance}/status, so those words can never be a site.
+UPLINK = ("scan", "status", "health")  # node -> gateway
+DOWNLINK = ("receipt", "verdict", "config")  # gateway -> node
+ALERTS = "alerts"
+GATEWAY = "gateway"
+RESERVED = (ALERTS, GATEWAY)
+
+REQ = 0
+NULL = 1
+OPT = 2
+INT64 = 9223372036854775807
+# Wall clock, Unix ms: 2000-01-01 (an unsynced ESP32 clock is sent as null, never as a year-2000 time) to
+# 2100-01-01.
+TS_RANGE = (946684800000, 4102444800000)
+# MLX90614 datasheet section 8.7.1 (docs/domain.md): object -70.01..382.19 C, ambient -40..125 C. Outside is not
+# a reading (0xFFFF = 1037.55 C is the classic broken-bus value).
+T_SITE_RANGE = (-70.01, 382.19)
+T_AMB_RANGE = (-40.0, 125.0)
+T_CORE_RANGE = (-100.0, 400.0)
+# A fever threshold, C: a screen between 37.0 (below it most healthy people alarm) and 38.5 (above it definite
+# fevers pass); 37.3 is China's screening line, 38.0 the WHO/CDC fever definition (docs/screening.md).
+THRESHOLD_C = (37.0, 38.5)
+TEXT_MAX = 64
+FLAGS_MAX = 16
+SEQS_MAX = 1000
+
+SCAN = (
+    ("v", "int", VERSION, VERSION, REQ),
+    ("site", "text", 1, 32, REQ),
+    ("node", "text", 1, 32, REQ),
+    ("seq", "int", 0, INT64, REQ),
+    ("boot", "int", 0, INT64, REQ),
+    ("ts", "int", TS_RANGE[0], TS_RANGE[1], NULL),
+    ("uptime_ms", "int", 0, INT64, REQ),
+    ("mode", "enum", MODES, None, REQ),
+    ("t_site_c", "num", T_SITE_RANGE[0], T_SITE_RANGE[1], NULL),
+    ("t_amb_c", "num", T_AMB_RANGE[0], T_AMB_RANGE[1], NULL),
+    ("t_core_c", "num", T_CORE_RANGE[0], T_CORE_RANGE[1], NULL),
+    ("verdict", "enum", VERDICTS, None, REQ),
+    ("flags", "flags", 0, FLAGS_MAX, REQ),
+    ("samples", "int", 0, 1000000, REQ),
+    ("duration_ms", "int", 0, 3600000, REQ),
+    ("retest_of", "int", 0, INT64, NULL),  # and < seq
+    ("fw", "text", 1, TEXT_MAX, REQ),
+    ("cal", "text", 1, TEXT_MAX, REQ),
+)
+STATUS = (
+    ("v", "int", VERSION, VERSION, REQ),
+    ("state", "enum", STATES, None, REQ),
+    ("fw", "text", 1, TEXT_MAX, OPT),
+    ("boot", "int", 0, INT64, OPT),
+    ("config_id", "text", 1, TEXT_MAX, OPT),
+    ("config_error", "text", 1, 200, OPT),  # why the node refused the last pushed config
+)
+HEALTH = (
+    ("v", "int", VERSION, VERSION, REQ),
+    ("uptime_ms", "int", 0, INT64, OPT),
+    ("heap_free", "int", 0, INT64, OPT),
+    ("rssi", "int", -127, 20, OPT),  # dBm
+    ("outbox_depth", "int", 0, INT64, OPT),  # records not yet receipted
+    ("outbox_drops", "int", 0, INT64, OPT),  # records lost to a full outbox (never silent)
+    ("outbox_errors", "int", 0, INT64, OPT),  # scans the outbox refused to store
+    ("sensor_errors", "count", 0, INT64, OPT),
+    ("supply_v", "num", 0.0, 10.0, OPT),
+    ("fw", "text", 1, TEXT_MAX, OPT),
+    ("scans", "int", 0, INT64, OPT),
+    ("task_restarts", "int", 0, INT64, OPT),
+    ("uplink", "obj", None, None, OPT),  # the uplink's counters, for a person reading the log
+)
+RECEIPT = (
+    ("v", "int", VERSION, VERSION, REQ),
+    ("seqs", "seqs", 0, SEQS_MAX, REQ),  # stored: the node frees them
+    ("rejected", "seqs", 0, SEQS_MAX, OPT),  # kept whole in the gateway's quarantine
+)
+VERDICT = (
+    ("v", "int", VERSION, VERSION, REQ),
+    ("seq", "int", 0, INT64, REQ),
+    ("verdict", "enum", VERDICTS, None, REQ),
+    ("t_core_c", "num", T_CORE_RANGE[0], T_CORE_RANGE[1], NULL),
+    ("flags", "flags", 0, FLAGS_MAX, REQ),
+    ("cal", "text", 1, TEXT_MAX, REQ),
+    ("threshold_c", "num", THRESHOLD_C[0], THRESHOLD_C[1], REQ),
+    ("alert_id", "text", 1, TEXT_MAX, NULL),
+)
+CONFIG = (
+    ("v", "int", VERSION, VERSION, REQ),
+    ("id", "text", 1, 32, REQ),
+    ("mode", "enum", MODES, None, OPT),
+    ("threshold_c", "num", THRESHOLD_C[0], THRESHOLD_C[1], OPT),
+    ("calibration", "obj", None, None, OPT),  # checked by screening.check_calibration
+    ("intervals", "obj", None, None, OPT),  # checked by the node's config validation
+    ("scan", "obj", None, None, OPT),
+)
+MESSAGES = {"scan": SCAN, "status": STATUS, "health": HEALTH, "receipt": RECEIPT, "verdict": VERDICT}
+MESSAGES["config"] = CONFIG
+
+
+def names(fields):
+    """The field names of a message table, in wire order."""
+    return tuple([f[0] for f in fields])
+
+
+def is_identifier(s):
+    """A site or node name: [a-z0-9][a-z0-9-]{0,31} and not a reserved topic word."""
+    if not isinstance(s, str) or not 1 <= len(s) <= 32 or s[0] == "-" or s in RESERVED:
+        return False
+    for ch in s:
+        if not ("a" <= ch <= "z" or "0" <= ch <= "9" or ch == "-"):
+            return False
+    return True
+
+
+def is_flag(s):
+    """A flag name as the wire allows it: [a-z][a-z0-9_]{0,31} (unknown names pass: forward compatible)."""
+    if not isinstance(s, str) or not 1 <= len(s) <= 32 or not "a" <= s[0] <= "z":
+        return False
+    for ch in s:
+        if not ("a" <= ch <= "z" or "0" <= ch <= "9" or ch == "_"):
+            return False
+    return True
+
+
+def is_plain(s, n=TEXT_MAX):
+    """1..n printable ASCII characters without a quote or backslash (fw, cal and calibration ids: they are
+    written into JSON by hand on the node)."""
+    if not isinstance(s, str) or not 1 <= len(s) <= n:
+        return False
+    for ch in s:
+        if ch < " " or ch > "~" or ch == '"' or ch == "\\":
+            return False
+    return True
+
+
+def topic(prefix, site, node, kind):
+    return prefix + "/" + site + "/" + node + "/" + kind
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _printable(s):
+    for ch in s:
+        if ch < " " or ch == "\x7f":
+            return False
+    return True
+
+
+def _problem(kind, a, b, v):
+    """None, or "wrong_type" / "not_finite" / "out_of_range" for value `v` of a field of `kind`."""
+    if kind == "int":
+        if not _is_int(v):
+            return "wrong_type"
+        return None if a <= v <= b else "out_of_range"
+    if kind == "num":
+        if not (_is_int(v) or isinstance(v, float)):
+            return "wrong_type"
+        if v != v or v in (float("inf"), float("-inf")):
+            return "not_finite"
+        return None if a <= v <= b else "out_of_range"
+    if kind in ("text", "enum"):
+        if not isinstance(v, str):
+            return "wrong_type"
+        if kind == "enum":
+            return None if v in a else "out_of_range"
+        return None if a <= len(v) <= b and _printable(v) else "out_of_range"
+    if kind == "count":
+        if isinstance(v, dict):
+            v = list(v.values())
+            return None if all([_is_int(n) and n >= 0 for n in v]) else "wrong_type"
+        return _problem("int", a, b, v)
+    if kind == "obj":
+        return None if isinstance(v, dict) else "wrong_type"
+    if not isinstance(v, list):
+        return "wrong_type"
+    if kind == "flags":
+        if not all([isinstance(f, str) for f in v]):
+            return "wrong_type"
+        return None if len(v) <= b and all([is_flag(f) for f in v]) else "out_of_range"
+    if not all([_is_int(n) for n in v]):  # seqs
+        return "wrong_type"
+    return None if len(v) <= b and all([n >= 0 for n in v]) else "out_of_range"
+
+
+def check(obj, fields):
+    """None if the object `obj` satisfies the table `fields`, else the first problem (see the module doc)."""
+    for name, kind, a, b, need in fields:
+        if name not in obj:
+            if need == OPT:
+                continue
+            return "missing_field:" + name
+        v = obj[name]
+        if v is None:
+            if need == REQ:
+                return "wrong_type:" + name
+            continue
+        p = _problem(kind, a, b, v)
+        if p is not None:
+            return p + ":" + name
+    return None
