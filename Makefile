@@ -47,7 +47,7 @@ console: setup
 	$(VENV)/bin/mpremote connect $(PORT) repl
 
 screening-docs: setup
-	$(PY) scripts/screening_docs.py --write-calibration
+	$(PY) -m lab.docs --write-calibration
 
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

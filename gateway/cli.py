@@ -76,10 +76,12 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 
 def _evaluate_module() -> Any:
-    try:  # gateway/evaluate.py comes with the screening work; the rest of the CLI works without it
-        return importlib.import_module("gateway.evaluate")
+    """The screening lab's evaluate (lab/evaluate.py), imported only for this command: the service never loads
+    the lab."""
+    try:
+        return importlib.import_module("lab.evaluate")
     except ModuleNotFoundError as e:
-        raise GatewayError(f"evaluate is not available in this build ({e}); update the checkout") from e
+        raise GatewayError(f"evaluate needs the screening lab (lab/), not in this install ({e})") from e
 
 
 def _config(args: argparse.Namespace) -> config_mod.Config:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import calibration
+from lab import dataset as lab_dataset
 from sim.broker import Broker
 
 
@@ -29,13 +29,13 @@ def private_broker() -> Iterator[Broker]:
 @pytest.fixture(scope="session")
 def dataset() -> Path:
     """The FDA facial/oral temperature file (../shared/data beside the repo, or $CHECKPOINT_DATA_DIR)."""
-    path = calibration.default_dataset_path()
+    path = lab_dataset.default_dataset_path()
     if not path.is_file():
         pytest.fail(f"the FDA study file is missing at {path}: set CHECKPOINT_DATA_DIR (see docs/screening.md)")
     return path
 
 
 @pytest.fixture(scope="session")
-def subjects(dataset: Path) -> list[calibration.Subject]:
+def subjects(dataset: Path) -> list[lab_dataset.Subject]:
     """Every subject of the FDA file, read once for the session."""
-    return calibration.read_dataset(dataset)
+    return lab_dataset.read_dataset(dataset)

@@ -7,12 +7,20 @@ import itertools
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from firmware import calibration as shipped
-from firmware import screening
-from gateway import calibration as calib
+from firmware import module
+from lab import calibration as lab_cal
+from lab.dataset import FOREHEAD, DatasetError, Subject, read_dataset, readings
+from lab.fit import METHODS_BY_NAME
+from lab.roc import alerts_per_10k, auc, choose_threshold
+from lab.validate import cross_validate, cross_validate_repeated, folds
+
+contract: Any = module("contract")
+screening: Any = module("screening")
+shipped: Any = module("calibration")
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,18 +30,18 @@ def test_shipped_calibration_round_trips_as_json_and_is_usable() -> None:
     assert cal["id"] == "fda-flir-g1-1"
     assert json.loads(json.dumps(cal)) == cal  # lists, not tuples: what a node gets back from config
     screening.check_calibration(json.loads(json.dumps(cal)))
-    for mode in screening.MODES:
+    for mode in contract.MODES:
         m = cal["modes"][mode]
         assert m["min_core_c"] < m["threshold_c"]
     lo, hi = cal["ambient_c"]
     assert lo <= 20.2 and hi >= 24.0  # at least the ambient the file spans
 
 
-def test_shipped_calibration_is_the_fit_of_the_study_file(subjects: list[calib.Subject]) -> None:
-    fitted = calib.fit_calibration(subjects, calib.CAL_ID)
+def test_shipped_calibration_is_the_fit_of_the_study_file(subjects: list[Subject]) -> None:
+    fitted = lab_cal.fit_calibration(subjects, lab_cal.CAL_ID)
     assert fitted == shipped.CALIBRATION
     source = (ROOT / "firmware" / "calibration.py").read_text(encoding="utf-8")
-    assert source == calib.render_calibration_module(fitted), "run: make screening-docs (--write-calibration)"
+    assert source == lab_cal.render_calibration_module(fitted), "run: make screening-docs (--write-calibration)"
 
 
 @pytest.mark.parametrize(
@@ -44,11 +52,11 @@ def test_shipped_calibration_is_the_fit_of_the_study_file(subjects: list[calib.S
     [("forehead", 0.86, 0.77, 0.74), ("canthus", 0.95, 0.87, 0.81)],
 )
 def test_held_out_subjects_are_screened_as_documented(
-    subjects: list[calib.Subject], mode: str, auc_min: float, sens_min: float, spec_min: float
+    subjects: list[Subject], mode: str, auc_min: float, sens_min: float, spec_min: float
 ) -> None:
-    data, _ = calib.scans(subjects, mode, 1)
-    method = calib.METHODS_BY_NAME[calib.SHIPPED_METHOD]
-    r = calib.cross_validate_repeated(data, method, calib.TARGET_SENS[mode], repeats=3)
+    data, _ = readings(subjects, mode, 1)
+    method = METHODS_BY_NAME[lab_cal.SHIPPED_METHOD]
+    r = cross_validate_repeated(data, method, lab_cal.TARGET_SENS[mode], repeats=3)
     assert r["auc"][0] >= auc_min
     assert r["sensitivity"][0] >= sens_min
     assert r["specificity"][0] >= spec_min
@@ -56,11 +64,11 @@ def test_held_out_subjects_are_screened_as_documented(
 
 
 def test_plain_least_squares_at_37_5_misses_fevers_the_shipped_method_catches(
-    subjects: list[calib.Subject],
+    subjects: list[Subject],
 ) -> None:
-    data, _ = calib.scans(subjects, "forehead", 1)
-    ls = calib.cross_validate(data, calib.METHODS_BY_NAME["least_squares"], 0.8).metrics()
-    ours = calib.cross_validate(data, calib.METHODS_BY_NAME[calib.SHIPPED_METHOD], 0.8).metrics()
+    data, _ = readings(subjects, FOREHEAD, 1)
+    ls = cross_validate(data, METHODS_BY_NAME["least_squares"], 0.8).metrics()
+    ours = cross_validate(data, METHODS_BY_NAME[lab_cal.SHIPPED_METHOD], 0.8).metrics()
     assert ls["sens_at_37_5"] < 0.45  # regression to the mean: fevers are shrunk under 37.5
     assert ours["sens_at_37_5"] > ls["sens_at_37_5"] + 0.2
     assert ours["sensitivity"] >= 0.75
@@ -68,10 +76,10 @@ def test_plain_least_squares_at_37_5_misses_fevers_the_shipped_method_catches(
 
 def test_folds_split_subjects_not_readings() -> None:
     ids = [f"s{i}" for i in range(23)]
-    folds = calib.folds(ids, 5, seed=3)
-    assert sorted(itertools.chain.from_iterable(folds)) == sorted(ids)
-    assert all(not (a & b) for a, b in itertools.combinations(folds, 2))
-    assert calib.folds(ids, 5, seed=3) == folds  # fixed seed, same split
+    split = folds(ids, 5, seed=3)
+    assert sorted(itertools.chain.from_iterable(split)) == sorted(ids)
+    assert all(not (a & b) for a, b in itertools.combinations(split, 2))
+    assert folds(ids, 5, seed=3) == split  # fixed seed, same split
 
 
 def test_auc_is_the_mann_whitney_statistic_with_ties_as_half() -> None:
@@ -81,20 +89,21 @@ def test_auc_is_the_mann_whitney_statistic_with_ties_as_half() -> None:
     pos = [s for s, y in zip(scores, labels, strict=True) if y]
     neg = [s for s, y in zip(scores, labels, strict=True) if not y]
     pairs = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
-    assert calib.auc(scores, labels) == pytest.approx(pairs / (len(pos) * len(neg)), abs=1e-12)
-    assert calib.auc([1.0, 2.0], [False, False]) != calib.auc([1.0, 2.0], [False, False])  # NaN
+    assert auc(scores, labels) == pytest.approx(pairs / (len(pos) * len(neg)), abs=1e-12)
+    assert auc([1.0, 2.0], [False, False]) != auc([1.0, 2.0], [False, False])  # NaN
 
 
 def test_threshold_is_the_highest_on_the_grid_that_keeps_the_target_sensitivity() -> None:
     scores = [37.02, 37.33, 37.61, 38.0, 36.5, 36.9]
     labels = [True, True, True, True, False, False]
-    assert calib.choose_threshold(scores, labels, 0.75) == pytest.approx(37.3)  # 3 of 4 at or above
-    assert calib.choose_threshold(scores, labels, 1.0) == pytest.approx(37.0)
+    assert choose_threshold(scores, labels, 0.75) == pytest.approx(37.3)  # 3 of 4 at or above
+    assert choose_threshold(scores, labels, 1.0) == pytest.approx(37.0)
 
 
 def test_operating_point_workload_at_low_prevalence() -> None:
-    # DOMAIN.md: at sens 0.81 / spec 0.92 and 2 per 100,000, about 8,000 alerts per 100,000 for 1.6 fevers.
-    alerts, true = calib.alerts_per_10k(0.81, 0.92, 0.00002)
+    # At sens 0.81 / spec 0.92 and 2 per 100,000 (Korea, docs/screening.md): about 8,000 alerts per 100,000
+    # for 1.6 fevers.
+    alerts, true = alerts_per_10k(0.81, 0.92, 0.00002)
     assert alerts == pytest.approx(800, rel=0.01)
     assert true == pytest.approx(0.162, rel=0.01)
 
@@ -102,7 +111,7 @@ def test_operating_point_workload_at_low_prevalence() -> None:
 def test_reader_accepts_a_file_without_bom_and_asks_only_for_the_modes_it_needs(tmp_path: Path) -> None:
     path = tmp_path / "nobom.csv"
     path.write_text(",\n,\nSubjectID,T_FH_Max1,aveOralM,T_atm\nx1,35.1,37.0,22.5\n", encoding="utf-8")
-    [s] = calib.read_dataset(path, modes=("forehead",))
+    [s] = read_dataset(path, modes=("forehead",))
     assert (s.subject_id, s.sites["T_FH_Max1"], s.oral_c, s.ambient_c) == ("x1", 35.1, 37.0, 22.5)
-    with pytest.raises(calib.DatasetError, match=r"lacks the column\(s\) canthiMax1"):
-        calib.read_dataset(path)
+    with pytest.raises(DatasetError, match=r"lacks the column\(s\) canthiMax1"):
+        read_dataset(path)

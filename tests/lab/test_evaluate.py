@@ -1,16 +1,23 @@
-"""`checkpoint-gateway evaluate` on the FDA study file, on malformed CSVs and on a CSV with missing cells."""
+"""`checkpoint-gateway evaluate` (lab/evaluate.py) on the FDA study file, on malformed CSVs and on a CSV with
+missing cells."""
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from firmware import calibration as shipped
-from gateway import evaluate
+from firmware import module
+from gateway import cli
+from lab import evaluate
+
+shipped: Any = module("calibration")
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {"n", "positives", "auc", "sensitivity", "specificity", "threshold_c", "bias_c", "sd_c", "skipped"}
@@ -58,20 +65,18 @@ def test_site_threshold_trades_specificity_for_sensitivity(capsys: pytest.Captur
     assert china["auc"] == default["auc"]
 
 
-def test_command_line_prints_one_json_object(dataset: Path) -> None:
-    cmd = [
-        sys.executable,
-        "-m",
-        "gateway.evaluate",
-        "--dataset",
-        str(dataset),
-        "--mode",
-        "forehead",
-        "--json",
-    ]
+def test_checkpoint_gateway_evaluate_prints_one_json_object(dataset: Path) -> None:
+    """The command as documented: `checkpoint-gateway evaluate` (`python -m gateway`) reaches the lab."""
+    cmd = [sys.executable, "-m", "gateway", "evaluate", "--dataset", str(dataset), "--mode", "forehead", "--json"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert set(json.loads(done.stdout)) == KEYS
+
+
+def test_gateway_cli_and_the_lab_give_the_same_report(capsys: pytest.CaptureFixture[str], dataset: Path) -> None:
+    argv = ["--dataset", str(dataset), "--mode", "canthus", "--json"]
+    assert cli.main(["evaluate", *argv]) == 0
+    assert json.loads(capsys.readouterr().out) == run_json(capsys, *argv[:-1])
 
 
 def test_human_readable_report_names_calibration_and_counts(capsys: pytest.CaptureFixture[str], dataset: Path) -> None:
@@ -142,10 +147,29 @@ def test_missing_file_and_bad_calibration_exit_2(capsys: pytest.CaptureFixture[s
     assert "modes" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("k", math.nan), ("offset_c", math.inf), ("threshold_c", 73.0), ("min_core_c", -5.0)],
+)
+def test_a_calibration_with_a_number_out_of_range_is_refused_by_the_one_validator(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, key: str, value: float
+) -> None:
+    """evaluate checks a calibration file with screening.check_calibration, as the node and the gateway do."""
+    data = tmp_path / "ok.csv"
+    data.write_text(HEADER + "a,,35.0,35.6,36.8,23.0\n", encoding="utf-8")
+    bad = copy.deepcopy(shipped.CALIBRATION)
+    bad["modes"]["canthus"][key] = value
+    cal = tmp_path / "cal.json"
+    cal.write_text(json.dumps(bad), encoding="utf-8")  # NaN and Infinity as Python's json writes and reads them
+    assert evaluate.main(["--dataset", str(data), "--mode", "forehead", "--calibration", str(cal)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("evaluate: calibration: ") and f"modes.canthus.{key}" in err
+
+
 def test_malformed_csv_on_the_command_line_has_no_traceback(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("just one line\n", encoding="utf-8")
-    cmd = [sys.executable, "-m", "gateway.evaluate", "--dataset", str(path), "--mode", "canthus"]
+    cmd = [sys.executable, "-m", "lab.evaluate", "--dataset", str(path), "--mode", "canthus"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "three header lines" in done.stderr

@@ -9,7 +9,9 @@ import statistics
 import pytest
 
 from firmware import calibration, screening
-from gateway import calibration as calib
+from lab.dataset import Reading, Subject, readings
+from lab.fit import estimates
+from lab.roc import auc, sens_spec
 from sim import travellers
 from sim.travellers import Population, site_temperature
 
@@ -24,18 +26,18 @@ def quantiles(xs: list[float]) -> list[float]:
 
 
 @pytest.mark.parametrize("mode", screening.MODES)
-def test_indoor_population_matches_the_study_file(subjects: list[calib.Subject], mode: str) -> None:
+def test_indoor_population_matches_the_study_file(subjects: list[Subject], mode: str) -> None:
     """Same prevalence and ambients as the file; the joint distribution of (site, ambient, oral) agrees."""
-    data, _ = calib.scans(subjects, mode, 1)
+    data, _ = readings(subjects, mode, 1)
     pop = Population(seed=7, fever_prevalence=sum(s.febrile for s in data) / len(data))
     rng = random.Random(8)
     ambients = [s.t_amb for s in data]
     sim = []
     for t in pop.take(N):
         t_amb = rng.choice(ambients)
-        sim.append(calib.Scan(str(t.id), site_temperature(t, mode, t_amb, None, rng), t_amb, t.oral_c))
+        sim.append(Reading(str(t.id), site_temperature(t, mode, t_amb, None, rng), t_amb, t.oral_c))
 
-    def site(xs: list[calib.Scan], febrile: bool | None = None) -> list[float]:
+    def site(xs: list[Reading], febrile: bool | None = None) -> list[float]:
         return [s.t_site for s in xs if febrile is None or s.febrile == febrile]
 
     # Tolerances: 0.15 C on the site and 0.1 C on oral quantiles (the file's quantile noise at n = 533 is
@@ -53,12 +55,12 @@ def test_indoor_population_matches_the_study_file(subjects: list[calib.Subject],
         corr(site(sim), [s.oral_c for s in sim]), abs=0.05
     )
     labels_data, labels_sim = [s.febrile for s in data], [s.febrile for s in sim]
-    assert calib.auc(site(data), labels_data) == pytest.approx(calib.auc(site(sim), labels_sim), abs=0.03)
+    assert auc(site(data), labels_data) == pytest.approx(auc(site(sim), labels_sim), abs=0.03)
     # What a user sees: the shipped calibration screens the simulated travellers as it screens the file.
-    est_data, est_sim = calib.estimates(CAL["modes"][mode], data), calib.estimates(CAL["modes"][mode], sim)
+    est_data, est_sim = estimates(CAL["modes"][mode], data), estimates(CAL["modes"][mode], sim)
     thr = CAL["modes"][mode]["threshold_c"]
     for a, b in zip(
-        calib.sens_spec(est_data, labels_data, thr), calib.sens_spec(est_sim, labels_sim, thr), strict=True
+        sens_spec(est_data, labels_data, thr), sens_spec(est_sim, labels_sim, thr), strict=True
     ):
         assert a == pytest.approx(b, abs=0.08)
 
