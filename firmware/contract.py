@@ -24,8 +24,8 @@ STATES = ("online", "offline")
 FLAGS = ("cold_ambient", "hot_ambient", "not_skin", "unstable", "not_settled", "sensor_fault", "low_supply")
 FLAGS += ("cold_skin", "below_baseline", "above_baseline")
 
-# Topic layout: {prefix}/{site}/{node}/{kind}; the gateway's own messages under {prefix}/alerts/{site} and
-# {prefix}/gateway/{instance}/status, so those words can never be a site.
+# Topics: {prefix}/{site}/{node}/{kind}; the gateway's own under {prefix}/alerts/{site} and
+# {prefix}/gateway/{instance}/status: those words are never a site or node.
 UPLINK = ("scan", "status", "health")  # node -> gateway
 DOWNLINK = ("receipt", "verdict", "config")  # gateway -> node
 ALERTS = "alerts"
@@ -36,8 +36,7 @@ REQ = 0
 NULL = 1
 OPT = 2
 INT64 = 9223372036854775807
-# Wall clock, Unix ms: 2000-01-01 (an unsynced ESP32 clock is sent as null, never as a year-2000 time) to
-# 2100-01-01.
+# Wall clock, Unix ms, 2000-01-01 to 2100-01-01 (an unsynced ESP32 clock is sent as null, never as 2000).
 TS_RANGE = (946684800000, 4102444800000)
 # MLX90614 datasheet section 8.7.1 (docs/domain.md): object -70.01..382.19 C, ambient -40..125 C. Outside is not
 # a reading (0xFFFF = 1037.55 C is the classic broken-bus value).
@@ -173,31 +172,15 @@ def _printable(s):
     return True
 
 
-def _problem(kind, a, b, v):
-    """None, or "wrong_type" / "not_finite" / "out_of_range" for value `v` of a field of `kind`."""
-    if kind == "int":
-        if not _is_int(v):
-            return "wrong_type"
-        return None if a <= v <= b else "out_of_range"
-    if kind == "num":
-        if not (_is_int(v) or isinstance(v, float)):
-            return "wrong_type"
-        if v != v or v in (float("inf"), float("-inf")):
-            return "not_finite"
-        return None if a <= v <= b else "out_of_range"
-    if kind in ("text", "enum"):
-        if not isinstance(v, str):
-            return "wrong_type"
-        if kind == "enum":
-            return None if v in a else "out_of_range"
-        return None if a <= len(v) <= b and _printable(v) else "out_of_range"
-    if kind == "count":
-        if isinstance(v, dict):
-            v = list(v.values())
-            return None if all([_is_int(n) and n >= 0 for n in v]) else "wrong_type"
-        return _problem("int", a, b, v)
-    if kind == "obj":
-        return None if isinstance(v, dict) else "wrong_type"
+def _number(kind, a, b, v):
+    if kind == "int" and not _is_int(v) or not (_is_int(v) or isinstance(v, float)):
+        return "wrong_type"
+    if v != v or v in (float("inf"), float("-inf")):
+        return "not_finite"
+    return None if a <= v <= b else "out_of_range"
+
+
+def _list(kind, b, v):
     if not isinstance(v, list):
         return "wrong_type"
     if kind == "flags":
@@ -207,6 +190,25 @@ def _problem(kind, a, b, v):
     if not all([_is_int(n) for n in v]):  # seqs
         return "wrong_type"
     return None if len(v) <= b and all([n >= 0 for n in v]) else "out_of_range"
+
+
+def _problem(kind, a, b, v):
+    """None, or "wrong_type" / "not_finite" / "out_of_range" for value `v` of a field of `kind`."""
+    if kind in ("int", "num"):
+        return _number(kind, a, b, v)
+    if kind in ("text", "enum"):
+        if not isinstance(v, str):
+            return "wrong_type"
+        if kind == "enum":
+            return None if v in a else "out_of_range"
+        return None if a <= len(v) <= b and _printable(v) else "out_of_range"
+    if kind == "count":
+        if isinstance(v, dict):
+            return None if all([_is_int(n) and n >= 0 for n in v.values()]) else "wrong_type"
+        return _number("int", a, b, v)
+    if kind == "obj":
+        return None if isinstance(v, dict) else "wrong_type"
+    return _list(kind, b, v)
 
 
 def check(obj, fields):

@@ -81,6 +81,15 @@ def _index(name, table, v):
     return table.index(v)
 
 
+def _head(scan, opt):
+    """Byte 1 of the layout: mode, verdict and which optional values are present."""
+    head = _index("mode", MODES, scan["mode"]) | (_index("verdict", VERDICTS, scan["verdict"]) << 1)
+    for i in range(5):
+        if opt[i] is not None:
+            head |= 1 << (3 + i)
+    return head
+
+
 def pack(scan):
     """The bytes of one scan (layout above). ValueError names the first bad or missing field."""
     for k in scan:
@@ -90,11 +99,7 @@ def pack(scan):
         if k not in scan:
             raise ValueError("scan: missing field " + k)
     opt = (scan["ts"], scan["t_site_c"], scan["t_amb_c"], scan["t_core_c"], scan["retest_of"])
-    head = _index("mode", MODES, scan["mode"]) | (_index("verdict", VERDICTS, scan["verdict"]) << 1)
-    for i in range(5):
-        if opt[i] is not None:
-            head |= 1 << (3 + i)
-    buf = bytearray((LAYOUT, head))
+    buf = bytearray((LAYOUT, _head(scan, opt)))
     _put(buf, _flag_bits(scan["flags"]))
     _put(buf, _uint("boot", scan["boot"]))
     if opt[0] is not None:

@@ -157,36 +157,42 @@ def assess(cal, mode, t_site, t_amb, flags=(), threshold_c=None):
     low_supply, sensor_fault, above_baseline, below_baseline); condition flags are added here. A sensor fault
     gives "invalid"; a flag in INDETERMINATE_FLAGS gives "indeterminate" (retest), never "normal"; both carry
     no temperature (a wrong number is worse than none). "above_baseline" gives "elevated". `threshold_c`
-    overrides the calibration's operating point for the mode (a site's configured display threshold).
+    overrides the calibration's operating point for the mode; outside THRESHOLD_C (NaN too) it is a ValueError.
     """
     if mode not in MODES:
         raise ValueError("unknown mode: " + str(mode))
     out = list(flags)
+    if (t_site is None or t_amb is None) and "sensor_fault" not in out:
+        out.append("sensor_fault")
     for f in INVALID_FLAGS:
         if f in out:
             return None, INVALID, out
-    if t_site is None or t_amb is None:
-        out.append("sensor_fault")
-        return None, INVALID, out
-    for f in condition_flags(cal, t_site, t_amb):
-        if f not in out:
-            out.append(f)
-    m = cal["modes"][mode]
-    t_core = core_estimate(cal, mode, t_site, t_amb)
-    floor = m.get("min_core_c")
-    if floor is not None and t_core < floor and "not_skin" not in out and "cold_skin" not in out:
-        out.append("cold_skin")
+    t_core = _estimate(cal, mode, t_site, t_amb, out)
     for f in INDETERMINATE_FLAGS:
         if f in out:
             return None, INDETERMINATE, out
     if threshold_c is None:
-        threshold_c = m["threshold_c"]
+        threshold_c = cal["modes"][mode]["threshold_c"]
+    if not THRESHOLD_C[0] <= threshold_c <= THRESHOLD_C[1]:
+        raise ValueError("threshold_c " + repr(threshold_c) + " is outside " + repr(THRESHOLD_C))
     if t_core >= threshold_c:
         return t_core, ELEVATED, out
     for f in ELEVATING_FLAGS:
         if f in out:
             return t_core, ELEVATED, out
     return t_core, NORMAL, out
+
+
+def _estimate(cal, mode, t_site, t_amb, out):
+    """The core estimate; adds the condition flags and cold_skin (an estimate below min_core_c) to `out`."""
+    for f in condition_flags(cal, t_site, t_amb):
+        if f not in out:
+            out.append(f)
+    t_core = core_estimate(cal, mode, t_site, t_amb)
+    floor = cal["modes"][mode].get("min_core_c")
+    if floor is not None and t_core < floor and "not_skin" not in out and "cold_skin" not in out:
+        out.append("cold_skin")
+    return t_core
 
 
 def advice(verdict, flags, cal=None):

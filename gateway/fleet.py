@@ -18,6 +18,13 @@ ONLINE = "online"
 OFFLINE = "offline"
 
 
+# What the fleet view keeps of a node's health message (the contract's names: tests/test_contract.py).
+HEALTH_KEPT = (
+    "uptime_ms", "heap_free", "rssi", "outbox_depth", "outbox_drops", "outbox_errors", "sensor_errors",
+    "supply_v", "task_restarts",
+)  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     site: str
@@ -61,19 +68,13 @@ class Fleet:
             row.boot = status.boot
         if status.config_id is not None:
             row.config_id = status.config_id
+        if status.state == ONLINE:
+            row.config_error = status.config_error
         return self._set_state(row, status.state, "status", now)
 
     def on_health(self, health: Health, now: int) -> Transition | None:
         row = self._row(health.site, health.node, now)
-        for name in (
-            "uptime_ms",
-            "heap_free",
-            "rssi",
-            "outbox_depth",
-            "outbox_drops",
-            "sensor_errors",
-            "supply_v",
-        ):
+        for name in HEALTH_KEPT:
             setattr(row, name, getattr(health, name))
         if health.fw is not None:
             row.fw = health.fw

@@ -95,7 +95,10 @@ class NodeRow:
     supply_v: float | None = None
     health_at: int | None = None
     last_seq: int | None = None
-    scans: int = 0
+    scans: int = 0  # scans stored for this node
+    outbox_errors: int | None = None
+    task_restarts: int | None = None
+    config_error: str | None = None  # why the node refused its last pushed config (None: applied)
 
 
 @dataclass(slots=True)
