@@ -19,14 +19,14 @@ import firmware
 calibration = firmware.module("calibration")
 screening = firmware.module("screening")
 baseline = firmware.module("baseline")
+contract = firmware.module("contract")
 from sim.host import micropython_command
 
 ROOT = Path(__file__).resolve().parents[1]
 MICROPYTHON = micropython_command("112k")
-FLAG_SETS: tuple[list[str], ...] = (
-    [], ["unstable"], ["not_settled"], ["low_supply"], ["sensor_fault"], ["above_baseline"],
-    ["below_baseline"], ["low_supply", "above_baseline"],
-)  # fmt: skip
+# What the scan procedure and the lane baseline may hand to assess(): none, every flag of the contract alone, and a
+# warning beside the elevating flag.
+FLAG_SETS: tuple[list[str], ...] = ([], *([f] for f in contract.FLAGS), ["low_supply", "above_baseline"])
 
 # Runs under MicroPython: one JSON case per line in, one JSON result per line out (keeps the heap small).
 RUNNER = """
@@ -102,7 +102,7 @@ def cases() -> list[list[Any]]:
     # Edges: ambient range, skin range, the cold-skin floor and the threshold of each mode, to the raw step.
     lo_amb, hi_amb = cal["ambient_c"]
     ambients = [lo_amb - 0.02, lo_amb, lo_amb + 0.02, 22.0, hi_amb - 0.02, hi_amb, hi_amb + 0.02, -5.0, 35.0]
-    for mode in screening.MODES:
+    for mode in contract.MODES:
         m = cal["modes"][mode]
         sites = [cal["skin_c"][0] - 0.02, cal["skin_c"][0], cal["skin_c"][1], cal["skin_c"][1] + 0.02, 33.0]
         for t_amb in (22.0, 20.2, 24.0):
@@ -116,7 +116,7 @@ def cases() -> list[list[Any]]:
                     out.append([mode, to_raw(t_site), to_raw(t_amb), [], thr])
     rng = random.Random(20240605)
     for _ in range(3000):
-        mode = rng.choice(screening.MODES)
+        mode = rng.choice(contract.MODES)
         raw_site = None if rng.random() < 0.02 else to_raw(rng.uniform(25.0, 43.0))
         flags = list(rng.choice(FLAG_SETS))
         thr = rng.choice((None, None, 3730, 3800))
@@ -156,4 +156,4 @@ def test_firmware_and_gateway_reach_the_same_verdicts(tmp_path: Path) -> None:
             assert abs(mp[0] - py[0]) < 1e-9, case
         verdicts.add(py[1])
     assert next(lines, None) is None
-    assert verdicts == set(screening.VERDICTS)  # the cases reach every verdict
+    assert verdicts == set(contract.VERDICTS)  # the cases reach every verdict
