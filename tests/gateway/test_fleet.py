@@ -78,9 +78,11 @@ def test_health_is_kept_and_brings_a_node_back_online() -> None:
         rssi=-67,
         outbox_depth=3,
         outbox_drops=7,
+        outbox_errors=1,
         sensor_errors=2,
         supply_v=3.28,
         fw="0.1.1",
+        task_restarts=2,
     )
     t = fleet.on_health(h, T0 + MIN)
     assert t == Transition("bridge", "n1", "offline", "online", "traffic", T0 + MIN)
@@ -93,10 +95,29 @@ def test_health_is_kept_and_brings_a_node_back_online() -> None:
         3,
         7,
     )
-    assert (row.sensor_errors, row.supply_v, row.fw, row.health_at) == (2, 3.28, "0.1.1", T0 + MIN)
+    assert row.task_restarts == 2
+    assert (row.outbox_errors, row.sensor_errors, row.supply_v, row.fw, row.health_at) == (
+        1,
+        2,
+        3.28,
+        "0.1.1",
+        T0 + MIN,
+    )
 
     fleet.on_health(Health("bridge", "n1", uptime_ms=5_460_123), T0 + 2 * MIN)
     assert (row.uptime_ms, row.outbox_drops, row.fw) == (5_460_123, None, "0.1.1")  # not reported: not known
+
+
+def test_a_refused_config_shows_until_an_online_status_without_it() -> None:
+    fleet = Fleet([], started_at=T0)
+    fleet.on_status(Status("bridge", "n1", "online", config_id="c1", config_error="threshold_c: out of range"), T0)
+    row = fleet.get("bridge", "n1")
+    assert row is not None
+    assert (row.config_id, row.config_error) == ("c1", "threshold_c: out of range")
+    fleet.on_status(offline(), T0 + 1)  # the will carries no config_error: the last one stays visible
+    assert row.config_error == "threshold_c: out of range"
+    fleet.on_status(online(config_id="c2"), T0 + 2)  # the next push was applied
+    assert (row.config_id, row.config_error) == ("c2", None)
 
 
 def test_scans_count_new_ones_and_keep_the_highest_seq() -> None:
