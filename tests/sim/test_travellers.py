@@ -59,9 +59,7 @@ def test_indoor_population_matches_the_study_file(subjects: list[Subject], mode:
     # What a user sees: the shipped calibration screens the simulated travellers as it screens the file.
     est_data, est_sim = estimates(CAL["modes"][mode], data), estimates(CAL["modes"][mode], sim)
     thr = CAL["modes"][mode]["threshold_c"]
-    for a, b in zip(
-        sens_spec(est_data, labels_data, thr), sens_spec(est_sim, labels_sim, thr), strict=True
-    ):
+    for a, b in zip(sens_spec(est_data, labels_data, thr), sens_spec(est_sim, labels_sim, thr), strict=True):
         assert a == pytest.approx(b, abs=0.08)
 
 
