@@ -136,7 +136,7 @@ def parse(prefix: str, topic: str, payload: bytes) -> Message | Rejection | None
         fast = read_scan_fast(obj, site, node)
         if fast is not None:
             return fast
-    message = read(_CLASSES[kind], obj, site, node)
+    message: Message | Rejection = read(_CLASSES[kind], obj, site, node)
     if isinstance(message, Rejection) and kind == "scan":
         return Rejection(message.reason, site, node, _seq_hint(obj, site, node))
     return message
@@ -209,7 +209,7 @@ def read(cls: type[Any], obj: dict[str, Any], site: str, node: str) -> Any:
         value = obj.get(name)
         if value is not None and kind == "num":
             value = float(value)
-        elif kind == "flags":
+        elif kind == "flags" and value is not None:
             value = tuple(value)
         elif kind == "count" and isinstance(value, dict):
             value = min(sum(value.values()), contract.INT64)

@@ -121,7 +121,7 @@ def test_a_threshold_outside_the_range_is_refused_everywhere(tmp_path: Path, thr
     value = float(threshold)
     cfg, reason = node_cfg(threshold_c=value)
     assert cfg is None and reason == "threshold_c: out of range 37.0..38.5"
-    with pytest.raises(GatewayError, match="threshold_c: out of range 37.0..38.5"):
+    with pytest.raises(GatewayError, match=r"threshold_c: out of range 37\.0\.\.38\.5"):
         push.build(push_args(tmp_path, threshold=value))
     env = {"CHECKPOINT_SCREENING_THRESHOLD_FOREHEAD_C": threshold}
     with pytest.raises(ConfigError, match=r"screening\.threshold_forehead_c.*37\.0 and 38\.5"):

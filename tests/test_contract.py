@@ -39,7 +39,9 @@ def sample(field: tuple[Any, ...]) -> Any:
     }[kind]()
 
 
-@pytest.mark.parametrize("kind,cls", [("scan", protocol.Scan), ("status", protocol.Status), ("health", protocol.Health)])
+@pytest.mark.parametrize(
+    "kind,cls", [("scan", protocol.Scan), ("status", protocol.Status), ("health", protocol.Health)]
+)
 def test_the_gateway_reads_every_field_of_every_node_message(kind: str, cls: type[Any]) -> None:
     table = contract.MESSAGES[kind]
     names = [f[0] for f in table if f[0] not in HEADER]
