@@ -1,5 +1,5 @@
 """The durable outbox: every scan is appended here before anything else happens to it, and leaves only when
-the gateway's receipt names its seq (DESIGN.md, data integrity).
+the gateway's receipt names its seq (docs/design.md section 2, data integrity).
 
 On flash (one directory):
     SSSSSSSS.seg   a segment: records appended back to back; SSSSSSSS = first seq of the segment, 8 hex digits

@@ -1,4 +1,4 @@
-"""A register-level Melexis MLX90614 (datasheet rev 13, 2019; facts in shared DOMAIN.md; docs/sensor.md).
+"""A register-level Melexis MLX90614 (datasheet rev 13, 2019; facts in docs/domain.md §2 and docs/sensor.md).
 
 What the firmware sees over SMBus: Read Word / Write Word with PEC, RAM 0x04-0x08, EEPROM 0x20-0x3F with
 its write rules, Read Flags 0xF0, Sleep 0xFF, the power-up delay, the error flag, emissivity, the IIR/FIR

@@ -2,9 +2,9 @@
 
 Healthy oral temperature ~ N(36.89, 0.31) cut at 37.5 C and fevers 37.5 C + exponential (mean 0.62 C)
 come from the FDA facial/oral data (group 1, round 1: non-febrile oral 36.87 +- 0.29 C; 44 febrile subjects,
-mean excess 0.62 C, up to 40.3 C), in line with DOMAIN.md (healthy oral ~36.8 +- 0.3). A traveller is
+mean excess 0.62 C, up to 40.3 C; docs/domain.md §5). A traveller is
 febrile when oral >= 37.5 C (the FDA study's EBT): `fever_prevalence` is exactly the febrile share.
-Core is oral + 0.4 C (assumption: oral reads a few tenths below core; DOMAIN.md gives no figure).
+Core is oral + 0.4 C (assumption: oral reads a few tenths below core; docs/domain.md gives no figure).
 
 Site temperature in thermal equilibrium (the forehead peak `T_FH_Max` or inner-canthus peak `canthiMax` a
 thermal camera reports) is a regression on oral and ambient fitted on the same data, plus a per-traveller
@@ -13,13 +13,13 @@ changed between a subject's rounds, 13 % forehead and 10 % canthus). Forehead an
 traveller correlate (0.40 in the data); fevers get an extra spread (see _FEVER_DEVIATION_C).
 tests/sim/test_travellers.py checks the quantiles against the file.
 
-After cold exposure (Dzien 2021, DOMAIN.md: from -5..0 C air into 20.5 C, forehead 33.2 +- 1.5 C at 0 min,
+After cold exposure (Dzien 2021, docs/domain.md §3.2: from -5..0 C air into 20.5 C, forehead 33.2 +- 1.5 C at 0 min,
 34.9 at 1, 35.8 at 3, 36.1 at 5, 36.6 +- 0.24 at 60 min) the site runs below equilibrium by
   deficit(t) = f * (1.78 exp(-t / 0.69) + 1.62 exp(-t / 4.26)) * (ambient - cold) / 23
 (C, t in minutes: two exponentials fitted to Dzien's means, 3.4 C at 0 min; 23 C is Dzien's mean
 indoor-outdoor step) with a per-traveller factor f ~ N(1, 0.435) >= 0 that gives Dzien's 1.5 C spread at
 0 min. Dzien measured the forehead; the canthus gets the same curve (assumption, conservative: no canthus
-figures in DOMAIN.md).
+figures in docs/domain.md §3.2).
 
 Pure Python (random.Random); no numpy at runtime.
 """

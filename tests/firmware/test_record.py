@@ -20,7 +20,7 @@ record = firmware_module("record")
 
 MICROPYTHON = micropython_command("112k")
 
-# DESIGN.md protocol v1, scan topic: every field, in this order.
+# docs/protocol.md, scan topic (contract.SCAN): every field, in this order.
 PROTOCOL_FIELDS = [
     "v",
     "site",
