@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gw_common import child, percentile, result
 
-from gateway.harness import GatewayProcess
-from gateway.testing import scan_payload
 from sim.broker import DEFAULT_CONFIG, Broker
+from sim.process import GatewayProcess
+from testkit.node import scan_payload
 
 FEVER = {"t_site_c": 39.0, "t_amb_c": 24.0, "t_core_c": 39.5, "verdict": "elevated"}
 

@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gw_common import child, result
 
-from gateway.harness import GatewayProcess
 from sim.broker import DEFAULT_CONFIG, Broker
+from sim.process import GatewayProcess
 
 
 def bare_rate(port: int, n: int, nodes: int) -> float:

@@ -23,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.testing import NodePublisher, scan_payload  # noqa: E402
+from testkit.node import NodePublisher, scan_payload  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

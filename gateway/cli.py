@@ -7,19 +7,20 @@ exit with status 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from gateway import config as config_mod
 from gateway import export, logs, push, report
 from gateway.errors import GatewayError
-from gateway.store import open_store
+from gateway.store import Store, open_store
 
 PROG = "checkpoint-gateway"
 
@@ -51,25 +52,34 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     run.add_argument("--instance", help="client id and status topic name (overrides [gateway] instance)")
     run.add_argument("--share-group", help="subscribe as $share/GROUP/... (several gateway instances)")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    run.set_defaults(func=lambda args: _run(_config(args)))
     ex = sub.add_parser("export", parents=common, help="export scans, alerts or quarantined messages")
     ex.add_argument("--what", choices=export.WHATS, default="scans")
     ex.add_argument("--format", choices=export.FORMATS, default="jsonl")
     ex.add_argument("--out", metavar="FILE", help="write here instead of stdout")
     _filters(ex)
+    ex.set_defaults(func=_configured(_export))
     nodes = sub.add_parser("nodes", parents=common, help="the fleet: state, last seen, health")
     nodes.add_argument("--site")
     nodes.add_argument("--format", choices=("table", "json"), default="table")
+    nodes.set_defaults(func=_configured(_nodes))
     al = sub.add_parser("alerts", parents=common, help="alerts (open ones by default)")
     al.add_argument("--all", action="store_true", help="include resolved alerts")
     al.add_argument("--format", choices=("table", "json"), default="table")
     _filters(al)
+    al.set_defaults(func=_configured(_alerts))
     rep = sub.add_parser("report", parents=common, help="a day's tallies per site")
     rep.add_argument("--day", required=True, help="YYYY-MM-DD in [report] timezone")
     rep.add_argument("--format", choices=("table", "json"), default="table")
-    sub.add_parser("check-config", parents=common, help="print the effective config, or what is wrong with it")
-    push.add_arguments(sub.add_parser("push-config", parents=common, help="send a node a new config over MQTT"))
+    rep.set_defaults(func=_configured(_report))
+    check = sub.add_parser("check-config", parents=common, help="print the effective config, or what is wrong with it")
+    check.set_defaults(func=_configured(_check_config))
+    pc = sub.add_parser("push-config", parents=common, help="send a node a new config over MQTT")
+    push.add_arguments(pc)
+    pc.set_defaults(func=_configured(push.run))
     ev = sub.add_parser("evaluate", parents=common, conflict_handler="resolve",
                         help="evaluate screening on a dataset (see docs/screening.md)")  # fmt: skip
+    ev.set_defaults(func=lambda args: _evaluate_module().run(args))  # the lab's command: no gateway config
     if argv[:1] == ["evaluate"]:
         _evaluate_module().add_arguments(ev)
     return parser
@@ -99,32 +109,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser(argv).parse_args(argv)
-        if args.command == "evaluate":
-            return int(_evaluate_module().run(args))
-        cfg = _config(args)
-        if args.command == "check-config":
-            print(json.dumps(config_mod.effective(cfg), indent=2))
-            return 0
-        if args.command == "run":
-            return _run(cfg)
-        if args.command == "push-config":
-            return push.run(args, cfg)
-        return _query(args, cfg)
+        return int(args.func(args))
     except GatewayError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
 
 
+def _configured(command: Callable[[argparse.Namespace, config_mod.Config], int]) -> Callable[[argparse.Namespace], int]:
+    """A command that runs on the effective config (file, environment, flags)."""
+    return lambda args: command(args, _config(args))
+
+
+def _check_config(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    cal = config_mod.load_calibration(cfg.screening)  # checked here too, not first at `run`
+    print(json.dumps(config_mod.effective(cfg), indent=2))
+    print(f"{PROG}: config valid; calibration {cal['id']!r}", file=sys.stderr)
+    return 0
+
+
 def _run(cfg: config_mod.Config) -> int:
+    from gateway import mqtt
     from gateway.service import Gateway
 
     logs.setup(cfg.gateway.log_level)
+    transport = mqtt.transport(cfg)  # first: a CA or password file that cannot be read stops us here
     store = open_store(cfg.store.db, cfg.store.synchronous, create=True)
-    gateway = Gateway(cfg, store)
+    gateway = Gateway(cfg, store, transport)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    print(f"{PROG}: storing in {store.url}; listening on {gateway.link.describe()}", flush=True)
+    print(f"{PROG}: storing in {store.url}; listening on {transport.describe()}", flush=True)
     try:
         gateway.run(stop)
     finally:
@@ -133,36 +147,56 @@ def _run(cfg: config_mod.Config) -> int:
     return 0
 
 
-def _query(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+@contextlib.contextmanager
+def _store(cfg: config_mod.Config) -> Iterator[Store]:
+    """The existing database, read by a query command."""
     store = open_store(cfg.store.db, cfg.store.synchronous, create=False)
-    tz = cfg.report.timezone
     try:
-        if args.command == "export":
-            since = report.parse_time(args.since, tz, "--since")
-            until = report.parse_time(args.until, tz, "--until")
-            items = export.rows(store, args.what, since, until, args.site)
-            if args.out:
-                with open(args.out, "w", encoding="utf-8", newline="") as f:
-                    n = export.write(args.what, args.format, items, f)
-                print(f"{PROG}: wrote {n} {args.what} to {args.out}", file=sys.stderr)
-            else:
-                export.write(args.what, args.format, items, sys.stdout)
-        elif args.command == "nodes":
-            _print_rows([_asdict(r) for r in store.nodes(args.site)], args.format, _NODE_COLUMNS)
-        elif args.command == "alerts":
-            since = report.parse_time(args.since, tz, "--since")
-            until = report.parse_time(args.until, tz, "--until")
-            found = store.alerts(since, until, args.site, open_only=not args.all)
-            _print_rows([_asdict(a) for a in found], args.format, _ALERT_COLUMNS)
-        elif args.command == "report":
-            start, end = report.day_bounds(args.day, tz)
-            tallies = store.report(start, end)
-            if args.format == "json":
-                print(json.dumps({"day": args.day, "timezone": tz, "sites": [report.as_dict(r) for r in tallies]}))
-            else:
-                print(report.table(args.day, tallies))
+        yield store
     finally:
         store.close()
+
+
+def _export(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    tz = cfg.report.timezone
+    since = report.parse_time(args.since, tz, "--since")
+    until = report.parse_time(args.until, tz, "--until")
+    with _store(cfg) as store:
+        items = export.rows(store, args.what, since, until, args.site)
+        if args.out:
+            with open(args.out, "w", encoding="utf-8", newline="") as f:
+                n = export.write(args.what, args.format, items, f)
+            print(f"{PROG}: wrote {n} {args.what} to {args.out}", file=sys.stderr)
+        else:
+            export.write(args.what, args.format, items, sys.stdout)
+    return 0
+
+
+def _nodes(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    with _store(cfg) as store:
+        _print_rows([_asdict(r) for r in store.nodes(args.site)], args.format, _NODE_COLUMNS)
+    return 0
+
+
+def _alerts(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    tz = cfg.report.timezone
+    since = report.parse_time(args.since, tz, "--since")
+    until = report.parse_time(args.until, tz, "--until")
+    with _store(cfg) as store:
+        found = store.alerts(since, until, args.site, open_only=not args.all)
+    _print_rows([_asdict(a) for a in found], args.format, _ALERT_COLUMNS)
+    return 0
+
+
+def _report(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    tz = cfg.report.timezone
+    start, end = report.day_bounds(args.day, tz)
+    with _store(cfg) as store:
+        tallies = store.report(start, end)
+    if args.format == "json":
+        print(json.dumps({"day": args.day, "timezone": tz, "sites": [report.as_dict(r) for r in tallies]}))
+    else:
+        print(report.table(args.day, tallies))
     return 0
 
 

@@ -7,14 +7,14 @@ configured calibration and threshold per mode.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any
 
+import firmware
 from gateway.protocol import Scan
 
 # firmware/ is untyped MicroPython-subset code: imported by name so mypy --strict does not check it as ours.
-_screening: Any = importlib.import_module("firmware.screening")
+_screening: Any = firmware.module("screening")
 
 # Flags only the scan procedure on the node can know; every other flag is recomputed here.
 SCAN_PROCEDURE_FLAGS = ("unstable", "not_settled", "low_supply", "sensor_fault")

@@ -1,8 +1,8 @@
-"""`checkpoint-sim`: the simulator's command line. One subcommand per `add_*` function below.
+"""`checkpoint-sim`: the simulator's command line. Each subcommand's parser names its function (`func`).
 
 checkpoint-sim run [--scenario FILE] [--sites N] [--nodes-per-site N] [--rate R] [--duration S] [--speed X] ...
     Posts full of nodes running the real firmware against a real broker and gateway; faults on schedule; a
-    summary against ground truth at the end (`--json`: one JSON object as the last line of stdout).
+    summary against ground truth at the end (`--json`: one JSON object as the last line of stdout). sim/run.py.
 
 checkpoint-sim readout [--duration S] [--variant DCI] [--seed N] [--fast]
     A live read-out of a simulated MLX90614 through the real firmware driver while a scripted scene plays:
@@ -16,15 +16,18 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TextIO
 
-from firmware.clock import Clock
-from firmware.mlx90614 import MLX90614 as Driver
-from firmware.mlx90614 import SensorError
+import firmware
+from sim import run
 from sim.clock import ManualClock, TickSource
 from sim.i2c import MachineI2C
 from sim.mlx90614 import MLX90614, VARIANTS
+
+# The firmware's clock and driver (untyped MicroPython modules), loaded the one way.
+Clock: Any = firmware.module("clock").Clock
+Driver: Any = firmware.module("mlx90614").MLX90614
+SensorError: Any = firmware.module("mlx90614").SensorError
 
 READOUT_PERIOD_MS = 250
 AMBIENT_C = 15.0  # the sensor sits in the checkpoint booth
@@ -44,41 +47,18 @@ READOUT_SCRIPT: tuple[tuple[float, str, dict[str, Any]], ...] = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = args.handler
-    return handler(args)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="checkpoint-sim", description="Fever-screening checkpoint simulator")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_run(commands)
+    run.add_arguments(
+        commands.add_parser("run", help="simulate checkpoint posts end to end (broker, gateway, nodes, faults)")
+    )
     add_readout(commands)
     return parser
-
-
-def add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = commands.add_parser("run", help="simulate checkpoint posts end to end (broker, gateway, nodes, faults)")
-    p.add_argument("--scenario", type=Path, help="scenario TOML (sites, nodes, faults); see sim/scenario.py")
-    p.add_argument("--broker", help="use this broker (mqtt://127.0.0.1:PORT) instead of starting one")
-    p.add_argument("--db", help="the gateway's database (default sqlite:///WORKDIR/gateway.db)")
-    p.add_argument("--workdir", type=Path, default=Path("var/sim"), help="where nodes, logs and the db live")
-    p.add_argument("--sites", type=int, help="number of sites (replaces the scenario's sites)")
-    p.add_argument("--nodes-per-site", type=int, help="nodes per site (with --sites)")
-    p.add_argument("--rate", type=float, help="travellers per minute per node")
-    p.add_argument("--fever-prevalence", type=float, help="share of febrile travellers (0-1)")
-    p.add_argument("--ambient", type=float, help="ambient C at every site (with --sites)")
-    p.add_argument("--mode", choices=("forehead", "canthus"), help="measurement mode (with --sites)")
-    p.add_argument("--duration", type=float, help="simulated seconds")
-    p.add_argument("--speed", type=float, help="simulated seconds per real second")
-    p.add_argument("--seed", type=int, help="seed for travellers, noise and faults")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON line at the end")
-    p.set_defaults(handler=_run_simulation)
-
-
-def _run_simulation(args: argparse.Namespace) -> int:
-    from sim import simulate  # the simulation pulls in the gateway; readout does not need it
-
-    return simulate.main(args)
 
 
 def add_readout(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -87,7 +67,7 @@ def add_readout(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--variant", choices=sorted(VARIANTS), default="DCI", help="MLX90614 variant (default DCI)")
     p.add_argument("--seed", type=int, default=0, help="seed for the sensor noise and faults")
     p.add_argument("--fast", action="store_true", help="simulated time: no waiting (tests, CI)")
-    p.set_defaults(handler=_run_readout)
+    p.set_defaults(func=_run_readout)
 
 
 def _run_readout(args: argparse.Namespace) -> int:

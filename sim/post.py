@@ -3,12 +3,13 @@
 Each node has its own simulated MLX90614 (BCC for a handheld forehead scanner, DCI for a canthus kiosk) behind
 sim/'s machine.I2C, recorded pins, a Wi-Fi link that faults can cut, a filesystem folder (config.json,
 boot counter, outbox) and a real MQTT connection through the firmware's own client. Travellers arrive at the
-lane (Poisson), step in front of the sensor, stay until the node shows a verdict, and step away; every result
-the node records is reported to the simulator with the traveller it belongs to (ground truth).
+lane (Poisson), step in front of the sensor, stay until the node shows a verdict, and step away; every scan
+the node records is reported to the simulator with the traveller it belongs to (ground truth), through the
+firmware's own observer hook (`Node.observers`).
 
 Faults act on this node: Wi-Fi cut, sensor error flag or bus noise, power cut (tasks stopped abruptly, the
-socket dropped without DISCONNECT, sometimes a torn record left at the end of the outbox), garbage published
-under its identity.
+connection dropped without DISCONNECT by `Uplink.drop()`, sometimes a torn record left at the end of the
+outbox), garbage published under its identity.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import firmware
 from sim.clock import ScaledClock
-from sim.host import firmware_module
 from sim.host.board import HostBoard
 from sim.mlx90614 import MLX90614
 from sim.scenario import Scenario, Site
@@ -54,7 +55,7 @@ def install_task_tracking(loop: asyncio.AbstractEventLoop) -> None:
 
 
 @dataclass
-class Result:
+class RecordedScan:
     """One scan the node recorded (appended to its outbox), as the simulator saw it happen."""
 
     site: str
@@ -87,7 +88,7 @@ class SimNode:
         name: str,
         broker_port: int,
         root: Path,
-        on_result: Callable[[Result], None],
+        on_scan: Callable[[RecordedScan], None],
         seed: int,
     ) -> None:
         self.site, self.name, self.scenario = site, name, scenario
@@ -102,7 +103,7 @@ class SimNode:
             seed, scenario.fever_prevalence, cold_share=cold, cold_ambient_c=(-8.0, -2.0),
             minutes_since_cold=(3.0, 20.0),
         )  # fmt: skip
-        self.on_result = on_result
+        self.on_scan = on_scan
         self.tasks: set[asyncio.Task[Any]] = set()
         self.board: HostBoard | None = None
         self.firmware: Any = None
@@ -122,20 +123,11 @@ class SimNode:
         board = HostBoard(self.clock, str(self.root), {0x5A: self.chip})
         if not self.wifi_up:
             board.link.cut()
-        app = firmware_module("app")
-        cfg, settings, reason = app.boot_config(board.root)
+        cfg, settings, reason = firmware.module("app").boot_config(board.root)
         if cfg is None:
             raise RuntimeError(f"{self.name}: the simulator wrote an invalid node config: {reason}")
-        node = firmware_module("node").Node(board, cfg, settings)
-        recorded = node.record
-
-        def record(result: dict[str, Any]) -> None:
-            before = node.outbox.next_seq
-            recorded(result)
-            seq = node.scan.last_seq if node.outbox.next_seq != before else None
-            self._recorded(seq, result)
-
-        node.record = record  # the hook: every result the node records, with the traveller in front of it
+        node = firmware.module("node").Node(board, cfg, settings)
+        node.observers.append(self._recorded)  # every scan the node records, with the traveller in front of it
         self.board, self.firmware = board, node
         self.boots += 1
         self.powered = True
@@ -150,9 +142,9 @@ class SimNode:
 
         With `torn`, a record was being written: a partial record is left at the end of the newest outbox
         segment, which the firmware must detect and skip at the next boot."""
-        client = getattr(getattr(self.firmware, "uplink", None), "_client", None)
-        if client is not None:
-            client.close("power cut")
+        uplink = getattr(self.firmware, "uplink", None)
+        if uplink is not None:
+            uplink.drop()
         for task in list(self.tasks):
             task.cancel()
         self.tasks.clear()
@@ -211,8 +203,9 @@ class SimNode:
 
     # --- the lane
     def _recorded(self, seq: int | None, result: dict[str, Any]) -> None:
-        self.on_result(
-            Result(
+        """The firmware's observer: `seq` None when the outbox refused the scan (the node still showed it)."""
+        self.on_scan(
+            RecordedScan(
                 self.site.name,
                 self.name,
                 seq,

@@ -1,9 +1,19 @@
-"""Child processes of the simulator and the tests (Mosquitto, MicroPython nodes): stopped the same way."""
+"""Child processes of the simulator and the tests (Mosquitto, the gateway, MicroPython nodes): started and
+stopped the same way."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
+
+import firmware
+from sim.watch import Watcher
+
+contract: Any = firmware.module("contract")  # untyped MicroPython module
+REPO = Path(__file__).resolve().parents[1]
 
 
 def stop(proc: subprocess.Popen[Any] | None, timeout: float = 5.0) -> None:
@@ -16,3 +26,50 @@ def stop(proc: subprocess.Popen[Any] | None, timeout: float = 5.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+class GatewayProcess:
+    """`python -m gateway run` as a child process on a loopback broker: the real service, which the simulator
+    (and a crash test) can SIGKILL and start again. Its stderr goes to WORKDIR/gateway-N.log, one per start."""
+
+    def __init__(self, port: int, db_url: str, workdir: Path, instance: str = "gw-proc") -> None:
+        self.port, self.db_url, self.workdir, self.instance = port, db_url, workdir, instance
+        self.proc: subprocess.Popen[str] | None = None
+        self.starts = 0
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout: float = 15.0) -> None:
+        """Start it and return once it announces itself online (its retained status names its pid)."""
+        self.starts += 1
+        status = f"{contract.PREFIX}/{contract.GATEWAY}/{self.instance}/status"
+        watcher = Watcher(self.port, status)
+        try:
+            with open(self.workdir / f"gateway-{self.starts}.log", "w") as log:
+                cmd = [sys.executable, "-m", "gateway", "run", "--broker", f"mqtt://127.0.0.1:{self.port}",
+                       "--db", self.db_url, "--instance", self.instance]  # fmt: skip
+                self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=REPO)
+            pid = self.proc.pid
+            watcher.wait_for(lambda t, b: b.get("state") == "online" and b.get("pid") == pid, timeout)
+        finally:
+            watcher.close()
+
+    def _started(self) -> subprocess.Popen[str]:
+        if self.proc is None:
+            raise RuntimeError("the gateway process was never started")
+        return self.proc
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: nothing is flushed, no offline status is published (the broker sends the will)."""
+        proc = self._started()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+    def terminate(self, timeout: float = 15.0) -> tuple[int, str]:
+        """SIGTERM, as a clean shutdown: its exit status and what it printed on stdout."""
+        proc = self._started()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, out

@@ -1,26 +1,28 @@
 """`checkpoint-sim run`: posts full of nodes running the real firmware, a real broker and gateway, faults, truth.
 
+checkpoint-sim run [--scenario FILE] [--sites N] [--nodes-per-site N] [--rate R] [--duration S] [--speed X] ...
+
 The simulation owns a Mosquitto (project config, loopback, persistence so a broker restart keeps sessions)
 unless `--broker` names one, and always runs its own gateway (`python -m gateway run`) on a SQLite file, so it
 can kill and restart both on schedule. Every node runs firmware/ under CPython on simulated hardware
 (sim/post.py). At the end the lanes close, the nodes drain their outboxes (every scan receipted), the gateway
 stops, and what it stored is read back through `checkpoint-gateway export` and compared with what the nodes
-recorded and who the travellers really were.
+recorded and who the travellers really were. The summary is printed for a person, and with `--json` also as
+one JSON object on the last line of stdout.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
-import queue
 import random
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
@@ -30,14 +32,16 @@ from urllib.parse import urlparse
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+import firmware
 from gateway import export
-from gateway.harness import GatewayProcess
-from sim.broker import Broker
-from sim.post import Result, SimNode, install_task_tracking
-from sim.scenario import Fault, Scenario, ScenarioError
-from sim.summary import summarise
+from sim.broker import Broker, BrokerError
+from sim.post import RecordedScan, SimNode, install_task_tracking
+from sim.process import REPO, GatewayProcess
+from sim.scenario import Fault, Scenario, ScenarioError, Site, load
+from sim.summary import Key, summarise
+from sim.watch import Watcher
 
-REPO = Path(__file__).resolve().parents[1]
+contract: Any = firmware.module("contract")  # untyped MicroPython module
 DRAIN_TIMEOUT_S = 120.0  # real seconds to wait for every node's outbox to be receipted at the end
 PROGRESS_EVERY_S = 5.0
 GARBAGE = (
@@ -66,43 +70,12 @@ def _day(scans: list[dict[str, Any]]) -> str | None:
     return datetime.fromtimestamp(first / 1000, UTC).strftime("%Y-%m-%d")
 
 
-class AlertWatcher:
-    """Subscribes to the alerts topic: when each fever alert arrived (for latency) and how many."""
-
-    def __init__(self, port: int, prefix: str = "checkpoint/v1") -> None:
-        self.raised: dict[tuple[str, str, int], float] = {}
-        self.events = 0
-        self._q: queue.Queue[bytes] = queue.Queue()
-        ready = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sim-alerts-{id(self)}")
-        self.client.on_message = lambda c, u, m: self._on(bytes(m.payload))
-        self.client.on_connect = lambda c, *a: c.subscribe(f"{prefix}/alerts/+", qos=1)
-        self.client.on_subscribe = lambda *a: ready.set()
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        if not ready.wait(10):
-            raise RuntimeError("alert watcher: no SUBACK from the broker within 10 s")
-
-    def _on(self, payload: bytes) -> None:
-        now = time.monotonic()
-        try:
-            body = json.loads(payload)
-        except ValueError:
-            return
-        self.events += 1
-        if body.get("kind") == "fever" and body.get("state") == "raised" and isinstance(body.get("seq"), int):
-            self.raised.setdefault((body["site"], body["node"], body["seq"]), now)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 class Simulation:
     def __init__(self, options: Options) -> None:
         self.o = options
         self.s = options.scenario
-        self.results: list[Result] = []
+        self.recorded: list[RecordedScan] = []
+        self.alert_seen_at: dict[Key, float] = {}  # when each fever alert arrived (time.monotonic())
         self.nodes: dict[str, SimNode] = {}
         self.faults_applied: list[dict[str, Any]] = []
         self.garbage_sent = 0
@@ -136,14 +109,19 @@ class Simulation:
         self.gateway = GatewayProcess(self.port, self.db_url, wd, instance="sim-gateway")
         self.gateway.start()
 
-    def _on_result(self, r: Result) -> None:
-        self.results.append(r)
+    def _on_scan(self, r: RecordedScan) -> None:
+        self.recorded.append(r)
+
+    def _on_alert(self, topic: str, body: Any, arrived: float) -> None:
+        raised = isinstance(body, dict) and body.get("kind") == "fever" and body.get("state") == "raised"
+        if raised and isinstance(body.get("seq"), int):
+            self.alert_seen_at.setdefault((body["site"], body["node"], body["seq"]), arrived)
 
     def _make_nodes(self) -> None:
         for i, (site_name, name) in enumerate(self.s.node_names()):
             site = next(s for s in self.s.sites if s.name == site_name)
             root = self.o.workdir / "nodes" / name
-            self.nodes[name] = SimNode(self.s, site, name, self.port, root, self._on_result, self.s.seed * 1000 + i)
+            self.nodes[name] = SimNode(self.s, site, name, self.port, root, self._on_scan, self.s.seed * 1000 + i)
 
     # --- faults
     async def _fault(self, f: Fault, clock_s: Any) -> None:
@@ -182,7 +160,7 @@ class Simulation:
         c.connect("127.0.0.1", self.port)
         c.loop_start()
         try:
-            topic = f"checkpoint/v1/{node.site.name}/{node.name}/scan"
+            topic = contract.topic(contract.PREFIX, node.site.name, node.name, "scan")
             for payload in GARBAGE:
                 c.publish(topic, payload, qos=1).wait_for_publish(10)
                 self.garbage_sent += 1
@@ -196,10 +174,10 @@ class Simulation:
 
     async def _progress(self, clock_s: Any, done: asyncio.Event) -> None:
         while not done.is_set():
-            made = sum(1 for r in self.results if r.seq is not None)
+            made = sum(1 for r in self.recorded if r.seq is not None)
             pending = sum(n.depth for n in self.nodes.values())
             travellers = sum(n.travellers for n in self.nodes.values())
-            elevated = sum(1 for r in self.results if r.verdict == "elevated")
+            elevated = sum(1 for r in self.recorded if r.verdict == "elevated")
             up = sum(1 for n in self.nodes.values() if n.connected)
             self._say(
                 f"t={clock_s():5.0f}/{self.s.duration_s:g} s  travellers {travellers}  scans {made}  "
@@ -244,7 +222,7 @@ class Simulation:
     def _write_truth(self) -> None:
         """Ground truth, one line per scan the nodes recorded: the traveller behind it and their real core."""
         with open(self.o.workdir / "truth.jsonl", "w") as f:
-            for r in self.results:
+            for r in self.recorded:
                 t = r.traveller
                 row = {
                     **{k: getattr(r, k) for k in ("site", "node", "seq", "verdict", "t_site_c", "flags")},
@@ -264,7 +242,7 @@ class Simulation:
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
         self._start_services()
-        watcher = AlertWatcher(self.port)
+        watcher = Watcher(self.port, f"{contract.PREFIX}/{contract.ALERTS}/+", on_message=self._on_alert)
         log = open(self.o.workdir / "firmware.log", "w")  # noqa: SIM115 - closed below
         try:
             self._make_nodes()
@@ -279,7 +257,7 @@ class Simulation:
         finally:
             log.close()
             watcher.close()
-            if self.gateway is not None and self.gateway.proc is not None and self.gateway.proc.poll() is None:
+            if self.gateway is not None and self.gateway.running:
                 self.gateway.terminate()
             if self.broker is not None:
                 self.broker.close()
@@ -287,7 +265,7 @@ class Simulation:
         scans = self._stored("scans")
         alerts = self._stored("alerts")
         quarantine = self._stored("quarantine")
-        summary = summarise(self.results, scans, alerts, quarantine, watcher.raised)
+        summary = summarise(self.recorded, scans, alerts, quarantine, self.alert_seen_at)
         summary.update(
             travellers=sum(n.travellers for n in self.nodes.values()),
             febrile=sum(n.febrile for n in self.nodes.values()),
@@ -300,3 +278,99 @@ class Simulation:
         )
         summary["scans_per_s"] = round(summary["scans_made"] / max(summary["real_s"], 1e-9), 1)
         return summary
+
+
+# --- the command line
+HUMAN_KEYS = (
+    ("travellers", "travellers arrived"),
+    ("scans_made", "scans made by nodes"),
+    ("scans_stored", "scans stored by the gateway"),
+    ("lost", "lost (must be 0)"),
+    ("duplicates", "stored twice (must be 0)"),
+    ("febrile", "febrile travellers (ground truth)"),
+    ("febrile_flagged", "febrile and flagged elevated"),
+    ("false_alarms", "elevated but not febrile"),
+    ("indeterminate", "indeterminate (retest)"),
+    ("invalid", "invalid (sensor fault)"),
+    ("alerts", "fever alerts"),
+    ("latency_p50_ms", "scan to alert p50, ms"),
+    ("latency_p99_ms", "scan to alert p99, ms"),
+    ("quarantined", "messages quarantined"),
+    ("scans_per_s", "scans per real second"),
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", type=Path, help="scenario TOML (sites, nodes, faults); see sim/scenario.py")
+    p.add_argument("--broker", help="use this broker (mqtt://127.0.0.1:PORT) instead of starting one")
+    p.add_argument("--db", help="the gateway's database (default sqlite:///WORKDIR/gateway.db)")
+    p.add_argument("--workdir", type=Path, default=Path("var/sim"), help="where nodes, logs and the db live")
+    p.add_argument("--sites", type=int, help="number of sites (replaces the scenario's sites)")
+    p.add_argument("--nodes-per-site", type=int, help="nodes per site (with --sites)")
+    p.add_argument("--rate", type=float, help="travellers per minute per node")
+    p.add_argument("--fever-prevalence", type=float, help="share of febrile travellers (0-1)")
+    p.add_argument("--ambient", type=float, help="ambient C at every site (with --sites)")
+    p.add_argument("--mode", choices=contract.MODES, help="measurement mode (with --sites)")
+    p.add_argument("--duration", type=float, help="simulated seconds")
+    p.add_argument("--speed", type=float, help="simulated seconds per real second")
+    p.add_argument("--seed", type=int, help="seed for travellers, noise and faults")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON line at the end")
+    p.set_defaults(func=main)
+
+
+def scenario_from(args: argparse.Namespace) -> Scenario:
+    scenario = load(args.scenario) if args.scenario else Scenario()
+    if args.sites is not None or args.nodes_per_site is not None:
+        n_sites = args.sites if args.sites is not None else len(scenario.sites)
+        per = args.nodes_per_site if args.nodes_per_site is not None else 2
+        if not 1 <= n_sites <= 100 or not 1 <= per <= 1000:
+            raise ScenarioError("--sites must be 1-100 and --nodes-per-site 1-1000")
+        if scenario.faults:
+            raise ScenarioError("--sites/--nodes-per-site replace the scenario's nodes: its faults name nodes")
+        template = scenario.sites[0]
+        sites = tuple(replace(template, name=f"post-{i + 1}", nodes=per) for i in range(n_sites))
+        scenario = replace(scenario, sites=sites)
+    if args.ambient is not None or args.mode is not None:
+        scenario = replace(scenario, sites=tuple(_site_override(s, args) for s in scenario.sites))
+    return scenario.with_options(
+        duration_s=args.duration,
+        speed=args.speed,
+        seed=args.seed,
+        rate_per_min=args.rate,
+        fever_prevalence=args.fever_prevalence,
+    )
+
+
+def _site_override(site: Site, args: argparse.Namespace) -> Site:
+    return replace(
+        site,
+        ambient_c=site.ambient_c if args.ambient is None else args.ambient,
+        mode=site.mode if args.mode is None else args.mode,
+    )
+
+
+def print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    width = max(len(label) for _, label in HUMAN_KEYS)
+    for key, label in HUMAN_KEYS:
+        print(f"  {label:<{width}}  {summary.get(key)}")
+    print(f"  gateway database: {summary['db']}")
+    print(f"  the day's tallies: checkpoint-gateway report --db {summary['db']} --day {summary['day']}")
+    print(f"  fever alerts:      checkpoint-gateway alerts --db {summary['db']}")
+    if as_json:
+        print(json.dumps(summary, separators=(",", ":")))
+
+
+def main(args: argparse.Namespace) -> int:
+    """`checkpoint-sim run`: 0 when nothing was lost or stored twice, 1 otherwise, 2 for a bad scenario."""
+    try:
+        scenario = scenario_from(args)
+        sim = Simulation(Options(scenario, Path(args.workdir), args.broker, args.db))
+        summary = sim.run()
+    except (ScenarioError, BrokerError) as e:
+        print(f"checkpoint-sim run: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("checkpoint-sim run: interrupted; broker, gateway and nodes stopped", file=sys.stderr)
+        return 130
+    print_summary(summary, args.json)
+    return 0 if summary["lost"] == 0 and summary["duplicates"] == 0 else 1

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from sim.post import Result
+from sim.post import RecordedScan
 
 Key = tuple[str, str, int]
 
@@ -31,7 +31,7 @@ def percentile(values: list[float], p: float) -> float | None:
     return ordered[i]
 
 
-def _same(made: Result, row: dict[str, Any]) -> bool:
+def _same(made: RecordedScan, row: dict[str, Any]) -> bool:
     same_t = made.t_site_c == row["t_site_c"] or (
         made.t_site_c is not None and row["t_site_c"] is not None and abs(made.t_site_c - row["t_site_c"]) < 0.006
     )  # the wire carries hundredths
@@ -39,7 +39,7 @@ def _same(made: Result, row: dict[str, Any]) -> bool:
 
 
 def summarise(
-    results: Iterable[Result],
+    results: Iterable[RecordedScan],
     scans: list[dict[str, Any]],
     alerts: list[dict[str, Any]],
     quarantine: list[dict[str, Any]],

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import firmware
+from testkit.micropython import micropython_command
 
 calibration = firmware.module("calibration")
 screening = firmware.module("screening")
 baseline = firmware.module("baseline")
 contract = firmware.module("contract")
-from sim.host import micropython_command
 
 ROOT = Path(__file__).resolve().parents[1]
 MICROPYTHON = micropython_command("112k")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sim.host import firmware_module
+from firmware import module as firmware_module
 from sim.i2c import MachineI2C, ReadableBuffer, SMBusDevice, WritableBuffer
 
 LED_NAMES = ("green", "amber", "red")

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from firmware import module as firmware_module
 from sim.clock import ManualClock
-from sim.host import firmware_module
 from sim.host.board import HostBoard, PinEvent, VerdictDecoder
 from sim.mlx90614 import MLX90614 as Chip
 

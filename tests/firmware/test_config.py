@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from sim.host import FIRMWARE_DIR, firmware_module
+from firmware import DIR as FIRMWARE_DIR
+from firmware import module as firmware_module
 
 config = firmware_module("config")
 EXAMPLE = FIRMWARE_DIR / "config.example.json"

@@ -8,11 +8,15 @@ import random
 import adafruit_mlx90614
 import pytest
 
-from firmware.mlx90614 import MLX90614, SensorError, celsius, compensate_supply, crc8
+from firmware import module
 from sim.clock import ManualClock
 from sim.i2c import BusioI2C, MachineI2C
 from sim.mlx90614 import MLX90614 as Chip
 from sim.mlx90614 import pec
+
+mlx90614 = module("mlx90614")
+MLX90614, SensorError = mlx90614.MLX90614, mlx90614.SensorError
+celsius, compensate_supply, crc8 = mlx90614.celsius, mlx90614.compensate_supply, mlx90614.crc8
 
 ADDR = 0x5A
 RETRIES = 3

@@ -11,12 +11,14 @@ import json
 import subprocess
 from pathlib import Path
 
-from firmware.mlx90614 import MLX90614, SensorError
+from firmware import module
 from sim.clock import ManualClock
-from sim.host import micropython_command
 from sim.i2c import MachineI2C, WritableBuffer
 from sim.mlx90614 import MLX90614 as Chip
+from testkit.micropython import micropython_command
 
+MLX90614 = module("mlx90614").MLX90614
+SensorError = module("mlx90614").SensorError
 ROOT = Path(__file__).resolve().parents[2]
 MICROPYTHON = micropython_command("112k")
 READS = 1000

@@ -18,8 +18,10 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from firmware import DIR as FIRMWARE_DIR
+from firmware import module as firmware_module
 from sim.broker import Broker, free_port
-from sim.host import FIRMWARE_DIR, firmware_module, micropython_command
+from testkit.micropython import micropython_command
 
 ROOT = Path(__file__).resolve().parents[2]
 

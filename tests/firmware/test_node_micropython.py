@@ -1,7 +1,7 @@
 """The node firmware under the real MicroPython interpreter, hardware bridged to sim/, against a real Mosquitto.
 
 The node runs firmware/app.py as on the ESP32 (compiled to .mpy) with the ESP32's heap budget in words
-(sim/host/node.py ESP32_HEAP), at 50x speed; the simulated MLX90614, the pins and the Wi-Fi live in this
+(testkit/micropython.py ESP32_HEAP), at 50x speed; the simulated MLX90614, the pins and the Wi-Fi live in this
 process (sim/host/). Travellers step in front of the sensor one after another; the test plays the gateway
 with a paho client that receipts what it receives.
 """
@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
+from firmware import module as firmware_module
 from sim.broker import Broker
-from sim.host import firmware_module
 from sim.host.board import FollowerClock, HostBoard
-from sim.host.gateway_stub import ReceiptingGateway
-from sim.host.lane import Lane, Traveller
-from sim.host.node import MicroPythonNode
 from sim.mlx90614 import MLX90614 as Chip
+from testkit.gateway import ReceiptingGateway
+from testkit.lane import Lane, Traveller
+from testkit.micropython import MicroPythonNode
 
 pytestmark = pytest.mark.slow
 SPEED = 50

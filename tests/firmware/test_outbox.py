@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from sim.host import FIRMWARE_DIR, firmware_module, micropython_command
+from firmware import DIR as FIRMWARE_DIR
+from firmware import module as firmware_module
+from testkit.micropython import micropython_command
 
 ROOT = Path(__file__).resolve().parents[2]
 

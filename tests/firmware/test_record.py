@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from sim.host import firmware_module, micropython_command
+from firmware import module as firmware_module
+from testkit.micropython import micropython_command
 
 ROOT = Path(__file__).resolve().parents[2]
 record = firmware_module("record")

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from firmware import module as firmware_module
 from sim.clock import ManualClock
-from sim.host import firmware_module
 from sim.i2c import MachineI2C
 from sim.mlx90614 import MLX90614 as Chip
 

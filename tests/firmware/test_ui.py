@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from firmware import module as firmware_module
 from sim.clock import ManualClock
-from sim.host import firmware_module
 from sim.host.board import HostBoard
 
 ui = firmware_module("ui")

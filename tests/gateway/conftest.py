@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from gateway.harness import InProcessGateway, Watcher, make_config
-from gateway.testing import NodePublisher
 from sim.broker import Broker
+from sim.watch import Watcher
+from testkit.gateway import InProcessGateway, make_config
+from testkit.node import NodePublisher
 
 
 @pytest.fixture

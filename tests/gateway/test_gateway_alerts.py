@@ -7,8 +7,8 @@ import json
 import subprocess
 import sys
 
-from gateway.harness import REPO, FakeClock, run_cli
-from gateway.testing import NodePublisher
+from testkit.gateway import REPO, FakeClock, run_cli
+from testkit.node import NodePublisher
 
 FEVER = {"t_site_c": 39.0, "t_amb_c": 24.0, "t_core_c": 39.5, "verdict": "elevated"}
 
@@ -66,7 +66,7 @@ def test_elevated_scan_raises_one_alert_and_retests_update_it(start_gateway, nod
 def test_node_killed_goes_offline_by_last_will_and_clears_on_return(start_gateway, watch, private_broker) -> None:
     gw = start_gateway()
     alerts = watch("checkpoint/v1/alerts/#")
-    cmd = [sys.executable, "-m", "gateway.testing", "node", "--port", str(private_broker.port),
+    cmd = [sys.executable, "-m", "testkit.node", "--port", str(private_broker.port),
            "--site", "river", "--node", "k1"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO)
     try:

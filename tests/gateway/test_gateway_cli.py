@@ -8,8 +8,9 @@ import json
 from collections import Counter, defaultdict
 
 from gateway import export
-from gateway.harness import GatewayProcess, run_cli
 from gateway.store import open_store
+from sim.process import GatewayProcess
+from testkit.gateway import run_cli
 
 DAY1 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 DAY2 = DAY1 + 86_400_000
@@ -158,7 +159,7 @@ def run_cli_env(env: dict[str, str], *args: str):
     import subprocess
     import sys
 
-    from gateway.harness import REPO
+    from testkit.gateway import REPO
 
     return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, cwd=REPO,
                           env={**os.environ, **env}, timeout=60)  # fmt: skip

@@ -7,8 +7,8 @@ import sqlite3
 import threading
 import time
 
-from gateway.harness import GatewayProcess
-from gateway.testing import NodePublisher
+from sim.process import GatewayProcess
+from testkit.node import NodePublisher
 
 NODES = 4
 PER_NODE = 2_500

@@ -12,7 +12,7 @@ from gateway.ingest import Incoming, Writer
 from gateway.protocol import Scan, Topics
 from gateway.screening import Assessment, Screener
 from gateway.store import open_store
-from gateway.testing import NodePublisher, scan_payload
+from testkit.node import NodePublisher, scan_payload
 
 
 def test_duplicates_are_stored_once_and_receipts_name_them(start_gateway, nodes) -> None:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from gateway.protocol import MAX_PAYLOAD_BYTES, Health, Rejection, Scan, Status, parse, scan_to_dict
-from gateway.testing import scan_payload
+from testkit.node import scan_payload
 
 P = "checkpoint/v1"
 TOPIC = f"{P}/bridge/n1/scan"

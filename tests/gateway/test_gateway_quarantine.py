@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import logging
 
-from gateway.harness import FakeClock
 from gateway.logs import RateLimitedLog
 from gateway.protocol import MAX_PAYLOAD_BYTES
-from gateway.testing import scan_payload
+from testkit.gateway import FakeClock
+from testkit.node import scan_payload
 
 
 def test_every_class_of_bad_input_is_quarantined_while_valid_scans_are_stored(start_gateway, nodes) -> None:

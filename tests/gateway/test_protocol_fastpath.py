@@ -12,7 +12,7 @@ import random
 from typing import Any
 
 from gateway import protocol
-from gateway.testing import scan_payload
+from testkit.node import scan_payload
 
 FIELDS = list(scan_payload("s", "n", 1))
 ODD_VALUES: list[Any] = [

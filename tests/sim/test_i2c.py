@@ -8,10 +8,12 @@ import errno
 import adafruit_mlx90614
 import pytest
 
-from firmware.mlx90614 import MLX90614 as Driver
+from firmware import module
 from sim.clock import ManualClock
 from sim.i2c import BusioI2C, MachineI2C
 from sim.mlx90614 import MLX90614
+
+Driver = module("mlx90614").MLX90614
 
 ADDR = 0x5A
 

@@ -12,11 +12,13 @@ import statistics
 
 import pytest
 
-from firmware.mlx90614 import MLX90614 as Driver
-from firmware.mlx90614 import SensorError
+from firmware import module
 from sim.clock import ManualClock
 from sim.i2c import MachineI2C
 from sim.mlx90614 import MLX90614, VARIANTS, pec, settling_time_s
+
+Driver = module("mlx90614").MLX90614
+SensorError = module("mlx90614").SensorError
 
 ADDR = 0x5A
 ADDR_W = ADDR << 1

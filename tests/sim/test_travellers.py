@@ -8,12 +8,15 @@ import statistics
 
 import pytest
 
-from firmware import calibration, screening
+from firmware import module
 from lab.dataset import Reading, Subject, readings
 from lab.fit import estimates
 from lab.roc import auc, sens_spec
 from sim import travellers
 from sim.travellers import Population, site_temperature
+
+calibration = module("calibration")
+screening = module("screening")
 
 CAL = calibration.CALIBRATION
 N = 20_000

@@ -1,4 +1,5 @@
-"""Run the node firmware under the real MicroPython interpreter, its hardware bridged to a HostBoard.
+"""The real MicroPython interpreter for tests: its command with a heap budget, and the node firmware run under
+it with its hardware bridged to a HostBoard (sim/host/bridge.py).
 
     board = HostBoard(FollowerClock(), root, {0x5A: chip})
     with MicroPythonNode(board, node_dir, cfg, speed=20) as node:
@@ -14,6 +15,7 @@ import hashlib
 import json
 import os
 import queue
+import shutil
 import subprocess
 import threading
 import time
@@ -21,14 +23,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import firmware
 from sim import process
-from sim.host import firmware_module, micropython_command
 from sim.host.board import HostBoard
 from sim.host.bridge import BridgeServer
 
-REPO = Path(__file__).resolve().parents[2]
-FIRMWARE = REPO / "firmware"
-HOST_MP = Path(__file__).resolve().parent / "mp"
+REPO = Path(__file__).resolve().parents[1]
+FIRMWARE = firmware.DIR
+HOST_MP = REPO / "sim" / "host" / "mp"
 RUNNER = HOST_MP / "run_node.py"
 BUILD = REPO / "build" / "host-mpy"
 # The ESP32's heap budget (about 110 KiB, no PSRAM) in MicroPython's word-scaled form: "112wk" is 112 KiB on a
@@ -42,9 +44,14 @@ class NodeError(RuntimeError):
     """The MicroPython node did not do what was waited for."""
 
 
+def micropython_command(heap: str = "112k") -> list[str]:
+    """The real MicroPython interpreter (the venv's, else PATH's) with a heap budget, as a command list."""
+    return [_tool("micropython"), "-X", f"heapsize={heap}"]
+
+
 def _tool(name: str) -> str:
     venv = REPO / ".venv" / "bin" / name
-    return str(venv) if venv.exists() else name
+    return str(venv) if venv.exists() else (shutil.which(name) or name)
 
 
 def compile_firmware(sources: tuple[Path, ...] = (FIRMWARE, HOST_MP)) -> Path:
@@ -86,7 +93,7 @@ class MicroPythonNode:
         self.cfg = cfg
         self._config_text = config_text
         self.bridge = BridgeServer(board)
-        full, _ = firmware_module("config").validate(cfg) if cfg is not None else (None, None)
+        full, _ = firmware.module("config").validate(cfg) if cfg is not None else (None, None)
         self.bridge.configure(full)  # pin numbers -> names, as the firmware will read its config
         self.lines: list[str] = []
         self._new: queue.Queue[str] = queue.Queue()
@@ -109,7 +116,8 @@ class MicroPythonNode:
         return self
 
     def _pump(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
+        if self.proc is None or self.proc.stdout is None:
+            raise NodeError("not started")
         for line in self.proc.stdout:
             line = line.rstrip("\n")
             self.lines.append(line)

@@ -1,10 +1,11 @@
-"""Play nodes against a real broker: publish protocol-v1 scans, collect receipts, resend what has none.
+"""A node for tests and benchmarks that publishes what it is told: protocol-v1 scans, collects receipts, resends
+what has none.
 
-Used by the gateway's tests and benchmarks, and by the simulator for "a node publishing garbage". A
-`NodePublisher` behaves like the firmware's uplink: a persistent session, a retained status with a last
+A `NodePublisher` behaves like the firmware's uplink: a persistent session, a retained status with a last
 will, scans at QoS 1 with seqs, receipts free them, and scans without a receipt are sent again (after a
-reconnect, or when receipts stop coming). `python -m gateway.testing node ...` runs one such node as a
-process, so a test can SIGKILL it and watch its last will.
+reconnect, or when receipts stop coming); `publish_raw` sends anything (garbage) under its identity.
+`python -m testkit.node --port P --site S --node N` runs one such node as a process, so a test can SIGKILL it
+and watch its last will.
 """
 
 from __future__ import annotations
@@ -19,24 +20,28 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.protocol import DEFAULT_PREFIX, PROTOCOL_VERSION
+import firmware
+
+contract: Any = firmware.module("contract")  # untyped MicroPython module
+SCAN_FIELDS: tuple[str, ...] = contract.names(contract.SCAN)
 
 
 def scan_payload(site: str, node: str, seq: int, **fields: Any) -> dict[str, Any]:
-    """A valid scan (a normal forehead reading unless `fields` say otherwise)."""
-    scan: dict[str, Any] = {
-        "v": PROTOCOL_VERSION,
+    """A valid scan with every field of the contract's SCAN table, in its order (a normal forehead reading
+    unless `fields` say otherwise; `fields` may also add names the contract does not have)."""
+    sample: dict[str, Any] = {
+        "v": contract.VERSION,
         "site": site,
         "node": node,
         "seq": seq,
         "boot": 1,
         "ts": 1_767_225_600_000 + seq * 1000,  # 2026-01-01T00:00:00Z + seq seconds
         "uptime_ms": 60_000 + seq * 1000,
-        "mode": "forehead",
+        "mode": contract.MODES[0],
         "t_site_c": 34.0,
         "t_amb_c": 24.0,
         "t_core_c": 36.5,
-        "verdict": "normal",
+        "verdict": contract.VERDICTS[0],
         "flags": [],
         "samples": 12,
         "duration_ms": 900,
@@ -44,6 +49,10 @@ def scan_payload(site: str, node: str, seq: int, **fields: Any) -> dict[str, Any
         "fw": "test-1",
         "cal": "placeholder-0",
     }
+    missing = [name for name in SCAN_FIELDS if name not in sample]
+    if missing:
+        raise KeyError(f"scan_payload has no sample value for the contract's scan fields {missing}")
+    scan = {name: sample[name] for name in SCAN_FIELDS}
     scan.update(fields)
     return scan
 
@@ -51,7 +60,7 @@ def scan_payload(site: str, node: str, seq: int, **fields: Any) -> dict[str, Any
 class NodePublisher:
     """One simulated node on a paho client (see the module docstring). Thread-safe to read."""
 
-    def __init__(self, port: int, site: str, node: str, host: str = "127.0.0.1", prefix: str = DEFAULT_PREFIX):
+    def __init__(self, port: int, site: str, node: str, host: str = "127.0.0.1", prefix: str = contract.PREFIX):
         self.site, self.node, self.host, self.port = site, node, host, port
         self.topic = f"{prefix}/{site}/{node}"
         self._cond = threading.Condition()
@@ -157,10 +166,9 @@ class NodePublisher:
         self._client = None
 
 
-def _node_main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """A node process that stays connected until killed (for last-will tests)."""
-    p = argparse.ArgumentParser(prog="python -m gateway.testing node")
-    p.add_argument("command", choices=["node"])
+    p = argparse.ArgumentParser(prog="python -m testkit.node")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--site", required=True)
     p.add_argument("--node", required=True)
@@ -172,4 +180,4 @@ def _node_main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_node_main())
+    raise SystemExit(main())

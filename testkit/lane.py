@@ -1,4 +1,5 @@
-"""A lane at a checkpoint: travellers step in front of the sensor one after another.
+"""A lane at a checkpoint for tests of a node behind the MicroPython bridge: travellers step in front of the
+sensor one after another.
 
 Event-driven like the real queue: a traveller steps in (the chip's scene changes), stays until the node shows
 a verdict (recognised from the LEDs and buzzer) plus `dwell_ms`, steps away, and the next one comes `gap_ms`
