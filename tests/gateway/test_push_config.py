@@ -7,15 +7,12 @@ import asyncio
 import json
 import subprocess
 import sys
-import threading
 from pathlib import Path
-
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
 from sim.broker import Broker
 from sim.post import SimNode
 from sim.scenario import Scenario, Site
+from sim.watch import Watcher
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,16 +25,11 @@ def test_a_pushed_threshold_is_applied_and_persisted_by_the_node(private_broker:
     site = Site(name="bridge", nodes=1, ambient_c=22.0, mode="forehead")
     node = SimNode(Scenario(speed=5.0), site, "bridge-1", private_broker.port, tmp_path / "n", lambda r: None, 3)
 
-    online = threading.Event()
-    watcher = paho.Client(CallbackAPIVersion.VERSION2, client_id="push-test-watch")
-    watcher.on_message = lambda c, u, m: json.loads(m.payload).get("state") == "online" and online.set()
-    watcher.connect("127.0.0.1", private_broker.port)
-    watcher.subscribe("checkpoint/v1/bridge/bridge-1/status", qos=1)
-    watcher.loop_start()
+    watcher = Watcher(private_broker.port, "checkpoint/v1/bridge/bridge-1/status")
 
     async def main() -> tuple[int, str]:
         node.power_on()
-        assert await asyncio.to_thread(online.wait, 20), "the simulated node never published its online status"
+        await asyncio.to_thread(watcher.wait_for, lambda t, b: b.get("state") == "online", 20)
         proc = await asyncio.create_subprocess_exec(
             *cli("--broker", private_broker.url, "--site", "bridge", "--node", "bridge-1", "--id", "winter-2",
                  "--threshold", "37.3", "--wait", "20"),
@@ -50,8 +42,7 @@ def test_a_pushed_threshold_is_applied_and_persisted_by_the_node(private_broker:
     try:
         code, out = asyncio.run(main())
     finally:
-        watcher.disconnect()
-        watcher.loop_stop()
+        watcher.close()
     assert code == 0, out
     assert "runs config 'winter-2'" in out
     saved = json.loads((tmp_path / "n" / "config.json").read_text())
