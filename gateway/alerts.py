@@ -1,14 +1,17 @@
 """Alert rules and lifecycle. Pure: each function takes values and returns the alert's next row and event.
 
 Kinds: fever (an elevated authoritative verdict), node_offline (status offline or silence), sensor_fault
-(repeated sensor faults on one node). States: raised, acknowledged, resolved, escalated (the last two kinds of
-change come from medics and escalation rules in a later issue; the store already keeps them). Every change is
-an AlertEvent (time, who, why), published on `{prefix}/alerts/{site}` and kept in alert_events.
+(repeated sensor faults on one node). States, as on the alerts topic: raised, acknowledged, resolved,
+escalated; seen as ThingsBoard's two axes (`status`): active or cleared (resolved) x unacknowledged or
+acknowledged (acknowledged_at set). Every change is an AlertEvent (time, who, why, from where), published on
+`{prefix}/alerts/{site}` and kept in alert_events: the alert's history and the audit trail.
 
 Fever dedup: a retest (a scan whose retest_of names the seq of a scan that raised, or last updated, a fever
 alert on the same node) updates that alert instead of raising a new one: elevated again -> reason
-retest_confirmed (confirmed_at set), normal -> resolved with reason retest_normal, indeterminate or invalid ->
-an event saying so, state unchanged.
+retest_confirmed (confirmed_at set); normal, indeterminate or invalid -> an event with the retest's reading,
+state unchanged. An infrared retest never resolves a fever: a clinical thermometer decides (docs/screening.md),
+so only a medic resolves one (`resolve_by`), with an outcome. A medic's actions: acknowledge, recheck (method
+and reading), escalate, resolve_by; each raises Refused when the alert's state does not allow it.
 """
 
 from __future__ import annotations
@@ -25,8 +28,17 @@ FEVER = "fever"
 NODE_OFFLINE = "node_offline"
 SENSOR_FAULT = "sensor_fault"
 RAISED = "raised"
+ACKNOWLEDGED = "acknowledged"
+ESCALATED = "escalated"
 RESOLVED = "resolved"
 ACTOR = "gateway"
+OUTCOMES = ("cleared", "referred", "monitored", "turned_back")  # cleared to travel, fever clinic, home obs.
+METHODS = ("oral", "axillary", "tympanic", "rectal")  # clinical thermometers
+READING_C = (34.0, 43.0)  # a clinical reading outside this is a typing error
+
+
+class Refused(ValueError):
+    """A person's action that the alert's state (or the values given) does not allow."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +47,29 @@ class Change:
     event: AlertEvent
 
 
-def _change(alert: AlertRow, state: str, reason: str, now: int, seq: int | None, t_core: float | None) -> Change:
+def _change(
+    alert: AlertRow,
+    state: str,
+    reason: str,
+    now: int,
+    seq: int | None,
+    t_core: float | None,
+    actor: str = ACTOR,
+    **medic: Any,
+) -> Change:
     was = alert.state
     alert = dataclasses.replace(alert, state=state, reason=reason, updated_at=now, events=alert.events + 1)
     if state != RESOLVED:
         alert.resolved_at = None
     elif was != RESOLVED:  # an event on an alert already resolved keeps the time it was resolved
         alert.resolved_at = now
-    return Change(alert, AlertEvent(alert.alert_id, alert.events, state, reason, now, ACTOR, seq, t_core))
+    event = AlertEvent(alert.alert_id, alert.events, state, reason, now, actor, seq, t_core, **medic)
+    return Change(alert, event)
+
+
+def status(alert: AlertRow) -> tuple[bool, bool]:
+    """ThingsBoard's alarm status: (active, acknowledged)."""
+    return alert.state != RESOLVED, alert.acknowledged_at is not None
 
 
 def raise_fever(scan: ScanRow, now: int) -> Change:
@@ -71,10 +98,7 @@ def retest(alert: AlertRow, scan: ScanRow, now: int) -> Change:
         alert.t_site_c, alert.t_core_c = scan.t_site_c, scan.gateway_t_core_c
         if alert.confirmed_at is None:
             alert.confirmed_at = now
-        state = RAISED if alert.state == RESOLVED else alert.state
-        return _change(alert, state, "retest_confirmed", now, scan.seq, scan.gateway_t_core_c)
-    if verdict == "normal":
-        return _change(alert, RESOLVED, "retest_normal", now, scan.seq, scan.gateway_t_core_c)
+        return _change(alert, alert.state, "retest_confirmed", now, scan.seq, scan.gateway_t_core_c)
     return _change(alert, alert.state, "retest_" + verdict, now, scan.seq, scan.gateway_t_core_c)
 
 
@@ -99,6 +123,53 @@ def raise_node(kind: str, site: str, node: str, reason: str, now: int, seq: int 
 
 def resolve(alert: AlertRow, reason: str, now: int, seq: int | None = None) -> Change:
     return _change(alert, RESOLVED, reason, now, seq, None)
+
+
+def _open(alert: AlertRow, what: str) -> None:
+    if alert.state == RESOLVED:
+        raise Refused(f"{alert.alert_id} is resolved: nothing to {what}")
+
+
+def acknowledge(alert: AlertRow, actor: str, address: str, now: int) -> Change:
+    """A person takes the alert (acknowledged_by); a second acknowledgement is refused."""
+    _open(alert, "acknowledge")
+    if alert.acknowledged_at is not None:
+        raise Refused(f"{alert.alert_id} was already acknowledged by {alert.acknowledged_by}")
+    alert = dataclasses.replace(alert, acknowledged_at=now, acknowledged_by=actor)
+    return _change(alert, ACKNOWLEDGED, "acknowledged", now, None, None, actor, address=address)
+
+
+def recheck(alert: AlertRow, actor: str, address: str, method: str, reading_c: float, now: int) -> Change:
+    """A clinical re-check (more than one allowed): an event with its method and reading; state unchanged."""
+    _open(alert, "re-check")
+    if alert.kind != FEVER:
+        raise Refused("a clinical re-check is for a fever")
+    if method not in METHODS:
+        raise Refused(f"method {method!r}: one of {', '.join(METHODS)}")
+    if not READING_C[0] <= reading_c <= READING_C[1]:  # NaN fails too
+        raise Refused(f"reading {reading_c} C: between {READING_C[0]} and {READING_C[1]}")
+    return _change(alert, alert.state, "recheck", now, None, None, actor, method=method, reading_c=reading_c,
+                   address=address)  # fmt: skip
+
+
+def escalate(alert: AlertRow, actor: str, address: str, note: str, now: int) -> Change:
+    _open(alert, "escalate")
+    if alert.state == ESCALATED:
+        raise Refused(f"{alert.alert_id} is already escalated")
+    return _change(alert, ESCALATED, "escalated", now, None, None, actor, note=note or None, address=address)
+
+
+def resolve_by(alert: AlertRow, actor: str, address: str, outcome: str, note: str, rechecks: int, now: int) -> Change:
+    """A medic closes a fever with its outcome (the event's reason), after at least one clinical re-check
+    (`rechecks`: how many the alert has). Node alerts resolve themselves when the node is back."""
+    _open(alert, "resolve")
+    if alert.kind != FEVER:
+        raise Refused(f"{alert.alert_id}: a {alert.kind} alert resolves itself")
+    if outcome not in OUTCOMES:
+        raise Refused(f"outcome {outcome!r}: one of {', '.join(OUTCOMES)}")
+    if rechecks < 1:
+        raise Refused("record a clinical re-check first: a thermometer decides, not the infrared scan")
+    return _change(alert, RESOLVED, outcome, now, None, None, actor, note=note or None, address=address)
 
 
 def event_payload(alert: AlertRow, event: AlertEvent) -> dict[str, Any]:

@@ -73,6 +73,10 @@ class AlertEvent:
     seq: int | None = None
     t_core_c: float | None = None
     published_at: int | None = None
+    method: str | None = None  # a medic's clinical re-check: oral | axillary | tympanic | rectal
+    reading_c: float | None = None  # ... and its thermometer reading
+    note: str | None = None
+    address: str | None = None  # where a person's action came from (the audit trail)
 
 
 @dataclass(slots=True)
@@ -122,7 +126,43 @@ class SiteReport:
     confirmed: int = 0  # fever alerts whose retest confirmed the fever
     indeterminate: int = 0
     invalid: int = 0
-    nodes_up: int = 0  # nodes that stored at least one scan that day
+    nodes_up: int = 0  # nodes whose fleet state is online (now)
+    rechecked: int = 0  # fever alerts of the day with at least one clinical re-check
+    cleared: int = 0  # fever alerts resolved by a medic with this outcome ...
+    referred: int = 0
+    monitored: int = 0  # home medical observation
+    turned_back: int = 0
+
+
+@dataclass(slots=True)
+class SiteRow:
+    site: str
+    name: str
+    county: str
+    timezone: str  # IANA name; every time of this site is shown in it
+
+
+@dataclass(slots=True)
+class UserRow:
+    username: str
+    role: str  # medic | coordinator | admin
+    password_hash: str  # argon2id (gateway/web/auth.py), never the password
+    sites: str  # comma-separated site ids the user works at
+    county: str  # a coordinator's county ("" = none): every site of it
+    locale: str  # "" = the browser's
+    disabled: int
+    created_at: int
+    password_changed_at: int
+
+
+@dataclass(slots=True)
+class SessionRow:
+    session_id: str  # a keyed hash of the cookie's token: the token itself is never stored
+    username: str
+    csrf: str
+    created_at: int
+    expires_at: int
+    address: str
 
 
 def columns(row_type: type) -> tuple[str, ...]:
@@ -157,6 +197,25 @@ class Transaction(Protocol):
 
     def mark_published(self, events: list[tuple[str, int]], at: int) -> None: ...
 
+    def alert(self, alert_id: str) -> AlertRow | None: ...
+
+    def update_alert(self, alert: AlertRow, event: AlertEvent, seen_events: int) -> bool:
+        """Save a person's change of an alert if nobody changed it since they read it (its event counter is
+        still `seen_events`); False when someone else won."""
+        ...
+
+    def save_site(self, row: SiteRow) -> None: ...
+
+    def save_user(self, row: UserRow) -> None: ...
+
+    def save_session(self, row: SessionRow) -> None: ...
+
+    def delete_sessions(self, username: str | None = None, session_id: str | None = None) -> None: ...
+
+    def record_login_failure(self, username: str, address: str, at: int) -> None: ...
+
+    def forget_login_failures(self, before: int) -> None: ...
+
 
 class Store(Protocol):
     url: str
@@ -178,5 +237,25 @@ class Store(Protocol):
     def quarantine(self, since: int | None, until: int | None, site: str | None) -> Iterator[QuarantineRow]: ...
 
     def report(self, start: int, end: int) -> list[SiteReport]: ...
+
+    def alert(self, alert_id: str) -> AlertRow | None: ...
+
+    def events_since(self, at: int) -> list[tuple[AlertRow, AlertEvent]]:
+        """Alert events at or after `at` (Unix ms), oldest first, with their alert as it is now."""
+        ...
+
+    def sites(self) -> list[SiteRow]: ...
+
+    def users(self) -> list[UserRow]: ...
+
+    def user(self, username: str) -> UserRow | None: ...
+
+    def session(self, session_id: str, now: int) -> SessionRow | None:
+        """The session if it has not expired."""
+        ...
+
+    def login_failures(self, username: str, address: str, since: int) -> tuple[int, int]:
+        """Failed logins since `since`: (for this account, from this address)."""
+        ...
 
     def close(self) -> None: ...

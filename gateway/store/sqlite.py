@@ -25,7 +25,10 @@ from gateway.store.base import (
     NodeRow,
     QuarantineRow,
     ScanRow,
+    SessionRow,
     SiteReport,
+    SiteRow,
+    UserRow,
     columns,
 )
 
@@ -34,6 +37,10 @@ _ALERT_COLS = columns(AlertRow)
 _EVENT_COLS = columns(AlertEvent)
 _NODE_COLS = columns(NodeRow)
 _QUARANTINE_COLS = columns(QuarantineRow)
+_SITE_COLS = columns(SiteRow)
+_USER_COLS = columns(UserRow)
+_SESSION_COLS = columns(SessionRow)
+_OUTCOMES = ("cleared", "referred", "monitored", "turned_back")  # gateway/alerts.py OUTCOMES
 
 
 def _insert_sql(table: str, cols: Sequence[str], conflict: str = "") -> str:
@@ -51,6 +58,13 @@ _INSERT_QUARANTINE = _insert_sql("quarantine", _QUARANTINE_COLS)
 _UPSERT_NODE = _upsert_sql("nodes", _NODE_COLS, ("site", "node"))
 _UPSERT_ALERT = _upsert_sql("alerts", _ALERT_COLS, ("alert_id",))
 _INSERT_EVENT = _insert_sql("alert_events", _EVENT_COLS)
+_UPSERT_SITE = _upsert_sql("sites", _SITE_COLS, ("site",))
+_UPSERT_USER = _upsert_sql("users", _USER_COLS, ("username",))
+_INSERT_SESSION = _insert_sql("sessions", _SESSION_COLS)
+_UPDATE_ALERT = (
+    f"UPDATE alerts SET {', '.join(f'{c} = ?' for c in _ALERT_COLS if c != 'alert_id')}"
+    " WHERE alert_id = ? AND events = ?"
+)
 
 
 _FLAGS_AT = (_SCAN_COLS.index("flags"), _SCAN_COLS.index("gateway_flags"))
@@ -151,6 +165,37 @@ class SqliteTransaction:
             [(at, alert_id, n) for alert_id, n in events],
         )
 
+    def alert(self, alert_id: str) -> AlertRow | None:
+        return self._alert("alert_id = ?", (alert_id,))
+
+    def update_alert(self, alert: AlertRow, event: AlertEvent, seen_events: int) -> bool:
+        values = [getattr(alert, c) for c in _ALERT_COLS if c != "alert_id"]
+        if self._conn.execute(_UPDATE_ALERT, (*values, alert.alert_id, seen_events)).rowcount != 1:
+            return False
+        self._conn.execute(_INSERT_EVENT, _params(event, _EVENT_COLS))
+        return True
+
+    def save_site(self, row: SiteRow) -> None:
+        self._conn.execute(_UPSERT_SITE, _params(row, _SITE_COLS))
+
+    def save_user(self, row: UserRow) -> None:
+        self._conn.execute(_UPSERT_USER, _params(row, _USER_COLS))
+
+    def save_session(self, row: SessionRow) -> None:
+        self._conn.execute(_INSERT_SESSION, _params(row, _SESSION_COLS))
+
+    def delete_sessions(self, username: str | None = None, session_id: str | None = None) -> None:
+        if username is not None:
+            self._conn.execute("DELETE FROM sessions WHERE username = ?", (username,))
+        if session_id is not None:
+            self._conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+
+    def record_login_failure(self, username: str, address: str, at: int) -> None:
+        self._conn.execute("INSERT INTO login_failures VALUES (?, ?, ?)", (username, address, at))
+
+    def forget_login_failures(self, before: int) -> None:
+        self._conn.execute("DELETE FROM login_failures WHERE at < ?", (before,))
+
 
 class SqliteStore:
     """The Store interface (gateway/store/base.py) on one SQLite file."""
@@ -235,24 +280,76 @@ class SqliteStore:
         sql = (
             f"SELECT site, SUM(CASE WHEN {first} THEN 1 ELSE 0 END),"
             f" SUM(CASE WHEN {first} THEN 0 ELSE 1 END),"
-            f" {counts}, COUNT(DISTINCT node) FROM scans WHERE scanned_at >= ? AND scanned_at < ?"
+            f" {counts} FROM scans WHERE scanned_at >= ? AND scanned_at < ?"
             " GROUP BY site ORDER BY site"
         )
         out = {}
-        for site, screened, retests, normal, elevated, indeterminate, invalid, nodes_up in self._select(
-            sql, (start, end)
-        ):
-            out[site] = SiteReport(site, screened, retests, normal, elevated, 0, indeterminate, invalid, nodes_up)
-        confirmed = (
-            "SELECT a.site, COUNT(*) FROM alerts a JOIN scans s"
-            " ON s.site = a.site AND s.node = a.node AND s.seq = a.seq"
-            " WHERE a.kind = 'fever' AND a.confirmed_at IS NOT NULL"
-            " AND s.scanned_at >= ? AND s.scanned_at < ?"
-            " GROUP BY a.site"
+        for site, screened, retests, normal, elevated, indeterminate, invalid in self._select(sql, (start, end)):
+            out[site] = SiteReport(site, screened, retests, normal, elevated, 0, indeterminate, invalid)
+        online = "SELECT site, SUM(CASE WHEN state = 'online' THEN 1 ELSE 0 END) FROM nodes GROUP BY site"
+        for site, n in self._select(online):
+            out.setdefault(site, SiteReport(site)).nodes_up = int(n)
+        fevers = (
+            "FROM alerts a JOIN scans s ON s.site = a.site AND s.node = a.node AND s.seq = a.seq"
+            " WHERE a.kind = 'fever' AND s.scanned_at >= ? AND s.scanned_at < ?"
         )
-        for site, n in self._select(confirmed, (start, end)):
-            out[site].confirmed = n
-        return list(out.values())
+        outcomes = ", ".join(
+            f"SUM(CASE WHEN a.state = 'resolved' AND a.reason = '{o}' THEN 1 ELSE 0 END)" for o in _OUTCOMES
+        )
+        rechecked = "SUM(CASE WHEN EXISTS (SELECT 1 FROM alert_events e WHERE e.alert_id = a.alert_id"
+        rechecked += " AND e.method IS NOT NULL) THEN 1 ELSE 0 END)"
+        tallies = (
+            f"SELECT a.site, SUM(CASE WHEN a.confirmed_at IS NOT NULL THEN 1 ELSE 0 END), {rechecked}, {outcomes}"
+            f" {fevers} GROUP BY a.site"
+        )
+        for site, confirmed, checked, cleared, referred, monitored, turned_back in self._select(tallies, (start, end)):
+            r = out.setdefault(site, SiteReport(site))
+            r.confirmed, r.rechecked = int(confirmed), int(checked)
+            r.cleared, r.referred, r.monitored, r.turned_back = (
+                int(cleared),
+                int(referred),
+                int(monitored),
+                int(turned_back),
+            )
+        return [out[site] for site in sorted(out)]
+
+    def alert(self, alert_id: str) -> AlertRow | None:
+        sql = f"SELECT {', '.join(_ALERT_COLS)} FROM alerts WHERE alert_id = ?"
+        found = self._select(sql, (alert_id,)).fetchone()
+        return AlertRow(*found) if found else None
+
+    def events_since(self, at: int) -> list[tuple[AlertRow, AlertEvent]]:
+        cols = ", ".join([f"a.{c}" for c in _ALERT_COLS] + [f"e.{c}" for c in _EVENT_COLS])
+        sql = (
+            f"SELECT {cols} FROM alert_events e JOIN alerts a ON a.alert_id = e.alert_id"
+            " WHERE e.at >= ? ORDER BY e.at, e.alert_id, e.n"
+        )
+        k = len(_ALERT_COLS)
+        return [(AlertRow(*r[:k]), AlertEvent(*r[k:])) for r in self._select(sql, (at,))]
+
+    def sites(self) -> list[SiteRow]:
+        return [SiteRow(*r) for r in self._select(f"SELECT {', '.join(_SITE_COLS)} FROM sites ORDER BY site")]
+
+    def users(self) -> list[UserRow]:
+        return [UserRow(*r) for r in self._select(f"SELECT {', '.join(_USER_COLS)} FROM users ORDER BY username")]
+
+    def user(self, username: str) -> UserRow | None:
+        sql = f"SELECT {', '.join(_USER_COLS)} FROM users WHERE username = ?"
+        found = self._select(sql, (username,)).fetchone()
+        return UserRow(*found) if found else None
+
+    def session(self, session_id: str, now: int) -> SessionRow | None:
+        sql = f"SELECT {', '.join(_SESSION_COLS)} FROM sessions WHERE session_id = ? AND expires_at > ?"
+        found = self._select(sql, (session_id, now)).fetchone()
+        return SessionRow(*found) if found else None
+
+    def login_failures(self, username: str, address: str, since: int) -> tuple[int, int]:
+        sql = (
+            "SELECT SUM(CASE WHEN username = ? THEN 1 ELSE 0 END), SUM(CASE WHEN address = ? THEN 1 ELSE 0 END)"
+            " FROM login_failures WHERE at >= ?"
+        )
+        by_user, by_address = self._select(sql, (username, address, since)).fetchone()
+        return int(by_user or 0), int(by_address or 0)
 
     def close(self) -> None:
         self._conn.close()

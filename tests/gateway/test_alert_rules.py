@@ -83,13 +83,16 @@ def test_an_elevated_retest_confirms_the_fever_once() -> None:
     assert (again.last_seq, again.events, again.updated_at) == (5, 3, T0 + 120_000)
 
 
-def test_a_normal_retest_resolves_the_alert_and_keeps_the_fever_reading() -> None:
+def test_a_normal_retest_is_an_event_with_its_reading_and_never_resolves() -> None:
+    # Issue 12: an infrared retest that reads normal used to resolve the fever (retest_normal); a clinical
+    # thermometer decides (docs/screening.md), so the retest is only an event on the alert.
     raised = alerts.raise_fever(scan(3, t_core=37.9), T0).alert
     change = alerts.retest(raised, scan(4, "normal", t_core=36.9, retest_of=3), T0 + 90_000)
     a = change.alert
-    assert (a.state, a.reason, a.resolved_at, a.confirmed_at) == ("resolved", "retest_normal", T0 + 90_000, None)
+    assert (a.state, a.reason, a.resolved_at, a.confirmed_at) == ("raised", "retest_normal", None, None)
     assert a.t_core_c == 37.9  # what raised it; the retest's reading is on its event
-    assert (change.event.state, change.event.t_core_c, change.event.seq) == ("resolved", 36.9, 4)
+    assert (change.event.state, change.event.t_core_c, change.event.seq) == ("raised", 36.9, 4)
+    assert alerts.status(a) == (True, False)  # active, unacknowledged
 
 
 def test_an_unusable_retest_is_an_event_that_leaves_the_state_alone() -> None:
@@ -101,12 +104,17 @@ def test_an_unusable_retest_is_an_event_that_leaves_the_state_alone() -> None:
         assert (change.event.state, change.event.n) == ("raised", 2)
 
 
-def test_an_elevated_retest_reopens_a_resolved_alert() -> None:
+def _resolved_by_medic(raised: AlertRow, at: int) -> AlertRow:
+    checked = alerts.recheck(raised, "medic:li", "127.0.0.1", "oral", 36.6, at).alert
+    return alerts.resolve_by(checked, "medic:li", "127.0.0.1", "cleared", "", 1, at).alert
+
+
+def test_a_retest_after_a_medic_resolved_is_an_event_and_does_not_reopen() -> None:
     raised = alerts.raise_fever(scan(3), T0).alert
-    resolved = alerts.retest(raised, scan(4, "normal", t_core=36.8, retest_of=3), T0 + 1).alert
-    reopened = alerts.retest(resolved, scan(5, retest_of=4), T0 + 2).alert
-    assert (reopened.state, reopened.reason, reopened.resolved_at) == ("raised", "retest_confirmed", None)
-    assert (reopened.confirmed_at, reopened.events) == (T0 + 2, 3)
+    resolved = _resolved_by_medic(raised, T0 + 1)
+    late = alerts.retest(resolved, scan(5, retest_of=3), T0 + 2).alert
+    assert (late.state, late.reason, late.resolved_at) == ("resolved", "retest_confirmed", T0 + 1)
+    assert (late.confirmed_at, late.events) == (T0 + 2, 4)
 
 
 def test_a_retest_keeps_a_medics_acknowledgement() -> None:
@@ -123,9 +131,9 @@ def test_a_retest_keeps_a_medics_acknowledgement() -> None:
 
 def test_an_event_on_a_resolved_alert_keeps_the_time_it_was_resolved() -> None:
     raised = alerts.raise_fever(scan(3), T0).alert
-    resolved = alerts.retest(raised, scan(4, "normal", t_core=36.8, retest_of=3), T0 + 1_000).alert
-    late = alerts.retest(resolved, scan(5, "indeterminate", t_core=None, retest_of=4), T0 + 9_000).alert
-    assert (late.state, late.reason, late.events) == ("resolved", "retest_indeterminate", 3)
+    resolved = _resolved_by_medic(raised, T0 + 1_000)
+    late = alerts.retest(resolved, scan(5, "indeterminate", t_core=None, retest_of=3), T0 + 9_000).alert
+    assert (late.state, late.reason, late.events) == ("resolved", "retest_indeterminate", 4)
     assert (late.resolved_at, late.updated_at) == (T0 + 1_000, T0 + 9_000)
 
 

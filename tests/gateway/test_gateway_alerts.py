@@ -35,11 +35,11 @@ def test_elevated_scan_raises_one_alert_and_retests_update_it(start_gateway, nod
         "raised",
         "retest_confirmed",
     )
-    node.send_seqs([5], retest_of=4)  # a later retest is normal: resolved, still the same alert
+    node.send_seqs([5], retest_of=4)  # a later IR retest is normal: an event, never a resolution (issue 12)
     _, cleared = alerts.wait_for(lambda t, b: b["event"] == 3)
     assert (cleared["alert_id"], cleared["state"], cleared["reason"]) == (
         raised["alert_id"],
-        "resolved",
+        "raised",
         "retest_normal",
     )
     assert node.wait_receipts(range(1, 6))
@@ -52,14 +52,14 @@ def test_elevated_scan_raises_one_alert_and_retests_update_it(start_gateway, nod
     assert (exported[0]["alert_id"], exported[0]["kind"], exported[0]["state"]) == (
         raised["alert_id"],
         "fever",
-        "resolved",
+        "raised",
     )
     assert exported[0]["confirmed_at"] is not None and exported[0]["events"] == 3
     events = gw.store.alert_events(raised["alert_id"])
     assert [(e.state, e.reason, e.seq, e.actor) for e in events] == [
         ("raised", "elevated", 3, "gateway"),
         ("raised", "retest_confirmed", 4, "gateway"),
-        ("resolved", "retest_normal", 5, "gateway"),
+        ("raised", "retest_normal", 5, "gateway"),
     ]
 
 

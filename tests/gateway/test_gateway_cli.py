@@ -3,6 +3,7 @@ alerts, check-config, and the errors that name the cause and the fix."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections import Counter, defaultdict
@@ -54,10 +55,11 @@ def test_report_matches_the_stored_scans_and_export_round_trips(start_gateway, n
     assert set(scans[0]) >= {"site", "node", "seq", "ts", "t_site_c", "verdict", "gateway_verdict", "flags"}
 
     expected: dict[str, Counter[str]] = defaultdict(Counter)
-    nodes_up: dict[str, set[str]] = defaultdict(set)
+    nodes_up: Counter[str] = Counter()  # nodes whose fleet state is online, not nodes that scanned (issue 12)
+    with contextlib.closing(open_store(db_url, create=False)) as fleet:
+        nodes_up.update(n.site for n in fleet.nodes() if n.state == "online")
     for s in scans:
         if DAY1 <= s["ts"] < DAY2:
-            nodes_up[s["site"]].add(s["node"])
             key = "retests" if s["retest_of"] is not None else s["gateway_verdict"]
             expected[s["site"]][key] += 1
     report = run_cli("report", "--day", "2026-01-01", "--format", "json", "--db", db_url)
@@ -69,7 +71,7 @@ def test_report_matches_the_stored_scans_and_export_round_trips(start_gateway, n
         assert got["screened"] == sum(v for k, v in counts.items() if k != "retests")
         for key in ("normal", "elevated", "indeterminate", "invalid", "retests"):
             assert got[key] == counts[key], (site, key)
-        assert got["nodes_up"] == len(nodes_up[site])
+        assert got["nodes_up"] == nodes_up[site]
     assert sites["bridge"]["confirmed"] == 1  # n1's fever confirmed by retest; n2's cleared
     assert sites["toll"]["elevated"] == 0  # its fever was on the next day
     table = run_cli("report", "--day", "2026-01-01", "--db", db_url)
