@@ -21,6 +21,7 @@ from gateway import config as config_mod
 from gateway import export, logs, push, report
 from gateway.errors import GatewayError
 from gateway.store import Store, open_store
+from gateway.web import commands as web_commands
 
 PROG = "checkpoint-gateway"
 
@@ -77,6 +78,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     pc = sub.add_parser("push-config", parents=common, help="send a node a new config over MQTT")
     push.add_arguments(pc)
     pc.set_defaults(func=_configured(push.run))
+    web_commands.register(sub, common, _configured)  # web, users, sites: the console (gateway/web/)
     ev = sub.add_parser("evaluate", parents=common, conflict_handler="resolve",
                         help="evaluate screening on a dataset (see docs/screening.md)")  # fmt: skip
     ev.set_defaults(func=lambda args: _evaluate_module().run(args))  # the lab's command: no gateway config

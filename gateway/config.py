@@ -83,6 +83,15 @@ class ReportSection:
 
 
 @dataclass(frozen=True)
+class WebSection:
+    host: str = "127.0.0.1"  # the console (checkpoint-gateway web); loopback unless a proxy with TLS is in front
+    port: int = 8080
+    session_secret_file: str = "var/web-session.key"  # keys the stored session ids; made (0600) when missing
+    session_hours: float = 12.0  # a session ends this long after login (one shift)
+    poll_interval_s: float = 0.5  # how often live pages look for new alert events in the database
+
+
+@dataclass(frozen=True)
 class Config:
     gateway: GatewaySection = GatewaySection()
     mqtt: MqttSection = MqttSection()
@@ -91,6 +100,7 @@ class Config:
     screening: ScreeningSection = ScreeningSection()
     alerts: AlertsSection = AlertsSection()
     report: ReportSection = ReportSection()
+    web: WebSection = WebSection()
 
 
 _SECRET_KEYS = {("mqtt", "password")}
@@ -120,6 +130,9 @@ def _ranges() -> dict[tuple[str, str], Callable[[Any], str | None]]:
         ("alerts", "sensor_fault_window_s"): within(1, 86_400),
         ("alerts", "sensor_fault_clear_after"): within(1, 1000),
         ("report", "timezone"): _check_timezone,
+        ("web", "port"): within(0, 65_535),
+        ("web", "session_hours"): within(0.1, 168),
+        ("web", "poll_interval_s"): within(0.05, 10),
     }
 
 

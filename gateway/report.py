@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import zoneinfo
 from collections.abc import Iterable
 
@@ -19,15 +20,29 @@ COLUMNS = (
     "normal",
     "retests",
     "nodes_up",
+    "rechecked",
+    "cleared",
+    "referred",
+    "monitored",
+    "turned_back",
 )
 
 
-def day_bounds(day: str, timezone: str) -> tuple[int, int]:
-    """[start, end) of a calendar day in the given zone, as Unix ms."""
+def resolve_day(day: str, timezone: str, now_ms: int) -> str:
+    """`today` (in the zone) as YYYY-MM-DD; any other text unchanged."""
+    if day != "today":
+        return day
+    return dt.datetime.fromtimestamp(now_ms / 1000, zoneinfo.ZoneInfo(timezone)).date().isoformat()
+
+
+def day_bounds(day: str, timezone: str, now_ms: int | None = None) -> tuple[int, int]:
+    """[start, end) of a calendar day (YYYY-MM-DD or `today`) in the given zone, as Unix ms."""
+    if day == "today":
+        day = resolve_day(day, timezone, int(time.time() * 1000) if now_ms is None else now_ms)
     try:
         date = dt.date.fromisoformat(day)
     except ValueError:
-        raise ConfigError(f"--day {day!r}: expected YYYY-MM-DD") from None
+        raise ConfigError(f"--day {day!r}: expected YYYY-MM-DD or today") from None
     tz = zoneinfo.ZoneInfo(timezone)
     start = dt.datetime.combine(date, dt.time(), tz)
     end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(), tz)
@@ -53,13 +68,16 @@ def as_dict(r: SiteReport) -> dict[str, object]:
     return {c: getattr(r, c) for c in COLUMNS}
 
 
-def table(day: str, reports: Iterable[SiteReport]) -> str:
-    """A fixed-width table with a total line."""
+def table(day: str, reports: Iterable[SiteReport], timezone: str = "") -> str:
+    """A fixed-width table with a total line; the heading names the day's zone."""
     rows = [as_dict(r) for r in reports]
     total: dict[str, object] = {c: sum(int(str(r[c])) for r in rows) for c in COLUMNS[1:]}
     total["site"] = "TOTAL"
     widths = {c: max(len(c), *(len(str(r[c])) for r in [*rows, total])) for c in COLUMNS}
-    lines = [f"report for {day}", "  ".join(c.rjust(widths[c]) for c in COLUMNS)]
+    lines = [
+        f"report for {day}" + (f" ({timezone})" if timezone else ""),
+        "  ".join(c.rjust(widths[c]) for c in COLUMNS),
+    ]
     for r in [*rows, total]:
         lines.append("  ".join(str(r[c]).rjust(widths[c]) for c in COLUMNS))
     return "\n".join(lines)

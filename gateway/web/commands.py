@@ -1,0 +1,159 @@
+"""`checkpoint-gateway web`, `users` and `sites`: the console's process and its accounts and sites.
+
+Passwords come from a prompt, a file (--password-file) or $CHECKPOINT_USER_PASSWORD, never from argv (it
+shows in `ps` and shell history).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import socket
+import sys
+import time
+import zoneinfo
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gateway import config as config_mod
+from gateway.errors import ConfigError
+from gateway.store import open_store
+from gateway.store.base import SiteRow, UserRow
+
+PROG = "checkpoint-gateway"
+PASSWORD_ENV = "CHECKPOINT_USER_PASSWORD"
+Configured = Callable[[Callable[[argparse.Namespace, config_mod.Config], int]], Callable[[argparse.Namespace], int]]
+
+
+def register(sub: Any, common: list[argparse.ArgumentParser], configured: Configured) -> None:
+    web = sub.add_parser("web", parents=common, help="serve the web console (docs/console.md)")
+    web.add_argument("--host", help="address to bind (overrides [web] host; default 127.0.0.1)")
+    web.add_argument("--port", type=int, help="port (overrides [web] port; 0 = any free port)")
+    web.set_defaults(func=configured(_web))
+    users = sub.add_parser("users", parents=common, help="console accounts: add, list, disable, reset-password")
+    verbs = users.add_subparsers(dest="verb", required=True, metavar="VERB")
+    add = verbs.add_parser(
+        "add", help="a new account (password from a prompt, --password-file or $" + PASSWORD_ENV + ")"
+    )
+    add.add_argument("username")
+    add.add_argument("--role", choices=("medic", "coordinator", "admin"), required=True)
+    add.add_argument("--sites", default="", help="comma-separated site ids (a medic's posts)")
+    add.add_argument("--county", default="", help="a coordinator's county: every site of it")
+    add.add_argument("--locale", choices=("", "zh-CN", "en"), default="", help="default: the browser's")
+    add.add_argument("--password-file", metavar="FILE")
+    verbs.add_parser("list", help="every account")
+    for verb in ("disable", "reset-password"):
+        p = verbs.add_parser(verb, help=f"{verb} an account (ends its sessions)")
+        p.add_argument("username")
+        if verb == "reset-password":
+            p.add_argument("--password-file", metavar="FILE")
+    users.set_defaults(func=configured(_users))
+    sites = sub.add_parser("sites", parents=common, help="sites: name, county, time zone (set, list)")
+    sverbs = sites.add_subparsers(dest="verb", required=True, metavar="VERB")
+    sset = sverbs.add_parser("set", help="add or change a site")
+    sset.add_argument("site")
+    sset.add_argument("--timezone", required=True, help="IANA name, e.g. Asia/Shanghai")
+    sset.add_argument("--name", default="")
+    sset.add_argument("--county", default="")
+    sverbs.add_parser("list", help="every site")
+    sites.set_defaults(func=configured(_sites))
+
+
+def _web(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    import uvicorn
+
+    from gateway import logs
+    from gateway.web.app import create_app
+    from gateway.web.auth import load_secret
+
+    logs.setup(cfg.gateway.log_level)
+    host = args.host or cfg.web.host
+    port = cfg.web.port if args.port is None else args.port
+    store = open_store(cfg.store.db, cfg.store.synchronous, create=True)
+    secret = load_secret(Path(cfg.web.session_secret_file))
+    app = create_app(store, secret, cfg.report.timezone, cfg.web.session_hours, cfg.web.poll_interval_s)
+    try:
+        sock = socket.create_server((host, port))  # bound before we say where: a test reads the port here
+    except OSError as e:
+        raise ConfigError(f"web: cannot listen on {host}:{port}: {e.strerror}") from None
+    bound = sock.getsockname()[1]
+    print(f"{PROG}: console on http://{host}:{bound}/ (database {store.url})", flush=True)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level=cfg.gateway.log_level, access_log=False, timeout_graceful_shutdown=2)
+    )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        store.close()
+    print(f"{PROG}: console stopped", flush=True)
+    return 0
+
+
+def _password(file: str | None) -> str:
+    if file:
+        try:
+            return Path(file).read_text(encoding="utf-8").rstrip("\n")
+        except OSError as e:
+            raise ConfigError(f"--password-file {file}: {e.strerror}") from None
+    if os.environ.get(PASSWORD_ENV):
+        return os.environ[PASSWORD_ENV]
+    if not sys.stdin.isatty():
+        raise ConfigError(f"no password: use --password-file FILE or ${PASSWORD_ENV} (never the command line)")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise ConfigError("the two passwords differ")
+    return first
+
+
+def _users(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    from gateway.web.auth import hash_password
+
+    store = open_store(cfg.store.db, cfg.store.synchronous, create=True)
+    now = int(time.time() * 1000)
+    try:
+        if args.verb == "list":
+            for u in store.users():
+                state = "disabled" if u.disabled else "active"
+                print(f"{u.username}\t{u.role}\tsites={u.sites}\tcounty={u.county}\t{state}")
+            return 0
+        user = store.user(args.username)
+        if args.verb == "add":
+            if user is not None:
+                raise ConfigError(f"user {args.username!r} exists: use reset-password or disable")
+            sites = ",".join(s.strip() for s in args.sites.split(",") if s.strip())
+            hashed = hash_password(_password(args.password_file))
+            user = UserRow(args.username, args.role, hashed, sites, args.county, args.locale, 0, now, now)
+        elif user is None:
+            raise ConfigError(f"no user {args.username!r} (checkpoint-gateway users list)")
+        elif args.verb == "disable":
+            user.disabled = 1
+        else:
+            user.password_hash, user.password_changed_at = hash_password(_password(args.password_file)), now
+        with store.transaction() as tx:
+            tx.save_user(user)
+            if args.verb != "add":
+                tx.delete_sessions(username=user.username)
+        print(f"{PROG}: user {user.username}: {args.verb} done", file=sys.stderr)
+        return 0
+    finally:
+        store.close()
+
+
+def _sites(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    store = open_store(cfg.store.db, cfg.store.synchronous, create=True)
+    try:
+        if args.verb == "list":
+            for s in store.sites():
+                print(f"{s.site}\t{s.name}\tcounty={s.county}\t{s.timezone}")
+            return 0
+        try:
+            zoneinfo.ZoneInfo(args.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"--timezone {args.timezone!r}: not a known time zone (e.g. Asia/Shanghai)") from None
+        with store.transaction() as tx:
+            tx.save_site(SiteRow(args.site, args.name or args.site, args.county, args.timezone))
+        return 0
+    finally:
+        store.close()

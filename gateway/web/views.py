@@ -1,0 +1,100 @@
+"""What the pages show, as plain values: the alert board, an alert's history, the fleet, the day's sheet."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from gateway import alerts, report
+from gateway.store.base import AlertEvent, AlertRow, NodeRow, SiteReport, Store
+from gateway.web.auth import Visitor
+from gateway.web.i18n import Zones
+
+DAY_MS = 86_400_000
+SHEET_COLUMNS = ("site", "screened", "elevated", "retests", "rechecked", "confirmed", "cleared", "referred",
+                 "monitored", "turned_back", "indeterminate", "invalid", "nodes_up")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AlertView:
+    alert: AlertRow
+    status: str  # active_unack | active_ack | escalated | cleared_unack | cleared_ack
+    opened: str  # local time, zone named
+    open_min: int
+    acts: bool  # the visitor may act on it
+
+
+def status_key(alert: AlertRow) -> str:
+    active, acked = alerts.status(alert)
+    if active and alert.state == alerts.ESCALATED:
+        return "escalated"
+    return ("active_" if active else "cleared_") + ("ack" if acked else "unack")
+
+
+def view(a: AlertRow, visitor: Visitor, zones: Zones, now: int) -> AlertView:
+    end = a.resolved_at if a.resolved_at is not None else now
+    return AlertView(a, status_key(a), zones.show(a.opened_at, a.site), max(0, (end - a.opened_at) // 60_000),
+                     visitor.acts_on(a.site))  # fmt: skip
+
+
+def board(
+    store: Store, visitor: Visitor, zones: Zones, now: int, site: str = "", kind: str = ""
+) -> tuple[list[AlertView], list[AlertView]]:
+    """(open, closed in the last 24 h): open fevers first, the oldest unacknowledged on top."""
+    wanted = [a for a in store.alerts(None, None, site or None, open_only=True)]
+    wanted += [a for a in store.alerts(now - DAY_MS, None, site or None) if a.state == alerts.RESOLVED]
+    wanted = [a for a in wanted if visitor.sees(a.site) and (not kind or a.kind == kind)]
+    open_ = [a for a in wanted if a.state != alerts.RESOLVED]
+    open_.sort(key=lambda a: (a.kind != alerts.FEVER, a.acknowledged_at is not None, a.opened_at, a.alert_id))
+    closed = sorted((a for a in wanted if a.state == alerts.RESOLVED), key=lambda a: -(a.resolved_at or 0))
+    return [view(a, visitor, zones, now) for a in open_], [view(a, visitor, zones, now) for a in closed]
+
+
+def describe(event: AlertEvent, t: Callable[[str], str]) -> str:
+    """One event in words: its reason, and the reading, method or note it carries."""
+    parts = [t(event.reason)]
+    if event.method is not None and event.reading_c is not None:
+        parts.append(f"{t(event.method)} {event.reading_c:.1f} °C")
+    elif event.t_core_c is not None:
+        parts.append(f"{event.t_core_c:.1f} °C")
+    if event.seq is not None:
+        parts.append(f"seq {event.seq}")
+    if event.note:
+        parts.append(f"“{event.note}”")
+    return " · ".join(parts)
+
+
+def rechecks(events: Iterable[AlertEvent]) -> int:
+    return sum(1 for e in events if e.method is not None)
+
+
+def nodes(store: Store, visitor: Visitor) -> list[NodeRow]:
+    """Offline and unhealthy first."""
+    rows = [n for n in store.nodes() if visitor.sees(n.site)]
+    return sorted(rows, key=lambda n: (n.state == "online", n.config_error is None, n.site, n.node))
+
+
+def sheet(store: Store, visitor: Visitor, zones: Zones, day: str, now: int) -> list[SiteReport]:
+    """The day's tallies of every site the visitor sees, each site's day in its own zone."""
+    by_zone: dict[str, list[SiteReport]] = {}
+    names = {s.site for s in store.sites()} | {n.site for n in store.nodes()}
+    wanted = sorted(s for s in names if visitor.sees(s))
+    out = []
+    for site in wanted:
+        zone = zones.name(site)
+        if zone not in by_zone:
+            start, end = report.day_bounds(report.resolve_day(day, zone, now), zone)
+            by_zone[zone] = store.report(start, end)
+        out.append(next((r for r in by_zone[zone] if r.site == site), SiteReport(site)))
+    return out
+
+
+def sheet_csv(rows: Iterable[SiteReport]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(SHEET_COLUMNS)
+    for r in rows:
+        w.writerow([getattr(r, c) for c in SHEET_COLUMNS])
+    return buf.getvalue()
