@@ -48,7 +48,9 @@ class Outgoing:
 
 
 @dataclass
-class Result:
+class Outcome:
+    """What a batch (or a silence check) came to: what to publish once it is committed, and the counts."""
+
     publish: list[Outgoing] = field(default_factory=list)
     new: int = 0
     duplicates: int = 0
@@ -61,7 +63,7 @@ class _Batch:
     rejected: defaultdict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
     verdicts: list[Outgoing] = field(default_factory=list)
     changes: list[alerts.Change] = field(default_factory=list)
-    result: Result = field(default_factory=Result)
+    outcome: Outcome = field(default_factory=Outcome)
 
 
 def _json(obj: dict[str, Any]) -> bytes:
@@ -93,7 +95,7 @@ class Writer:
         """Alert events the broker acknowledged: marked in the next transaction."""
         self._published.extend(events)
 
-    def process(self, batch: list[Incoming]) -> Result:
+    def process(self, batch: list[Incoming]) -> Outcome:
         now = self._clock()
         acc = _Batch()
         parsed = [parse(self._topics.prefix, m.topic, m.payload) for m in batch]
@@ -114,13 +116,13 @@ class Writer:
             self._finish(tx, now)
         return self._outgoing(acc)
 
-    def process_each(self, batch: list[Incoming]) -> Result:
+    def process_each(self, batch: list[Incoming]) -> Outcome:
         """One message per transaction, after `process` failed on a batch for a reason that is not the store's
         (a bug): the message that still fails goes to quarantine as internal_error, the others are stored."""
-        total = Result()
+        total = Outcome()
         for msg in batch:
             try:
-                result = self.process([msg])
+                outcome = self.process([msg])
             except StoreError:
                 raise
             except Exception:  # a bug must not turn one message into a crash loop; logged and counted
@@ -132,13 +134,13 @@ class Writer:
                         QuarantineRow(self._clock(), msg.topic, "internal_error", len(msg.payload), head)
                     )
                 continue
-            total.publish += result.publish
-            total.new += result.new
-            total.duplicates += result.duplicates
-            total.rejected += result.rejected
+            total.publish += outcome.publish
+            total.new += outcome.new
+            total.duplicates += outcome.duplicates
+            total.rejected += outcome.rejected
         return total
 
-    def check_silence(self) -> Result:
+    def check_silence(self) -> Outcome:
         """Nodes silent past alerts.offline_after_s go offline (called periodically by the service)."""
         now = self._clock()
         acc = _Batch()
@@ -150,9 +152,9 @@ class Writer:
                 self._finish(tx, now)
         return self._outgoing(acc)
 
-    def pending_events(self) -> Result:
+    def pending_events(self) -> Outcome:
         """Alert events committed but never acknowledged by the broker (a crash): publish them again."""
-        return Result(publish=[self._event_out(a, e) for a, e in self._store.unpublished_events()])
+        return Outcome(publish=[self._event_out(a, e) for a, e in self._store.unpublished_events()])
 
     def _finish(self, tx: Transaction, now: int) -> None:
         for row in self._fleet.take_dirty():
@@ -184,9 +186,9 @@ class Writer:
         acc.receipts[(scan.site, scan.node)].append(scan.seq)
         self._node_transition(tx, self._fleet.on_scan(scan.site, scan.node, scan.seq, scan.fw, new, now), acc)
         if not new:
-            acc.result.duplicates += 1
+            acc.outcome.duplicates += 1
             return
-        acc.result.new += 1
+        acc.outcome.new += 1
         fever = self._scan_alerts(tx, row, now, acc)
         if self._verdict_to_node and (a.verdict == "elevated" or a.verdict != scan.verdict or fever):
             acc.verdicts.append(self._verdict_out(row, a.threshold_c, fever))
@@ -236,7 +238,7 @@ class Writer:
         tx.insert_quarantine(
             QuarantineRow(now, msg.topic, "seq_conflict", len(msg.payload), msg.payload, scan.site, scan.node)
         )
-        acc.result.rejected += 1
+        acc.outcome.rejected += 1
         self.rejections["seq_conflict"] += 1
         acc.receipts[(scan.site, scan.node)].append(scan.seq)
         who = f"{scan.site}/{scan.node}"
@@ -250,7 +252,7 @@ class Writer:
     def _quarantine(self, tx: Transaction, msg: Incoming, rej: Rejection, now: int, acc: _Batch) -> None:
         head = msg.payload[:QUARANTINE_HEAD_BYTES]
         tx.insert_quarantine(QuarantineRow(now, msg.topic, rej.reason, len(msg.payload), head, rej.site, rej.node))
-        acc.result.rejected += 1
+        acc.outcome.rejected += 1
         self.rejections[rej.reason] += 1
         if rej.site is not None and rej.node is not None and rej.seq is not None:
             acc.rejected[(rej.site, rej.node)].append(rej.seq)
@@ -274,8 +276,8 @@ class Writer:
         body = _json(alerts.event_payload(alert, event))
         return Outgoing(self._topics.alerts(alert.site), body, event=(event.alert_id, event.n))
 
-    def _outgoing(self, acc: _Batch) -> Result:
-        out = acc.result.publish
+    def _outgoing(self, acc: _Batch) -> Outcome:
+        out = acc.outcome.publish
         for (site, node), seqs in acc.receipts.items():
             body: dict[str, Any] = {"v": PROTOCOL_VERSION, "seqs": sorted(set(seqs))}
             rejected = acc.rejected.pop((site, node), None)
@@ -287,4 +289,4 @@ class Writer:
             out.append(Outgoing(self._topics.node(site, node, "receipt"), _json(body)))
         out += acc.verdicts
         out += [self._event_out(c.alert, c.event) for c in acc.changes]
-        return acc.result
+        return acc.outcome

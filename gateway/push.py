@@ -12,17 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import queue
-import ssl
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 import firmware
 from gateway import config as config_mod
+from gateway import mqtt
 from gateway.errors import GatewayError
 from gateway.protocol import PROTOCOL_VERSION, Topics, is_identifier
 
@@ -68,16 +64,11 @@ def run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     topics = Topics(cfg.mqtt.topic_prefix)
     statuses: queue.Queue[tuple[dict[str, Any], bool]] = queue.Queue()
     connected = threading.Event()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"push-config-{args.site}-{args.node}")
-    if cfg.mqtt.username:
-        client.username_pw_set(cfg.mqtt.username, config_mod.mqtt_password(cfg.mqtt))
-    parts = urlsplit(cfg.mqtt.broker)
-    if parts.scheme == "mqtts":
-        client.tls_set(ca_certs=cfg.mqtt.ca_file or None, cert_reqs=ssl.CERT_REQUIRED)
+    client = mqtt.client(cfg.mqtt, f"push-config-{args.site}-{args.node}")
     client.on_connect = lambda c, *a: connected.set()
     client.on_message = lambda c, u, m: statuses.put((_json(bytes(m.payload)), bool(m.retain)))
     try:
-        client.connect(parts.hostname or "127.0.0.1", parts.port or (8883 if parts.scheme == "mqtts" else 1883))
+        client.connect(*mqtt.broker_address(cfg.mqtt))
     except OSError as e:
         raise GatewayError(f"cannot reach the broker {cfg.mqtt.broker}: {e} (check --broker / [mqtt] broker)") from e
     client.loop_start()

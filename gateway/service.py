@@ -1,4 +1,4 @@
-"""The running gateway: the MQTT link feeds a queue; this thread commits batches, then publishes, then acks.
+"""The running gateway: the transport feeds its inbox; this thread commits batches, then publishes, then acks.
 
 Order per batch: commit (the durable point) -> publish receipts, verdicts and alert events -> PUBACK the
 messages. Receipts go out before the PUBACKs so that a crash between the two makes the broker redeliver the
@@ -6,6 +6,9 @@ messages, which produces the receipts again; the other order could leave a node 
 message the broker no longer holds. Alert events are marked published when the broker acknowledges them; any
 left unmarked by a crash are published again at the next start (at least once: clients dedup by alert_id and
 event number).
+
+The transport (gateway/transport.py) is handed in: `gateway.mqtt.transport(cfg)` on a broker, an in-memory
+one in unit tests (testkit/transport.py).
 """
 
 from __future__ import annotations
@@ -16,14 +19,14 @@ import threading
 import time
 from collections.abc import Callable
 
-from gateway.config import Config, load_calibration, mqtt_password
+from gateway.config import Config, load_calibration
 from gateway.errors import StoreError
 from gateway.fleet import Fleet
-from gateway.ingest import Incoming, Result, Writer
-from gateway.mqtt import Link
+from gateway.ingest import Incoming, Outcome, Writer
 from gateway.protocol import Topics
 from gateway.screening import Screener
 from gateway.store.base import Store
+from gateway.transport import Transport
 
 log = logging.getLogger("gateway.service")
 _POLL_S = 0.1  # how often the loop looks at the stop flag and the clock when idle
@@ -36,13 +39,10 @@ def wall_ms() -> int:
 class Gateway:
     """Constructed without I/O; `run(stop)` connects and works until `stop` is set."""
 
-    def __init__(self, cfg: Config, store: Store, clock: Callable[[], int] = wall_ms) -> None:
-        self.cfg, self.store, self.clock = cfg, store, clock
+    def __init__(self, cfg: Config, store: Store, transport: Transport, clock: Callable[[], int] = wall_ms) -> None:
+        self.cfg, self.store, self.transport, self.clock = cfg, store, transport, clock
         self.topics = Topics(cfg.mqtt.topic_prefix)
-        self.inbox: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
-        self._acked_mids: queue.SimpleQueue[int] = queue.SimpleQueue()
-        self._awaiting: dict[int, tuple[str, int]] = {}  # our publish mid -> alert event
-        self.link = Link(cfg.mqtt, cfg.gateway.instance, self.topics, self.inbox, self._acked_mids.put)
+        self._awaiting: dict[int, tuple[str, int]] = {}  # the transport's publish id -> alert event
         self.writer: Writer | None = None
         self.ready = threading.Event()  # set once subscribed (tests and the CLI wait on it)
 
@@ -55,20 +55,20 @@ class Gateway:
         fleet = Fleet(self.store.nodes(), self.clock())
         writer = Writer(self.store, screener, fleet, cfg.alerts, self.topics, self.clock, cfg.ingest.verdict_to_node)
         self.writer = writer
-        self.link.start(mqtt_password(cfg.mqtt))
+        self.transport.start()
         try:
             self._deliver(writer.pending_events(), [])
             self._loop(writer, stop)
             self._drain(writer)
         finally:
-            self.link.stop()
+            self.transport.stop()
             self.ready.clear()
 
     def _loop(self, writer: Writer, stop: threading.Event) -> None:
         interval_ms = int(self.cfg.alerts.check_interval_s * 1000)
         next_check = self.clock() + interval_ms
         while not stop.is_set():
-            if self.link.subscribed:
+            if self.transport.ready.is_set():
                 self.ready.set()
             batch = self._take(_POLL_S)
             self._note_published(writer)
@@ -80,14 +80,14 @@ class Gateway:
 
     def _take(self, timeout: float) -> list[Incoming]:
         try:
-            first = self.inbox.get(timeout=timeout)
+            first = self.transport.inbox.get(timeout=timeout)
         except queue.Empty:
             return []
         batch = [first]
         limit = self.cfg.ingest.max_batch
         while len(batch) < limit:
             try:
-                batch.append(self.inbox.get_nowait())
+                batch.append(self.transport.inbox.get_nowait())
             except queue.Empty:
                 break
         return batch
@@ -97,7 +97,7 @@ class Gateway:
         while batch := self._take(0):
             self._deliver(self._process(writer, batch), batch)
 
-    def _process(self, writer: Writer, batch: list[Incoming]) -> Result:
+    def _process(self, writer: Writer, batch: list[Incoming]) -> Outcome:
         try:
             return writer.process(batch)
         except StoreError:
@@ -106,22 +106,22 @@ class Gateway:
             log.exception("a batch of %d messages failed; retrying them one by one", len(batch))
             return writer.process_each(batch)
 
-    def _deliver(self, result: Result, batch: list[Incoming]) -> None:
-        for out in result.publish:
-            mid = self.link.publish(out)
+    def _deliver(self, outcome: Outcome, batch: list[Incoming]) -> None:
+        for out in outcome.publish:
+            sent = self.transport.publish(out)
             if out.event is not None:
-                self._awaiting[mid] = out.event
+                self._awaiting[sent] = out.event
         if batch:
-            self.link.ack_all(batch)
+            self.transport.acknowledge(batch)
 
     def _note_published(self, writer: Writer) -> None:
         done = []
         while True:
             try:
-                mid = self._acked_mids.get_nowait()
+                sent = self.transport.acknowledged.get_nowait()
             except queue.Empty:
                 break
-            event = self._awaiting.pop(mid, None)
+            event = self._awaiting.pop(sent, None)
             if event is not None:
                 done.append(event)
         if done:
