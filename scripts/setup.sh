@@ -9,6 +9,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)   # pyright type-checks firmware/ on Node
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)     # TLS tests make their own certificates
+[ -x /usr/bin/chromium ] || missing+=(chromium)              # the console's browser tests (tests/web/)
+[ -n "$(fc-list :lang=zh 2>/dev/null)" ] || missing+=(fonts-wqy-microhei)  # Chinese text in its screenshots
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ]; then
         echo "setup: installing system packages: ${missing[*]}"
@@ -28,4 +30,13 @@ if [ ! -f "$stamp" ]; then
     .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
     rm -f .venv/.installed-*
     touch "$stamp"
+fi
+
+# The console's htmx from the npm registry, served by the console itself (posts have no internet: never a CDN).
+vendor=gateway/web/static/vendor
+if [ ! -f "$vendor/htmx.min.js" ]; then
+    echo "setup: installing htmx for the web console (npm)"
+    npm install --prefix build/web-assets --no-audit --no-fund --silent htmx.org@2.0.11
+    mkdir -p "$vendor"
+    cp build/web-assets/node_modules/htmx.org/dist/htmx.min.js "$vendor/"
 fi
