@@ -106,7 +106,7 @@ VERDICT = (
     ("flags", "flags", 0, FLAGS_MAX, REQ),
     ("cal", "text", 1, TEXT_MAX, REQ),
     ("threshold_c", "num", THRESHOLD_C[0], THRESHOLD_C[1], REQ),
-    ("alert_id", "text", 1, TEXT_MAX, NULL),
+    ("alert_id", "text", 1, 128, NULL),  # kind:site:node:... (up to about 92 characters)
 )
 CONFIG = (
     ("v", "int", VERSION, VERSION, REQ),
