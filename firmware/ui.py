@@ -15,8 +15,10 @@ Only changes are written. The table below is the one in docs/firmware.md.
     retest         amber 2 quick blinks              1 short beep             next scan is a retest
     fault          red + amber slow blink (repeats)  -                        sensor not answering
     safe           red blinks N times, pause (rep.)  -                        safe mode, code N
-    link LED       on: broker connected; slow blink: Wi-Fi only; off: no Wi-Fi
+    link LED       on: broker connected; slow blink: Wi-Fi only; off: no Wi-Fi (set_link: linkstate.py events)
 """
+
+from linkstate import DOWN, UP, WIFI
 
 G = 1
 A = 2
@@ -45,9 +47,6 @@ PATTERNS = {
     "fault": _p((500, R | A), (500, 0)),
 }
 REPEAT = ("scanning", "fault", "safe")
-LINK_DOWN = 0
-LINK_WIFI = 1
-LINK_UP = 2
 
 
 def safe_pattern(code):
@@ -63,7 +62,7 @@ class UI:
         self._written = {}
         self.display = display
         self.state = "idle"
-        self.link = LINK_DOWN
+        self.link = DOWN
         self._steps = b""
         self._i = 0
         self._t = clock.ticks_ms()
@@ -106,12 +105,13 @@ class UI:
         self._apply(0)
 
     def set_link(self, state):
+        """The link state changed (linkstate.DOWN, WIFI, UP): the link LED follows."""
         self.link = state
-        self._set("link", 1 if state == LINK_UP else 0)
+        self._set("link", 1 if state == UP else 0)
 
     def tick(self):
         now = self.clock.ticks_ms()
-        if self.link == LINK_WIFI and self.clock.ticks_diff(now, self._link_t) >= 500:
+        if self.link == WIFI and self.clock.ticks_diff(now, self._link_t) >= 500:
             self._link_t = now
             self._set("link", 0 if self._written.get("link") else 1)
         if not self._steps:

@@ -20,6 +20,7 @@ from sim.mlx90614 import MLX90614 as Chip
 
 app = firmware_module("app")
 node_mod = firmware_module("node")
+version = firmware_module("version")
 record = firmware_module("record")
 
 
@@ -81,7 +82,7 @@ def test_boot_counter_and_seqs_survive_a_reboot(tmp_path: Path) -> None:
     first.traveller(35.0)
     first.node.outbox.close()
     again = Post(tmp_path)
-    assert again.node.boot == 2 and again.node.scan.last_seq == 0
+    assert again.node.boot == 2 and again.node.scanner.last_seq == 0
     again.traveller(35.0)
     seq, payload = again.node.outbox.pending(10)[-1]
     assert seq == 1 and record.unpack(payload)["boot"] == 2
@@ -104,7 +105,7 @@ def test_a_dead_sensor_shows_the_fault_pattern_and_recovers(post: Post) -> None:
     assert post.node.ui.state == "fault" and post.board.leds() in (("amber", "red"), ())
     post.chip.clear("no_device")
     post.steps(100)
-    assert post.node.ui.state == "idle" and post.node.scan.faults > 0
+    assert post.node.ui.state == "idle" and post.node.scanner.faults > 0
     assert post.node.outbox.depth == 0  # no traveller, no scan
 
 
@@ -121,7 +122,7 @@ def test_a_pushed_config_is_applied_and_persisted(post: Post, tmp_path: Path) ->
         "password": None,
         "keepalive_s": 60,
     }
-    assert post.node.scan.s["threshold_c"] == 37.0 and post.node.identity["config_id"] == "cfg-2"
+    assert post.node.scanner.s["threshold_c"] == 37.0 and post.node.identity["config_id"] == "cfg-2"
     assert post.node.uplink.cfg["health_interval_s"] == 30
     mtime = (tmp_path / "config.json").stat().st_mtime_ns
     assert post.node.on_config({"v": 1, "id": "cfg-2", "threshold_c": 37.0}) == (True, None)  # retained again
@@ -133,7 +134,7 @@ def test_a_bad_push_is_refused_and_changes_nothing(post: Post, tmp_path: Path) -
     ok, reason = post.node.on_config({"v": 1, "id": "cfg-x", "broker": {"host": "evil.example"}})
     assert not ok and reason == "not settable remotely: broker"
     ok, reason = post.node.on_config({"v": 1, "id": "cfg-y", "calibration": {"id": "broken"}})
-    assert not ok and reason.startswith("calibration: unusable")
+    assert not ok and reason.startswith("calibration: ")
     assert (tmp_path / "config.json").read_text() == before and post.node.config_id == "local"
 
 
@@ -145,7 +146,7 @@ def test_a_confirmed_fever_from_the_gateway_is_shown(post: Post) -> None:
 def test_health_has_the_nodes_figures(post: Post) -> None:
     post.traveller(35.0)
     h = post.node.health()
-    assert h["scans"] == 1 and h["fw"] == node_mod.FW and h["sensor_errors"] == 0 and h["uptime_ms"] > 0
+    assert h["scans"] == 1 and h["fw"] == version.FW and h["sensor_errors"] == 0 and h["uptime_ms"] > 0
 
 
 def test_a_crashed_task_is_logged_and_restarted(post: Post) -> None:
@@ -157,12 +158,12 @@ def test_a_crashed_task_is_logged_and_restarted(post: Post) -> None:
             raise RuntimeError("boom")
 
     async def run() -> None:
-        post.node.spawn("flaky", flaky)
+        post.node.supervisor.spawn("flaky", flaky)
         for _ in range(5):
             await asyncio.sleep(0)
 
     asyncio.run(run())
-    assert len(calls) == 2 and post.node.restarts == 1
+    assert len(calls) == 2 and post.node.supervisor.restarts == 1
     assert calls[1] - calls[0] >= 1000  # restarted after a pause, not in a tight loop
 
 
@@ -186,6 +187,29 @@ def test_the_watchdog_is_fed_only_while_scan_and_uplink_progress(post: Post) -> 
     assert stuck_feeds <= fed + 1
 
 
+def test_observers_hear_every_recorded_scan_with_its_seq(post: Post) -> None:
+    heard: list[tuple[int | None, str]] = []
+    post.node.observers.append(lambda seq, result: heard.append((seq, result["verdict"])))
+    for t in (35.0, 34.6):
+        post.traveller(t)
+    assert heard == [(seq, record.unpack(b)["verdict"]) for seq, b in post.node.outbox.pending(10)]
+
+    def flash_full(payload: bytes) -> int:
+        raise OSError(28, "ENOSPC")
+
+    post.node.outbox.append = flash_full
+    post.traveller(35.0)
+    assert len(heard) == 3 and heard[-1][0] is None  # refused by the outbox: still heard, without a seq
+
+
+def test_the_link_led_follows_the_uplinks_link_state(post: Post) -> None:
+    linkstate = firmware_module("linkstate")
+    post.node.uplink.link_state.set(linkstate.UP)
+    assert post.board.level("link") == 1
+    post.node.uplink.link_state.set(linkstate.DOWN)
+    assert post.board.level("link") == 0 and post.node.ui.link == linkstate.DOWN
+
+
 def test_a_failing_flash_still_shows_the_verdict_and_is_counted(post: Post) -> None:
     def flash_full(payload: bytes) -> int:
         raise OSError(28, "ENOSPC")  # fault injection: the flash refuses the write
@@ -193,4 +217,4 @@ def test_a_failing_flash_still_shows_the_verdict_and_is_counted(post: Post) -> N
     post.node.outbox.append = flash_full
     post.traveller(35.0)
     assert [v for _, v in post.board.verdicts_shown()] in (["normal"], ["elevated"])  # staff still get it
-    assert post.node.health()["outbox_errors"] == 1 and post.node.restarts == 0
+    assert post.node.health()["outbox_errors"] == 1 and post.node.supervisor.restarts == 0

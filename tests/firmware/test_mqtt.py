@@ -1,5 +1,6 @@
-"""firmware/mqtt.py: exact bytes on the wire (as micropython-lib's test_umqtt_simple), then behaviour against
-a real Mosquitto: keepalive, dead-link detection, QoS 1 resend after reconnect, last will, timeouts."""
+"""firmware/mqtt.py and packet.py: exact bytes on the wire (as micropython-lib's test_umqtt_simple), then
+behaviour against a real Mosquitto: keepalive, dead-link detection, QoS 1 resend after reconnect, last will,
+timeouts."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 clockmod = firmware_module("clock")
 mqtt = firmware_module("mqtt")
+packet = firmware_module("packet")
 
 INTERPRETERS = {
     "micropython": micropython_command("112k"),
@@ -48,21 +50,21 @@ INTERPRETERS = {
     ],
 )
 def test_remaining_length_varint(n: int, encoded: str) -> None:
-    assert mqtt.remaining_length(n) == bytes.fromhex(encoded)
+    assert packet.remaining_length(n) == bytes.fromhex(encoded)
 
 
 def test_remaining_length_out_of_range() -> None:
     with pytest.raises(ValueError):
-        mqtt.remaining_length(268435456)
+        packet.remaining_length(268435456)
 
 
 def test_connect_minimal() -> None:
     # 3.1: protocol name "MQTT", level 4, flags 0x02 (clean session), keepalive 60, client id "c1"
-    assert mqtt.connect_packet("c1") == bytes.fromhex("100e 00044d515454 04 02 003c 0002 6331")
+    assert packet.connect_packet("c1") == bytes.fromhex("100e 00044d515454 04 02 003c 0002 6331")
 
 
 def test_connect_with_will_user_password() -> None:
-    pkt = mqtt.connect_packet("node-a", False, 300, ("s/t", b'{"v":1}', 1, True), "u", "p")
+    pkt = packet.connect_packet("node-a", False, 300, ("s/t", b'{"v":1}', 1, True), "u", "p")
     # flags: user 0x80 | password 0x40 | will retain 0x20 | will QoS 1 0x08 | will 0x04; no clean session
     want = bytes.fromhex("10 26 00044d515454 04 ec 012c 0006") + b"node-a"  # 38 = 10 + 8 + 5 + 9 + 3 + 3
     want += b"\x00\x03s/t" + b'\x00\x07{"v":1}' + b"\x00\x01u" + b"\x00\x01p"
@@ -70,31 +72,31 @@ def test_connect_with_will_user_password() -> None:
 
 
 def test_publish_qos0_qos1_dup_retain() -> None:
-    assert mqtt.publish_packet("a/b", b"hi") == bytes.fromhex("3007 0003612f62 6869")
-    assert mqtt.publish_packet("a/b", b"hi", 1, False, 0x1234) == bytes.fromhex("3209 0003612f62 1234 6869")
-    big = mqtt.publish_packet("a/b", b"x" * 200, 1, True, 7, dup=True)
+    assert packet.publish_packet("a/b", b"hi") == bytes.fromhex("3007 0003612f62 6869")
+    assert packet.publish_packet("a/b", b"hi", 1, False, 0x1234) == bytes.fromhex("3209 0003612f62 1234 6869")
+    big = packet.publish_packet("a/b", b"x" * 200, 1, True, 7, dup=True)
     assert big[:10] == bytes.fromhex("3bcf01 0003612f62 0007") and len(big) == 3 + 207  # dup|qos1|retain
 
 
 def test_subscribe_puback_ping_disconnect() -> None:
-    sub = mqtt.subscribe_packet(10, "a/b", 1)
+    sub = packet.subscribe_packet(10, "a/b", 1)
     assert sub == bytes.fromhex("8208 000a 0003612f62 01")
-    assert mqtt.puback_packet(0xBEEF) == bytes.fromhex("4002beef")
-    assert (mqtt.PINGREQ, mqtt.DISCONNECT) == (b"\xc0\x00", b"\xe0\x00")
+    assert packet.puback_packet(0xBEEF) == bytes.fromhex("4002beef")
+    assert (packet.PINGREQ, packet.DISCONNECT) == (b"\xc0\x00", b"\xe0\x00")
 
 
 def test_parse_publish() -> None:
-    pkt = mqtt.publish_packet("checkpoint/v1/s/n/receipt", b'{"v":1,"seqs":[3]}', 1, True, 513)
+    pkt = packet.publish_packet("checkpoint/v1/s/n/receipt", b'{"v":1,"seqs":[3]}', 1, True, 513)
     body = pkt[2:]
-    assert mqtt.parse_publish(pkt[0], body) == (
+    assert packet.parse_publish(pkt[0], body) == (
         "checkpoint/v1/s/n/receipt",
         b'{"v":1,"seqs":[3]}',
         1,
         True,
         513,
     )
-    q0 = mqtt.publish_packet("t", b"", 0)
-    assert mqtt.parse_publish(q0[0], q0[2:]) == ("t", b"", 0, False, 0)
+    q0 = packet.publish_packet("t", b"", 0)
+    assert packet.parse_publish(q0[0], q0[2:]) == ("t", b"", 0, False, 0)
 
 
 def test_micropython_encodes_the_same_bytes() -> None:

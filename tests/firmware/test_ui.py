@@ -10,6 +10,7 @@ from firmware import module as firmware_module
 from sim.clock import ManualClock
 from sim.host.board import HostBoard
 
+linkstate = firmware_module("linkstate")
 ui = firmware_module("ui")
 
 
@@ -70,15 +71,30 @@ def test_a_new_verdict_replaces_the_old_pattern(tmp_path: Path) -> None:
 
 def test_link_led_tells_the_connection_state(tmp_path: Path) -> None:
     clock, board, u = panel(tmp_path)
-    u.set_link(ui.LINK_UP)  # type: ignore[attr-defined]
+    u.set_link(linkstate.UP)  # type: ignore[attr-defined]
     assert board.level("link") == 1
-    u.set_link(ui.LINK_WIFI)  # type: ignore[attr-defined]
+    u.set_link(linkstate.WIFI)  # type: ignore[attr-defined]
     run(clock, u, 2000)
     toggles = [e for e in board.events if e.pin == "link"]
     assert 3 <= len(toggles) <= 6  # slow blink: Wi-Fi up, broker not
-    u.set_link(ui.LINK_DOWN)  # type: ignore[attr-defined]
+    u.set_link(linkstate.DOWN)  # type: ignore[attr-defined]
     run(clock, u, 1000)
     assert board.level("link") == 0
+
+
+def test_link_led_follows_the_link_state_as_events(tmp_path: Path) -> None:
+    """The LED is written when the link state changes, and only then: nobody polls the link."""
+    _, board, u = panel(tmp_path)
+    state = linkstate.LinkState()
+    heard: list[int] = []
+    state.listen(heard.append)
+    state.listen(u.set_link)  # type: ignore[attr-defined]
+    for s in (linkstate.WIFI, linkstate.UP, linkstate.UP, linkstate.DOWN, linkstate.DOWN):
+        state.set(s)
+        if s == linkstate.UP:
+            assert board.level("link") == 1
+    assert heard == [linkstate.DOWN, linkstate.WIFI, linkstate.UP, linkstate.DOWN]  # changes only
+    assert board.level("link") == 0 and u.link == linkstate.DOWN  # type: ignore[attr-defined]
 
 
 def test_safe_mode_blinks_its_code_and_repeats(tmp_path: Path) -> None:

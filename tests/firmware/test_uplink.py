@@ -8,6 +8,7 @@ cuts) or the same modules in this process under CPython.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -30,6 +31,8 @@ from testkit.micropython import micropython_command
 ROOT = Path(__file__).resolve().parents[2]
 
 clockmod = firmware_module("clock")
+contract = firmware_module("contract")
+linkstate = firmware_module("linkstate")
 outbox = firmware_module("outbox")
 record = firmware_module("record")
 uplink = firmware_module("uplink")
@@ -349,7 +352,7 @@ def run_uplink(port: int, tmp_path: Path, node: str, body: Callable[..., Awaitab
             identity,
             box,
             clock,
-            FakeLink(),
+            hooks.get("link") or FakeLink(),
             hooks.get("on_config", lambda c: (True, None)),
             hooks.get("on_verdict", lambda v: None),
             lambda: {"scans": 3, "heap_free": 51000},
@@ -412,7 +415,8 @@ def test_status_health_clock_and_clean_stop(broker: Broker, tmp_path: Path) -> N
         "config_id": "c1",
     }
     h = gw.health[-1]
-    assert h["v"] == 1 and h["rssi"] == -57 and h["scans"] == 3 and h["outbox_dropped"] == 0
+    assert all(set(h) <= set(contract.names(contract.HEALTH)) for h in gw.health)  # every name from the contract
+    assert h["v"] == 1 and h["rssi"] == -57 and h["scans"] == 3 and h["outbox_drops"] == 0
     assert [json.loads(p)["ts"] >= NTP_MS for p in gw.scans] == [True] * 3  # scans carry synced time
     late = Gateway(broker.port, "bridge-1", "n-status")
     try:
@@ -425,55 +429,63 @@ def test_status_health_clock_and_clean_stop(broker: Broker, tmp_path: Path) -> N
         late.close()
 
 
-def test_config_applied_or_refused_with_reason_and_verdicts_delivered(broker: Broker, tmp_path: Path) -> None:
+VERDICT = {"v": 1, "seq": 4, "verdict": "elevated", "t_core_c": 38.4, "flags": [], "cal": "c-1"}
+VERDICT |= {"threshold_c": 37.5, "alert_id": "a-1"}
+
+
+def test_config_applied_or_refused_with_reason(broker: Broker, tmp_path: Path) -> None:
+    """Downlink messages are held to the contract before the node acts: a config the contract refuses never
+    reaches the app (its problem goes out as config_error), nor does garbage."""
     gw = Gateway(broker.port, "bridge-1", "n-config")
-    verdicts: list[dict[str, Any]] = []
     configs: list[dict[str, Any]] = []
     identity_box: dict[str, Any] = {}
 
     def on_config(c: dict[str, Any]) -> tuple[bool, str | None]:
         configs.append(c)
-        if not 35.0 <= c.get("threshold_c", 37.5) <= 40.0:
-            return False, "threshold_c: out of range 35.0..40.0"
-        identity_box["up"].identity["config_id"] = c["config_id"]
+        if c.get("threshold_c", 37.5) > 38.0:
+            return False, "threshold_c: above this site's 38.0"
+        identity_box["up"].identity["config_id"] = c["id"]
         return True, None
 
     async def body(up: uplink.Uplink, box: outbox.Outbox, clock: Any) -> None:
         identity_box["up"] = up
         assert await asyncio.to_thread(gw.wait, lambda: any(s["state"] == "online" for s in gw.status))
-        pub = gw.client.publish
-        pub(
-            gw.root + "config",
-            json.dumps({"v": 1, "config_id": "c2", "threshold_c": 37.3}),
-            qos=1,
-            retain=True,
-        )
-        assert await asyncio.to_thread(gw.wait, lambda: gw.status[-1].get("config_id") == "c2")
-        pub(
-            gw.root + "config",
-            json.dumps({"v": 1, "config_id": "c3", "threshold_c": 30.0}),
-            qos=1,
-            retain=True,
-        )
-        assert await asyncio.to_thread(gw.wait, lambda: "config_error" in gw.status[-1])
-        pub(gw.root + "config", b"{not json", qos=1)
-        assert await asyncio.to_thread(gw.wait, lambda: "JSON" in gw.status[-1].get("config_error", ""))
-        pub(
-            gw.root + "verdict",
-            json.dumps({"v": 1, "seq": 4, "verdict": "elevated", "t_core_c": 38.4}),
-            qos=1,
-        )
-        assert await asyncio.to_thread(gw.wait, lambda: bool(verdicts), 10)
+        pushes: list[tuple[Any, Callable[[dict[str, Any]], bool]]] = [
+            ({"v": 1, "id": "c2", "threshold_c": 37.3}, lambda s: s.get("config_id") == "c2"),
+            ({"v": 1, "id": "c3", "threshold_c": 38.4}, lambda s: "config_error" in s),
+            ({"v": 1, "id": "c4", "threshold_c": 45.0}, lambda s: "threshold_c" in s.get("config_error", "x:")),
+            (b"{not json", lambda s: "JSON" in s.get("config_error", "")),
+        ]
+        for push, seen in pushes:
+            gw.client.publish(gw.root + "config", push if isinstance(push, bytes) else json.dumps(push), 1, True)
+            assert await asyncio.to_thread(gw.wait, lambda: seen(gw.status[-1]))  # noqa: B023 (awaited here)
 
     try:
-        run_uplink(broker.port, tmp_path, "n-config", body, on_config=on_config, on_verdict=verdicts.append)
+        run_uplink(broker.port, tmp_path, "n-config", body, on_config=on_config)
     finally:
         gw.client.publish(gw.root + "config", b"", retain=True)  # clear the retained config
         gw.close()
     refused = [s for s in gw.status if "config_error" in s]
-    assert refused[0]["config_error"] == "threshold_c: out of range 35.0..40.0" and refused[0]["config_id"] == "c2"
-    assert [c["config_id"] for c in configs] == ["c2", "c3"]  # the garbage never reached the app
-    assert verdicts == [{"v": 1, "seq": 4, "verdict": "elevated", "t_core_c": 38.4}]
+    errors = [s["config_error"] for s in refused[:2]]
+    assert errors == ["threshold_c: above this site's 38.0", "out_of_range:threshold_c"]
+    assert [c["id"] for c in configs] == ["c2", "c3"] and all(s["config_id"] == "c2" for s in refused)
+
+
+def test_only_verdicts_the_contract_accepts_reach_the_node(broker: Broker, tmp_path: Path) -> None:
+    gw = Gateway(broker.port, "bridge-1", "n-verdict")
+    verdicts: list[dict[str, Any]] = []
+
+    async def body(up: uplink.Uplink, box: outbox.Outbox, clock: Any) -> None:
+        assert await asyncio.to_thread(gw.wait, lambda: bool(gw.health))  # after status and subscriptions
+        for verdict in ({"v": 1, "seq": 3, "verdict": "elevated"}, VERDICT):
+            gw.client.publish(gw.root + "verdict", json.dumps(verdict), qos=1)
+        assert await asyncio.to_thread(gw.wait, lambda: bool(verdicts), 10)
+
+    try:
+        run_uplink(broker.port, tmp_path, "n-verdict", body, on_verdict=verdicts.append)
+    finally:
+        gw.close()
+    assert verdicts == [VERDICT]  # the verdict without flags, cal, threshold_c and alert_id was ignored
 
 
 def test_pending_records_are_published_in_seq_order_within_the_window(broker: Broker, tmp_path: Path) -> None:
@@ -498,3 +510,47 @@ def test_pending_records_are_published_in_seq_order_within_the_window(broker: Br
         gw.close()
     assert gw.first_deliveries() == sorted(expected.items())
     assert os.listdir(tmp_path / "n-backlog") == ["meta"]  # every segment freed and deleted
+
+
+def test_link_state_changes_are_events_and_a_lost_link_drops_the_session(broker: Broker, tmp_path: Path) -> None:
+    """Wi-Fi lost: DOWN is heard at once by the listeners, the session goes without DISCONNECT (the broker
+    publishes the will); Wi-Fi back: WIFI, then UP with status online again."""
+    gw = Gateway(broker.port, "bridge-1", "n-link")
+    link = FakeLink()
+    heard: list[int] = []
+
+    async def body(up: uplink.Uplink, box: outbox.Outbox, clock: Any) -> None:
+        up.link_state.listen(heard.append)
+        assert await asyncio.to_thread(gw.wait, lambda: bool(gw.health))  # after status and subscriptions
+        assert up.connected and heard[-1] == linkstate.UP
+        link.up = False
+        assert await asyncio.to_thread(gw.wait, lambda: gw.status[-1]["state"] == "offline")
+        assert not up.connected and heard[-1] == linkstate.DOWN
+        link.up = True
+        n = len(gw.health)
+        assert await asyncio.to_thread(gw.wait, lambda: gw.status[-1]["state"] == "online" and len(gw.health) > n)
+        assert up.connected
+
+    try:
+        run_uplink(broker.port, tmp_path, "n-link", body, link=link)
+    finally:
+        gw.close()
+    assert heard[-5:] == [linkstate.UP, linkstate.DOWN, linkstate.WIFI, linkstate.UP, linkstate.WIFI]  # stop(): WIFI
+    assert all(a != b for a, b in itertools.pairwise(heard))  # changes only
+    assert [s["state"] for s in gw.status] == ["online", "offline", "online", "offline"]
+
+
+def test_drop_is_a_power_cut_the_broker_publishes_the_will(broker: Broker, tmp_path: Path) -> None:
+    gw = Gateway(broker.port, "bridge-1", "n-drop")
+
+    async def body(up: uplink.Uplink, box: outbox.Outbox, clock: Any) -> None:
+        assert await asyncio.to_thread(gw.wait, lambda: any(s["state"] == "online" for s in gw.status))
+        up.drop()  # no DISCONNECT: only the broker's will can say offline
+        assert await asyncio.to_thread(gw.wait, lambda: gw.status[-1]["state"] == "offline")
+        assert not up.session.connected
+
+    try:
+        run_uplink(broker.port, tmp_path, "n-drop", body)
+    finally:
+        gw.close()
+    assert [s["state"] for s in gw.status] == ["online", "offline"]

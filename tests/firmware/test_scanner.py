@@ -1,4 +1,5 @@
-"""The scan procedure (firmware/scan.py) on the real driver over the simulated MLX90614, in simulated time.
+"""The scan procedure (firmware/scanner.py, its strategies forehead.py and canthus.py, button.py) on the real
+driver over the simulated MLX90614, in simulated time.
 
 Each test plays a scene in front of the sensor and reads the result a staff member would get: how fast, which
 verdict, which flags. The node samples at 20 ms (config default) through firmware/mlx90614.py.
@@ -18,7 +19,8 @@ from sim.mlx90614 import MLX90614 as Chip
 
 config = firmware_module("config")
 mlx90614 = firmware_module("mlx90614")
-scan = firmware_module("scan")
+button = firmware_module("button")
+scanner = firmware_module("scanner")
 screening = firmware_module("screening")
 
 VARIANT = {"forehead": "BAA", "canthus": "DCI"}
@@ -26,7 +28,7 @@ Scene = Callable[[int], dict[str, float] | None]  # ms since the traveller arriv
 
 
 class Rig:
-    """A node's sensing path: simulated chip -> machine.I2C -> driver -> Scan, on a ManualClock."""
+    """A node's sensing path: simulated chip -> machine.I2C -> driver -> Scanner, on a ManualClock."""
 
     def __init__(self, mode: str, variant: str | None = None, seed: int = 0, **overrides: Any) -> None:
         self.clock = ManualClock()
@@ -44,7 +46,7 @@ class Rig:
         self.cfg, reason = config.validate(given)
         assert reason is None, reason
         conf = config.scan_settings(self.cfg)
-        self.scan = scan.Scan(self.clock, conf, boot=3, fw="test-fw")
+        self.scanner = scanner.Scanner(self.clock, conf, boot=3, fw="test-fw")
         self.supply: float | None = None
         self.clock.advance(500)  # past the chip's 0.25 s power-up
         self.idle(300)
@@ -54,7 +56,7 @@ class Rig:
             t_amb, t_obj, fault = self.driver.ambient(), self.driver.object(), None
         except mlx90614.SensorError as e:
             t_amb, t_obj, fault = None, None, e.reason
-        result: dict[str, Any] | None = self.scan.feed(t_obj, t_amb, self.supply, fault, button)
+        result: dict[str, Any] | None = self.scanner.feed(t_obj, t_amb, self.supply, fault, button)
         self.clock.advance(20)
         return result
 
@@ -184,7 +186,7 @@ def test_button_scan_on_a_dead_sensor_is_invalid_at_once() -> None:
     rig.chip.inject("no_device")
     elapsed, result = rig.traveller(lambda ms: None, button="short")
     assert elapsed == 0 and result["verdict"] == "invalid" and result["t_site_c"] is None
-    assert rig.scan.faults > 0
+    assert rig.scanner.faults > 0
 
 
 def test_button_trigger_mode_waits_for_the_press() -> None:
@@ -209,10 +211,10 @@ def test_long_press_links_the_next_scan_to_the_previous_seq() -> None:
     rig = Rig("forehead")
     _, first = rig.traveller(person(35.0))
     assert first["retest_of"] is None
-    rig.scan.last_seq = 41  # what the outbox gave the first scan
+    rig.scanner.last_seq = 41  # what the outbox gave the first scan
     rig.chip.set_scene(object_c=22.0, ambient_c=22.0)
     rig.idle(300)
-    assert rig.scan.feed(22.0, 22.0, None, None, "long") is None  # held: retest armed, no scan yet
+    assert rig.scanner.feed(22.0, 22.0, None, None, "long") is None  # held: retest armed, no scan yet
     _, retest = rig.traveller(person(35.1))
     assert retest["retest_of"] == 41
     rig.chip.set_scene(object_c=22.0, ambient_c=22.0)
@@ -225,7 +227,7 @@ def test_auto_retest_links_a_rescan_soon_after_an_indeterminate() -> None:
     rig = Rig("forehead", scan__auto_retest_s=120)
     _, cold = rig.traveller(person(31.0, 5.0))
     assert cold["verdict"] == "indeterminate"
-    rig.scan.last_seq = 7
+    rig.scanner.last_seq = 7
     rig.chip.set_scene(object_c=22.0, ambient_c=22.0)
     rig.idle(300)
     _, retest = rig.traveller(person(35.0))
@@ -236,7 +238,7 @@ def test_forehead_peak_ignores_a_single_spike() -> None:
     clock = ManualClock()
     cfg, _ = config.validate({"site": "s", "node": "n", "broker": {"host": "h"}})
     assert cfg is not None
-    s = scan.Scan(clock, config.scan_settings(cfg))
+    s = scanner.Scanner(clock, config.scan_settings(cfg))
     sweep = [34.8, 35.0, 35.1, 45.0, 35.2, 35.1, 34.9] * 6  # one glint per pass: a lamp, a hot earring
     result = None
     for t in sweep:
@@ -246,7 +248,7 @@ def test_forehead_peak_ignores_a_single_spike() -> None:
 
 
 def test_button_events_short_and_long() -> None:
-    b = scan.Button(long_ms=1000)
+    b = button.Button(long_ms=1000)
 
     def diff(a: int, c: int) -> int:
         return a - c
