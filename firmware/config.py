@@ -159,6 +159,27 @@ def save(cfg, path):
     os.rename(tmp, path)
 
 
+def _overlay(cfg, push):
+    """(a copy of cfg with the pushed values over it, None) or (None, reason); sections merge key by key."""
+    new = {}
+    for k in cfg:
+        v = cfg[k]
+        new[k] = dict(v) if isinstance(v, dict) and k != "calibration" else v
+    for k in push:
+        v = push[k]
+        if k in ("v", "id"):
+            continue
+        if isinstance(v, dict) and k != "calibration":
+            if not isinstance(new[k], dict):
+                return None, k + ": must be an object"
+            new[k].update(v)
+        else:
+            new[k] = v
+    if "id" in push:
+        new["config_id"] = push["id"]
+    return new, None
+
+
 def merge_push(cfg, push):
     """(new config, None) or (None, reason) for a config pushed by the gateway."""
     if not isinstance(push, dict):
@@ -168,20 +189,7 @@ def merge_push(cfg, push):
     for k in push:
         if k not in PUSH_KEYS:
             return None, "not settable remotely: " + k
-    new = {}
-    for k in cfg:
-        v = cfg[k]
-        new[k] = dict(v) if isinstance(v, dict) and k != "calibration" else v
-    for k in push:
-        if k in ("v", "id"):
-            continue
-        v = push[k]
-        if isinstance(v, dict) and k != "calibration":
-            if not isinstance(new[k], dict):
-                return None, k + ": must be an object"
-            new[k].update(v)
-        else:
-            new[k] = v
-    if "id" in push:
-        new["config_id"] = push["id"]
+    new, reason = _overlay(cfg, push)
+    if new is None:
+        return None, reason
     return validate(new)

@@ -108,17 +108,20 @@ def _check_mode(cal, mode):
     _number(where + ": the core estimate at 35 C skin, 22 C ambient", core_estimate(cal, mode, 35.0, 22.0), lo, hi)
 
 
-def check_calibration(cal, modes=()):
-    """Raise ValueError naming the key, the value and its range if `cal` cannot be used; `modes` must all be
-    in it. The one validator of the format (module doc); the node, the gateway and the lab all call it."""
+def _check_top(cal):
     if not isinstance(cal, dict):
         raise ValueError("calibration: must be an object")
     for k in cal:
         if k not in _CAL_KEYS:
             raise ValueError("calibration: unknown key " + repr(k))
-    cid = cal.get("id")
-    if not is_plain(cid, 32):
+    if not is_plain(cal.get("id"), 32):
         raise ValueError("calibration: id must be 1-32 printable ASCII characters without quotes")
+
+
+def check_calibration(cal, modes=()):
+    """Raise ValueError naming the key, the value and its range if `cal` cannot be used; `modes` must all be
+    in it. The one validator of the format (module doc); the node, the gateway and the lab all call it."""
+    _check_top(cal)
     _pair(cal, "ambient_c")
     _pair(cal, "skin_c")
     given = cal.get("modes")
@@ -173,14 +176,19 @@ def assess(cal, mode, t_site, t_amb, flags=(), threshold_c=None):
             return None, INDETERMINATE, out
     if threshold_c is None:
         threshold_c = cal["modes"][mode]["threshold_c"]
+    return t_core, _verdict(t_core, threshold_c, out), out
+
+
+def _verdict(t_core, threshold_c, flags):
+    """Elevated at or above the threshold or with an elevating flag, else normal."""
     if not THRESHOLD_C[0] <= threshold_c <= THRESHOLD_C[1]:
         raise ValueError("threshold_c " + repr(threshold_c) + " is outside " + repr(THRESHOLD_C))
     if t_core >= threshold_c:
-        return t_core, ELEVATED, out
+        return ELEVATED
     for f in ELEVATING_FLAGS:
-        if f in out:
-            return t_core, ELEVATED, out
-    return t_core, NORMAL, out
+        if f in flags:
+            return ELEVATED
+    return NORMAL
 
 
 def _estimate(cal, mode, t_site, t_amb, out):

@@ -44,16 +44,8 @@ def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--site", help="only this site")
 
 
-def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Checkpoint fever-screening gateway.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    common = [_common()]
-    run = sub.add_parser("run", parents=common, help="run the gateway (MQTT in, store, alerts)")
-    run.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (overrides [mqtt] broker)")
-    run.add_argument("--instance", help="client id and status topic name (overrides [gateway] instance)")
-    run.add_argument("--share-group", help="subscribe as $share/GROUP/... (several gateway instances)")
-    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
-    run.set_defaults(func=lambda args: _run(_config(args)))
+def _query_parsers(sub: Any, common: list[argparse.ArgumentParser]) -> None:
+    """export, nodes, alerts, report: read the database."""
     ex = sub.add_parser("export", parents=common, help="export scans, alerts or quarantined messages")
     ex.add_argument("--what", choices=export.WHATS, default="scans")
     ex.add_argument("--format", choices=export.FORMATS, default="jsonl")
@@ -73,6 +65,19 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     rep.add_argument("--day", required=True, help="YYYY-MM-DD in [report] timezone")
     rep.add_argument("--format", choices=("table", "json"), default="table")
     rep.set_defaults(func=_configured(_report))
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Checkpoint fever-screening gateway.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = [_common()]
+    run = sub.add_parser("run", parents=common, help="run the gateway (MQTT in, store, alerts)")
+    run.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (overrides [mqtt] broker)")
+    run.add_argument("--instance", help="client id and status topic name (overrides [gateway] instance)")
+    run.add_argument("--share-group", help="subscribe as $share/GROUP/... (several gateway instances)")
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    run.set_defaults(func=lambda args: _run(_config(args)))
+    _query_parsers(sub, common)
     check = sub.add_parser("check-config", parents=common, help="print the effective config, or what is wrong with it")
     check.set_defaults(func=_configured(_check_config))
     pc = sub.add_parser("push-config", parents=common, help="send a node a new config over MQTT")
@@ -134,7 +139,8 @@ def _run(cfg: config_mod.Config) -> int:
     from gateway.service import Gateway
 
     logs.setup(cfg.gateway.log_level)
-    transport = mqtt.transport(cfg)  # first: a CA or password file that cannot be read stops us here
+    config_mod.load_calibration(cfg.screening)  # first: a bad calibration or CA or password file stops us here
+    transport = mqtt.transport(cfg)
     store = open_store(cfg.store.db, cfg.store.synchronous, create=True)
     gateway = Gateway(cfg, store, transport)
     stop = threading.Event()
