@@ -64,9 +64,13 @@ class Session:
     def connected(self):
         return self.client is not None and self.client.connected
 
+    def will(self):
+        """(topic, payload) of the last will: status offline, published by the broker when the node is gone."""
+        return self.topic("status"), message.encode(contract.STATUS, {"v": contract.VERSION, "state": OFFLINE})
+
     def _make_client(self):
         b = self.broker
-        will = (self.topic("status"), message.encode(contract.STATUS, {"v": contract.VERSION, "state": OFFLINE}))
+        will = self.will()
         cid = "node-" + self.identity["site"] + "-" + self.identity["node"]
         return mqtt.Client(
             self.clock, cid, b["host"], b["port"], b.get("keepalive_s", 60), False, user=b.get("user"),

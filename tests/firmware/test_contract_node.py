@@ -1,0 +1,189 @@
+"""The contract test, both directions, with each side's own code (tests/test_contract.py has the scan record).
+
+Node -> gateway: status online (with a config acknowledgement: config_id, config_error), status offline (the
+last will), health, built by the firmware's session.py and health.py, read by the gateway's protocol.parse:
+every field arrives with its value (`outbox_dropped` vs `outbox_drops` cannot come back). Gateway -> node: the
+receipt and verdict the gateway's service publishes for a fever, and the config push-config builds, handed to
+the firmware's Downlink: each is accepted by the node's contract check and acted on (records freed, the verdict
+and the config reach the node with every field).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import firmware
+from gateway import config as config_mod
+from gateway import protocol, push
+from gateway.service import Gateway
+from gateway.store import open_store
+from sim.clock import ManualClock
+from testkit.gateway import FakeClock
+from testkit.node import scan_payload
+from testkit.transport import MemoryTransport
+
+contract = firmware.module("contract")
+session_mod = firmware.module("session")
+health_mod = firmware.module("health")
+downlink_mod = firmware.module("downlink")
+receipts_mod = firmware.module("receipts")
+outbox_mod = firmware.module("outbox")
+record = firmware.module("record")
+PREFIX = contract.PREFIX
+SITE, NODE = "bridge-1", "lane-1"
+IDENTITY = {"site": SITE, "node": NODE, "fw": "0.1.0", "boot": 4, "config_id": "cfg-7"}
+
+
+def session() -> Any:
+    return session_mod.Session({"host": "broker", "port": 1883}, PREFIX, dict(IDENTITY), ManualClock())
+
+
+def at_gateway(kind: str, payload: bytes) -> Any:
+    return protocol.parse(PREFIX, f"{PREFIX}/{SITE}/{NODE}/{kind}", payload)
+
+
+def arrives_whole(payload: bytes, message: Any) -> None:
+    """Every field of the JSON the node sent is on the gateway's message with the same value."""
+    sent = json.loads(payload)
+    for name, value in sent.items():
+        if name == "v":
+            continue
+        got = getattr(message, name)
+        assert got == value or (isinstance(value, dict) and name == "sensor_errors" and got == sum(value.values())), (
+            name,
+            value,
+            got,
+        )
+
+
+def test_status_online_with_a_config_acknowledgement_arrives_whole() -> None:
+    s = session()
+    s.config_error = "calibration: modes.forehead.threshold_c = 45 is outside 37.0..38.5"
+    payload = s.status()
+    got = at_gateway("status", payload)
+    assert isinstance(got, protocol.Status)
+    arrives_whole(payload, got)
+    assert (got.state, got.fw, got.boot, got.config_id) == ("online", "0.1.0", 4, "cfg-7")
+    assert got.config_error == s.config_error
+
+
+def test_status_offline_and_the_last_will_arrive_as_offline() -> None:
+    s = session()
+    will_topic, will = s.will()
+    assert will_topic == f"{PREFIX}/{SITE}/{NODE}/status"
+    for payload in (s.status(session_mod.OFFLINE), will):
+        got = at_gateway("status", payload)
+        assert isinstance(got, protocol.Status) and got.state == "offline"
+
+
+def test_health_arrives_with_every_figure_the_node_sends() -> None:
+    """The issue's input: a node reporting 7 drops must not arrive as outbox_drops=None."""
+    clock = ManualClock()
+    h = health_mod.Health(clock)
+    h.scans, h.outbox_errors = 12, 1
+    clock.advance(90_000)
+    own = {"outbox_depth": 3, "outbox_drops": 7, "rssi": -61, "uplink": {"published": 9, "connects": 2}}
+    problems: list[str] = []
+    payload = health_mod.payload(lambda: h.figures({"pec": 2, "flag": 1}, 3.71, 1, 81_000), own, problems)
+    assert problems == []
+    got = at_gateway("health", payload)
+    assert isinstance(got, protocol.Health)
+    arrives_whole(payload, got)
+    assert (got.outbox_drops, got.outbox_depth, got.sensor_errors, got.uptime_ms) == (7, 3, 3, 90_000)
+    sent = set(json.loads(payload))
+    assert sent == set(contract.names(contract.HEALTH))  # the node sends every health figure the contract has
+
+
+# --- gateway -> node
+
+
+class Downlinked:
+    """The firmware's Downlink over a real outbox holding seqs 0..n-1, recording what reaches the node."""
+
+    def __init__(self, root: Path, n: int) -> None:
+        clock = ManualClock()
+        self.outbox = outbox_mod.Outbox(str(root / "outbox"))
+        self.outbox.open()
+        for i in range(n):
+            self.outbox.append(record.pack(node_scan()))
+        self.counts = {"receipted": 0, "resends": 0}
+        receipts = receipts_mod.Receipts(self.outbox, clock, 120_000, self.counts)
+        self.verdicts: list[dict[str, Any]] = []
+        self.configs: list[dict[str, Any]] = []
+        self.session = session()
+        base = contract.topic(PREFIX, SITE, NODE, "")
+        self.downlink = downlink_mod.Downlink(
+            base, receipts, self.session, self._config, self.verdicts.append, asyncio.Event()
+        )
+
+    def _config(self, msg: dict[str, Any]) -> tuple[bool, None]:
+        self.configs.append(msg)
+        return True, None
+
+    def deliver(self, topic: str, payload: bytes) -> None:
+        self.downlink.on_message(topic, payload, False)
+
+
+def node_scan() -> dict[str, Any]:
+    body = scan_payload(SITE, NODE, 0, t_site_c=38.4, t_amb_c=22.0, t_core_c=39.2, verdict="elevated")
+    return {k: v for k, v in body.items() if k not in ("v", "site", "node", "seq")}
+
+
+def test_receipt_and_verdict_from_the_gateway_are_acted_on_by_the_node(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'gw.db'}")
+    transport = MemoryTransport()
+    gateway = Gateway(config_mod.load(None, environ={}), store, transport, FakeClock())
+    stop = threading.Event()
+    thread = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert gateway.ready.wait(10)
+        for seq in range(3):
+            body = dict(scan_payload(SITE, NODE, seq), **node_scan())
+            transport.deliver(f"{PREFIX}/{SITE}/{NODE}/scan", json.dumps(body).encode())
+        transport.wait_for(lambda s: s.out is not None and s.out.topic.endswith("/verdict") and s.body()["seq"] == 2)
+    finally:
+        stop.set()
+        thread.join(10)
+        store.close()
+    node = Downlinked(tmp_path, 3)
+    assert node.outbox.depth == 3
+    verdicts = [s.out for s in transport.published("/verdict") if s.out is not None]
+    for s in transport.published("/receipt") + transport.published("/verdict"):
+        assert s.out is not None
+        node.deliver(s.out.topic, s.out.payload)
+    assert node.outbox.depth == 0 and node.counts["receipted"] == 3  # every record freed by the real receipts
+    assert [v["seq"] for v in node.verdicts] == [0, 1, 2]
+    for msg, out in zip(node.verdicts, verdicts, strict=True):
+        assert msg == json.loads(out.payload)  # every field of the gateway's verdict reached the node
+        assert msg["verdict"] == "elevated" and msg["alert_id"]
+
+
+def test_a_config_built_by_push_config_is_accepted_and_applied_by_the_node(tmp_path: Path) -> None:
+    args = argparse.Namespace(site=SITE, node=NODE, config_id="cfg-8", mode="forehead", threshold=37.5,
+                              calibration=None, wait=0.0, broker=None)  # fmt: skip
+    body = push.build(args)
+    node = Downlinked(tmp_path, 0)
+    node.deliver(contract.topic(PREFIX, SITE, NODE, "config"), json.dumps(body).encode())
+    assert node.configs == [body]
+    assert node.session.config_error is None and node.downlink.status_due
+
+
+@pytest.mark.parametrize(
+    "kind,payload",
+    [("receipt", b'{"v":1,"seqs":[0,"1"]}'), ("receipt", b'{"v":1}'), ("verdict", b'{"v":1,"seq":0}'),
+     ("config", b'{"v":1,"id":"c","threshold_c":45}')],
+)  # fmt: skip
+def test_a_downlink_message_the_contract_refuses_is_not_acted_on(tmp_path: Path, kind: str, payload: bytes) -> None:
+    node = Downlinked(tmp_path, 2)
+    node.deliver(contract.topic(PREFIX, SITE, NODE, kind), payload)
+    assert node.outbox.depth == 2 and node.verdicts == [] and node.configs == []
+    if kind == "config":
+        assert node.session.config_error == "out_of_range:threshold_c"
