@@ -36,17 +36,31 @@ def make_config(
 
 
 class FakeClock:
-    """Wall-clock milliseconds that only move when the test moves them."""
+    """Wall-clock milliseconds (call it) and a monotonic side (`monotonic()`) that only move when the test moves
+    them: `advance` is time passing (both move), `step` is the wall clock being set (NTP, a person): only the
+    wall clock moves, either way."""
 
     def __init__(self, start_ms: int = 1_767_225_600_000) -> None:
         self.now = start_ms
+        self.mono = 0
         self._lock = threading.Lock()
 
     def __call__(self) -> int:
         with self._lock:
             return self.now
 
+    def monotonic(self) -> int:
+        with self._lock:
+            return self.mono
+
     def advance(self, ms: int) -> None:
+        if ms < 0:
+            raise ValueError(f"time does not pass backwards ({ms} ms): use step() to set the wall clock back")
+        with self._lock:
+            self.now += ms
+            self.mono += ms
+
+    def step(self, ms: int) -> None:
         with self._lock:
             self.now += ms
 
@@ -57,7 +71,12 @@ class InProcessGateway:
     def __init__(self, cfg: config_mod.Config, clock: Callable[[], int] | None = None) -> None:
         self.store: Store = open_store(cfg.store.db)
         transport = gateway_mqtt.transport(cfg)
-        self.gateway = Gateway(cfg, self.store, transport, clock) if clock else Gateway(cfg, self.store, transport)
+        if isinstance(clock, FakeClock):
+            self.gateway = Gateway(cfg, self.store, transport, clock, clock.monotonic)
+        elif clock is not None:
+            self.gateway = Gateway(cfg, self.store, transport, clock)
+        else:
+            self.gateway = Gateway(cfg, self.store, transport)
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -93,7 +112,9 @@ class ReceiptingGateway:
     """The gateway's side of the protocol for one node, and nothing else: a paho client that records what the
     node publishes and receipts each scan with `{"v": 1, "seqs": [seq]}`, as the real gateway does after its
     commit. Set `receipting = False` to withhold every receipt, or name seqs in `withhold_once` to withhold
-    only their first delivery (the node must then keep and resend them)."""
+    only their first delivery (the node must then keep and resend them). `scans` are the decoded payloads,
+    `raw` the same payloads byte for byte; `subscribed` is set at each SUBACK (clear it before a broker restart
+    to wait for the resubscription)."""
 
     def __init__(
         self, port: int, site: str, node: str, prefix: str = contract.PREFIX, withhold_once: tuple[int, ...] = ()
@@ -107,16 +128,17 @@ class ReceiptingGateway:
         self.status: list[dict[str, Any]] = []  # each with "retained": whether the broker delivered it retained
         self.health: list[dict[str, Any]] = []
         self._changed = threading.Condition()
-        self._subscribed = threading.Event()
+        self.subscribed = threading.Event()
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"stub-gw-{site}-{node}")
         self._client.on_connect = self._on_connect
-        self._client.on_subscribe = lambda *a: self._subscribed.set()
+        self._client.on_subscribe = lambda *a: self.subscribed.set()
         self._client.on_message = self._on_message
+        self._client.reconnect_delay_set(1, 1)  # a broker back is seen within a second
 
     def start(self, timeout: float = 10.0) -> ReceiptingGateway:
         self._client.connect("127.0.0.1", self.port)
         self._client.loop_start()
-        if not self._subscribed.wait(timeout):
+        if not self.subscribed.wait(timeout):
             self.stop()
             raise TimeoutError("receipting gateway: no SUBACK")
         return self
@@ -185,6 +207,8 @@ class ReceiptingGateway:
                 raise TimeoutError("receipting gateway: no health message")
             return self.health[-1]
 
-    def publish(self, kind: str, body: dict[str, Any], retain: bool = False) -> None:
-        """Send the node a gateway message (config, verdict) on its topic."""
-        self._client.publish(f"{self.base}/{kind}", json.dumps(body), qos=1, retain=retain).wait_for_publish(5)
+    def publish(self, kind: str, body: dict[str, Any] | bytes, retain: bool = False) -> None:
+        """Send the node a gateway message (config, verdict) on its topic; bytes go as they are (garbage, or
+        b"" with `retain` to clear a retained message)."""
+        payload = body if isinstance(body, bytes) else json.dumps(body)
+        self._client.publish(f"{self.base}/{kind}", payload, qos=1, retain=retain).wait_for_publish(5)

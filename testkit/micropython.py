@@ -17,6 +17,7 @@ import os
 import queue
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +48,12 @@ class NodeError(RuntimeError):
 def micropython_command(heap: str = "112k") -> list[str]:
     """The real MicroPython interpreter (the venv's, else PATH's) with a heap budget, as a command list."""
     return [_tool("micropython"), "-X", f"heapsize={heap}"]
+
+
+def interpreters(heap: str = "112k") -> dict[str, list[str]]:
+    """The two interpreters a firmware test program runs under, by name: the real MicroPython with a heap
+    budget, and this CPython."""
+    return {"micropython": micropython_command(heap), "cpython": [sys.executable]}
 
 
 def _tool(name: str) -> str:

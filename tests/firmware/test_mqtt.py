@@ -22,7 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from firmware import DIR as FIRMWARE_DIR
 from firmware import module as firmware_module
 from sim.broker import Broker, free_port
-from testkit.micropython import micropython_command
+from testkit.micropython import interpreters
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,10 +30,7 @@ clockmod = firmware_module("clock")
 mqtt = firmware_module("mqtt")
 packet = firmware_module("packet")
 
-INTERPRETERS = {
-    "micropython": micropython_command("112k"),
-    "cpython": [sys.executable],
-}
+INTERPRETERS = interpreters()
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 """firmware/uplink.py against a real Mosquitto: the node's outbox drains to a gateway that sends receipts.
 
-The test plays the gateway with paho (subscribe to the node's topics, receipt what it receives). The node is
-either the real firmware on MicroPython (tests/firmware/mp/net_uplink_node.py, a fake Wi-Fi link that a file
-cuts) or the same modules in this process under CPython.
+The test plays the gateway with testkit's ReceiptingGateway (subscribes to the node's topics, receipts what it
+receives). The node is either the real firmware on MicroPython (tests/firmware/mp/net_uplink_node.py, a fake
+Wi-Fi link that a file cuts) or the same modules in this process under CPython.
 """
 
 from __future__ import annotations
@@ -13,20 +13,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware import DIR as FIRMWARE_DIR
 from firmware import module as firmware_module
 from sim.broker import Broker, free_port
-from testkit.micropython import micropython_command
+from testkit.gateway import ReceiptingGateway
+from testkit.micropython import interpreters
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,69 +35,9 @@ outbox = firmware_module("outbox")
 record = firmware_module("record")
 uplink = firmware_module("uplink")
 
-INTERPRETERS = {
-    "micropython": micropython_command("112k"),
-    "cpython": [sys.executable],
-}
+INTERPRETERS = interpreters()
 NODE_PROGRAM = str(ROOT / "tests/firmware/mp/net_uplink_node.py")
 NTP_MS = 1767225600000
-
-
-class Gateway:
-    """The gateway's side of the protocol for one node: records what arrives and receipts scans (except the
-    first delivery of the seqs in `withhold_once`)."""
-
-    def __init__(self, port: int, site: str, node: str, withhold_once: tuple[int, ...] = ()) -> None:
-        self.root = f"checkpoint/v1/{site}/{node}/"
-        self.scans: list[bytes] = []
-        self.status: list[dict[str, Any]] = []
-        self.health: list[dict[str, Any]] = []
-        self.withhold = set(withhold_once)
-        self.cond = threading.Condition()
-        self.subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"gw-{site}-{node}")
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(
-            [(self.root + "scan", 1), (self.root + "status", 1), (self.root + "health", 0)]
-        )
-        self.client.on_subscribe = lambda *a: self.subscribed.set()
-        self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.05, 0.2)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert self.subscribed.wait(5), "gateway: no SUBACK"
-
-    def _on_message(self, c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
-        kind = m.topic.rsplit("/", 1)[1]
-        with self.cond:
-            if kind == "scan":
-                self.scans.append(m.payload)
-                seq = json.loads(m.payload)["seq"]
-                if seq in self.withhold:
-                    self.withhold.discard(seq)
-                else:
-                    c.publish(self.root + "receipt", json.dumps({"v": 1, "seqs": [seq]}), qos=1)
-            elif kind == "status":
-                self.status.append({**json.loads(m.payload), "retained": m.retain})
-            else:
-                self.health.append(json.loads(m.payload))
-            self.cond.notify_all()
-
-    def wait(self, pred: Callable[[], bool], timeout: float = 20) -> bool:
-        with self.cond:
-            return self.cond.wait_for(pred, timeout)
-
-    def deliveries(self, seq: int) -> int:
-        return sum(1 for p in self.scans if json.loads(p)["seq"] == seq)
-
-    def first_deliveries(self) -> list[tuple[int, bytes]]:
-        seen: dict[int, bytes] = {}
-        for p in self.scans:
-            seen.setdefault(json.loads(p)["seq"], p)
-        return list(seen.items())
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 class NodeProcess:
@@ -171,7 +109,7 @@ def test_broker_outage_every_scan_arrives_in_order_exactly_as_recorded(
     what the node resent in between (the node resends it again after receipt_timeout_s). The node's link is
     held down until the gateway has resubscribed, as a persistent gateway session would make it in service.
     """
-    gw = Gateway(private_broker.port, "bridge-1", "n-outage")
+    gw = ReceiptingGateway(private_broker.port, "bridge-1", "n-outage").start()
     n = 60
     node = NodeProcess(interpreter, **node_opts(tmp_path, private_broker.port, "n-outage", n=n, interval_ms=50))
     linkdown = tmp_path / "linkdown"
@@ -189,17 +127,17 @@ def test_broker_outage_every_scan_arrives_in_order_exactly_as_recorded(
         stats = node.finish()
     finally:
         node.kill()
-        gw.close()
+        gw.stop()
     first = gw.first_deliveries()
     assert [seq for seq, _ in first] == list(range(n))
     assert all(payload == node.records[seq] for seq, payload in first)
-    assert all(p == node.records[json.loads(p)["seq"]] for p in gw.scans)  # resends are identical too
+    assert all(p == node.records[s["seq"]] for s, p in zip(gw.scans, gw.raw, strict=True))  # resends identical too
     assert stats["depth"] == 0 and stats["dropped"] == 0
     print(f"\n{interpreter}: {n} scans, {len(gw.scans)} deliveries, node counts {stats['counts']}")
 
 
 def test_scan_without_receipt_is_resent_after_reconnect(broker: Broker, tmp_path: Path) -> None:
-    gw = Gateway(broker.port, "bridge-1", "n-resend", withhold_once=(2,))
+    gw = ReceiptingGateway(broker.port, "bridge-1", "n-resend", withhold_once=(2,)).start()
     node = NodeProcess("micropython", **node_opts(tmp_path, broker.port, "n-resend"))
     linkdown = tmp_path / "linkdown"
     try:
@@ -210,14 +148,14 @@ def test_scan_without_receipt_is_resent_after_reconnect(broker: Broker, tmp_path
         stats = node.finish()
     finally:
         node.kill()
-        gw.close()
+        gw.stop()
     assert [gw.deliveries(s) for s in range(5)] == [1, 1, 2, 1, 1]  # only the unreceipted one again
-    assert [json.loads(p)["seq"] for p in gw.scans] == [0, 1, 2, 3, 4, 2]
+    assert [s["seq"] for s in gw.scans] == [0, 1, 2, 3, 4, 2]
     assert stats["depth"] == 0 and [s["state"] for s in gw.status][-2:] == ["online", "offline"]
 
 
 def test_node_power_cut_leaves_retained_offline_status(broker: Broker, tmp_path: Path) -> None:
-    gw = Gateway(broker.port, "bridge-1", "n-power")
+    gw = ReceiptingGateway(broker.port, "bridge-1", "n-power").start()
     node = NodeProcess("micropython", **node_opts(tmp_path, broker.port, "n-power", n=1000, interval_ms=100))
     try:
         assert gw.wait(lambda: bool(gw.status) and gw.status[-1]["state"] == "online")
@@ -226,14 +164,14 @@ def test_node_power_cut_leaves_retained_offline_status(broker: Broker, tmp_path:
         assert gw.wait(lambda: gw.status[-1]["state"] == "offline")
     finally:
         node.kill()
-        gw.close()
+        gw.stop()
     assert online["fw"] == "0.1.0-test" and online["boot"] == 7 and online["config_id"] == "c0"
-    late = Gateway(broker.port, "bridge-1", "n-power")  # a client that connects later sees it retained
+    late = ReceiptingGateway(broker.port, "bridge-1", "n-power").start()  # connects later: sees it retained
     try:
         assert late.wait(lambda: bool(late.status))
         assert late.status[0] == {"v": 1, "state": "offline", "retained": True}
     finally:
-        late.close()
+        late.stop()
 
 
 def make_ca(d: Path) -> tuple[Path, Path, Path]:
@@ -299,13 +237,13 @@ def test_uplink_over_tls_verifies_the_broker(tmp_path: Path, interpreter: str) -
         + f"\nuser root\nlistener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
     )
     with Broker(config=conf, workdir=tmp_path / "mosquitto") as b:  # plain listener for the gateway, TLS for the node
-        gw = Gateway(b.port, "bridge-1", "n-tls")
+        gw = ReceiptingGateway(b.port, "bridge-1", "n-tls").start()
         node = NodeProcess(interpreter, **node_opts(tmp_path, tls_port, "n-tls", cafile=str(ca)))
         try:
             stats = node.finish()
         finally:
             node.kill()
-            gw.close()
+            gw.stop()
     assert [s for s, _ in gw.first_deliveries()] == [0, 1, 2, 3, 4] and stats["depth"] == 0
 
 
@@ -389,7 +327,7 @@ def scan_bytes(i: int, clock: Any) -> bytes:
 
 
 def test_status_health_clock_and_clean_stop(broker: Broker, tmp_path: Path) -> None:
-    gw = Gateway(broker.port, "bridge-1", "n-status")
+    gw = ReceiptingGateway(broker.port, "bridge-1", "n-status").start()
 
     async def body(up: uplink.Uplink, box: outbox.Outbox, clock: Any) -> None:
         assert await asyncio.to_thread(gw.wait, lambda: bool(gw.health))  # after status and subscriptions
@@ -406,7 +344,7 @@ def test_status_health_clock_and_clean_stop(broker: Broker, tmp_path: Path) -> N
         run_uplink(broker.port, tmp_path, "n-status", body)
         assert gw.wait(lambda: gw.status[-1]["state"] == "offline")
     finally:
-        gw.close()
+        gw.stop()
     online = next(s for s in gw.status if s["state"] == "online")
     assert {k: online[k] for k in ("v", "fw", "boot", "config_id")} == {
         "v": 1,
@@ -417,8 +355,8 @@ def test_status_health_clock_and_clean_stop(broker: Broker, tmp_path: Path) -> N
     h = gw.health[-1]
     assert all(set(h) <= set(contract.names(contract.HEALTH)) for h in gw.health)  # every name from the contract
     assert h["v"] == 1 and h["rssi"] == -57 and h["scans"] == 3 and h["outbox_drops"] == 0
-    assert [json.loads(p)["ts"] >= NTP_MS for p in gw.scans] == [True] * 3  # scans carry synced time
-    late = Gateway(broker.port, "bridge-1", "n-status")
+    assert [s["ts"] >= NTP_MS for s in gw.scans] == [True] * 3  # scans carry synced time
+    late = ReceiptingGateway(broker.port, "bridge-1", "n-status").start()
     try:
         assert late.wait(lambda: bool(late.status)) and late.status[0] == {
             "v": 1,
@@ -426,7 +364,7 @@ def test_status_health_clock_and_clean_stop(broker: Broker, tmp_path: Path) -> N
             "retained": True,
         }
     finally:
-        late.close()
+        late.stop()
 
 
 VERDICT = {"v": 1, "seq": 4, "verdict": "elevated", "t_core_c": 38.4, "flags": [], "cal": "c-1"}
@@ -436,7 +374,7 @@ VERDICT |= {"threshold_c": 37.5, "alert_id": "a-1"}
 def test_config_applied_or_refused_with_reason(broker: Broker, tmp_path: Path) -> None:
     """Downlink messages are held to the contract before the node acts: a config the contract refuses never
     reaches the app (its problem goes out as config_error), nor does garbage."""
-    gw = Gateway(broker.port, "bridge-1", "n-config")
+    gw = ReceiptingGateway(broker.port, "bridge-1", "n-config").start()
     configs: list[dict[str, Any]] = []
     identity_box: dict[str, Any] = {}
 
@@ -457,14 +395,14 @@ def test_config_applied_or_refused_with_reason(broker: Broker, tmp_path: Path) -
             (b"{not json", lambda s: "JSON" in s.get("config_error", "")),
         ]
         for push, seen in pushes:
-            gw.client.publish(gw.root + "config", push if isinstance(push, bytes) else json.dumps(push), 1, True)
+            await asyncio.to_thread(gw.publish, "config", push, True)
             assert await asyncio.to_thread(gw.wait, lambda: seen(gw.status[-1]))  # noqa: B023 (awaited here)
 
     try:
         run_uplink(broker.port, tmp_path, "n-config", body, on_config=on_config)
     finally:
-        gw.client.publish(gw.root + "config", b"", retain=True)  # clear the retained config
-        gw.close()
+        gw.publish("config", b"", retain=True)  # clear the retained config
+        gw.stop()
     refused = [s for s in gw.status if "config_error" in s]
     errors = [s["config_error"] for s in refused[:2]]
     assert errors == ["threshold_c: above this site's 38.0", "out_of_range:threshold_c"]
@@ -472,25 +410,25 @@ def test_config_applied_or_refused_with_reason(broker: Broker, tmp_path: Path) -
 
 
 def test_only_verdicts_the_contract_accepts_reach_the_node(broker: Broker, tmp_path: Path) -> None:
-    gw = Gateway(broker.port, "bridge-1", "n-verdict")
+    gw = ReceiptingGateway(broker.port, "bridge-1", "n-verdict").start()
     verdicts: list[dict[str, Any]] = []
 
     async def body(up: uplink.Uplink, box: outbox.Outbox, clock: Any) -> None:
         assert await asyncio.to_thread(gw.wait, lambda: bool(gw.health))  # after status and subscriptions
         for verdict in ({"v": 1, "seq": 3, "verdict": "elevated"}, VERDICT):
-            gw.client.publish(gw.root + "verdict", json.dumps(verdict), qos=1)
+            await asyncio.to_thread(gw.publish, "verdict", verdict)
         assert await asyncio.to_thread(gw.wait, lambda: bool(verdicts), 10)
 
     try:
         run_uplink(broker.port, tmp_path, "n-verdict", body, on_verdict=verdicts.append)
     finally:
-        gw.close()
+        gw.stop()
     assert verdicts == [VERDICT]  # the verdict without flags, cal, threshold_c and alert_id was ignored
 
 
 def test_pending_records_are_published_in_seq_order_within_the_window(broker: Broker, tmp_path: Path) -> None:
     """200 scans already waiting at boot go out oldest first, at most `window` without a PUBACK."""
-    gw = Gateway(broker.port, "bridge-1", "n-backlog")
+    gw = ReceiptingGateway(broker.port, "bridge-1", "n-backlog").start()
     box = outbox.Outbox(str(tmp_path / "n-backlog"))
     box.open()
     clock = clockmod.Clock()
@@ -507,7 +445,7 @@ def test_pending_records_are_published_in_seq_order_within_the_window(broker: Br
     try:
         run_uplink(broker.port, tmp_path, "n-backlog", body)
     finally:
-        gw.close()
+        gw.stop()
     assert gw.first_deliveries() == sorted(expected.items())
     assert os.listdir(tmp_path / "n-backlog") == ["meta"]  # every segment freed and deleted
 
@@ -515,7 +453,7 @@ def test_pending_records_are_published_in_seq_order_within_the_window(broker: Br
 def test_link_state_changes_are_events_and_a_lost_link_drops_the_session(broker: Broker, tmp_path: Path) -> None:
     """Wi-Fi lost: DOWN is heard at once by the listeners, the session goes without DISCONNECT (the broker
     publishes the will); Wi-Fi back: WIFI, then UP with status online again."""
-    gw = Gateway(broker.port, "bridge-1", "n-link")
+    gw = ReceiptingGateway(broker.port, "bridge-1", "n-link").start()
     link = FakeLink()
     heard: list[int] = []
 
@@ -534,14 +472,14 @@ def test_link_state_changes_are_events_and_a_lost_link_drops_the_session(broker:
     try:
         run_uplink(broker.port, tmp_path, "n-link", body, link=link)
     finally:
-        gw.close()
+        gw.stop()
     assert heard[-5:] == [linkstate.UP, linkstate.DOWN, linkstate.WIFI, linkstate.UP, linkstate.WIFI]  # stop(): WIFI
     assert all(a != b for a, b in itertools.pairwise(heard))  # changes only
     assert [s["state"] for s in gw.status] == ["online", "offline", "online", "offline"]
 
 
 def test_drop_is_a_power_cut_the_broker_publishes_the_will(broker: Broker, tmp_path: Path) -> None:
-    gw = Gateway(broker.port, "bridge-1", "n-drop")
+    gw = ReceiptingGateway(broker.port, "bridge-1", "n-drop").start()
 
     async def body(up: uplink.Uplink, box: outbox.Outbox, clock: Any) -> None:
         assert await asyncio.to_thread(gw.wait, lambda: any(s["state"] == "online" for s in gw.status))
@@ -552,5 +490,5 @@ def test_drop_is_a_power_cut_the_broker_publishes_the_will(broker: Broker, tmp_p
     try:
         run_uplink(broker.port, tmp_path, "n-drop", body)
     finally:
-        gw.close()
+        gw.stop()
     assert [s["state"] for s in gw.status] == ["online", "offline"]
