@@ -1,10 +1,12 @@
 """Alert rules and lifecycle. Pure: each function takes values and returns the alert's next row and event.
 
 Kinds: fever (an elevated authoritative verdict), node_offline (status offline or silence), sensor_fault
-(repeated sensor faults on one node). States, as on the alerts topic: raised, acknowledged, resolved,
-escalated; seen as ThingsBoard's two axes (`status`): active or cleared (resolved) x unacknowledged or
-acknowledged (acknowledged_at set). Every change is an AlertEvent (time, who, why, from where), published on
-`{prefix}/alerts/{site}` and kept in alert_events: the alert's history and the audit trail.
+(repeated sensor faults on one node), identity_clash (two units under one node name: a scan's (site, node, seq)
+stored with another origin), clock_skew (a node's wall clock off by more than alerts.clock_skew_s). States, as
+on the alerts topic: raised, acknowledged, resolved, escalated; seen as ThingsBoard's two axes (`status`):
+active or cleared (resolved) x unacknowledged or acknowledged (acknowledged_at set). Every change is an
+AlertEvent (time, who, why, from where), published on `{prefix}/alerts/{site}` and kept in alert_events: the
+alert's history and the audit trail.
 
 Fever dedup: a retest (a scan whose retest_of names the seq of a scan that raised, or last updated, a fever
 alert on the same node) updates that alert instead of raising a new one: elevated again -> reason
@@ -27,6 +29,8 @@ from gateway.store.base import AlertEvent, AlertRow, ScanRow
 FEVER = "fever"
 NODE_OFFLINE = "node_offline"
 SENSOR_FAULT = "sensor_fault"
+IDENTITY_CLASH = "identity_clash"
+CLOCK_SKEW = "clock_skew"
 RAISED = "raised"
 ACKNOWLEDGED = "acknowledged"
 ESCALATED = "escalated"
@@ -72,9 +76,11 @@ def status(alert: AlertRow) -> tuple[bool, bool]:
     return alert.state != RESOLVED, alert.acknowledged_at is not None
 
 
-def raise_fever(scan: ScanRow, now: int) -> Change:
+def raise_fever(scan: ScanRow, now: int, origin: str = "") -> Change:
+    """`origin` tells apart a scan kept beside a stored one with the same (site, node, seq) (an identity
+    clash): its alert gets an id of its own, `fever:site:node:seq:origin`."""
     alert = AlertRow(
-        alert_id=f"{FEVER}:{scan.site}:{scan.node}:{scan.seq}",
+        alert_id=f"{FEVER}:{scan.site}:{scan.node}:{scan.seq}" + (f":{origin}" if origin else ""),
         kind=FEVER,
         state=RAISED,
         reason="elevated",
@@ -102,8 +108,11 @@ def retest(alert: AlertRow, scan: ScanRow, now: int) -> Change:
     return _change(alert, alert.state, "retest_" + verdict, now, scan.seq, scan.gateway_t_core_c)
 
 
-def raise_node(kind: str, site: str, node: str, reason: str, now: int, seq: int | None = None) -> Change:
-    """A node_offline or sensor_fault alert; its id carries the opening time (one node, many episodes)."""
+def raise_node(
+    kind: str, site: str, node: str, reason: str, now: int, seq: int | None = None, detail: str | None = None
+) -> Change:
+    """A node alert (node_offline, sensor_fault, identity_clash, clock_skew); its id carries the opening time
+    (one node, many episodes); `detail` is for people (e.g. the two origins of an identity clash)."""
     alert = AlertRow(
         alert_id=f"{kind}:{site}:{node}:{now}",
         kind=kind,
@@ -117,6 +126,7 @@ def raise_node(kind: str, site: str, node: str, reason: str, now: int, seq: int 
         t_core_c=None,
         opened_at=now,
         updated_at=now,
+        detail=detail,
     )
     return _change(alert, RAISED, reason, now, seq, None)
 
@@ -192,6 +202,7 @@ def event_payload(alert: AlertRow, event: AlertEvent) -> dict[str, Any]:
         "confirmed_at": alert.confirmed_at,
         "at": event.at,
         "by": event.actor,
+        "detail": alert.detail,
     }
 
 

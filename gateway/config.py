@@ -75,6 +75,7 @@ class AlertsSection:
     sensor_fault_count: int = 3  # this many sensor_fault scans ...
     sensor_fault_window_s: int = 300  # ... within this window raise a sensor_fault alert
     sensor_fault_clear_after: int = 5  # consecutive valid scans that resolve it
+    clock_skew_s: int = 300  # a node clock off by more than this raises clock_skew; its scans filed by ours
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ def _ranges() -> dict[tuple[str, str], Callable[[Any], str | None]]:
         ("alerts", "sensor_fault_count"): within(1, 1000),
         ("alerts", "sensor_fault_window_s"): within(1, 86_400),
         ("alerts", "sensor_fault_clear_after"): within(1, 1000),
+        ("alerts", "clock_skew_s"): within(1, 86_400),
         ("report", "timezone"): _check_timezone,
         ("web", "port"): within(0, 65_535),
         ("web", "session_hours"): within(0.1, 168),

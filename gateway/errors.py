@@ -17,3 +17,9 @@ class StoreError(GatewayError):
 
 class UnsupportedDatabase(ConfigError):
     """The database URL names a backend this gateway does not support (yet)."""
+
+
+class StorageFault(StoreError):
+    """The database cannot be written for a reason outside the gateway (disk full, I/O error, read-only file,
+    locked by another process): the gateway stops acknowledging, retries with backoff and resumes by itself.
+    The message says what is wrong and what to do."""

@@ -16,9 +16,9 @@ from typing import IO, Any, get_type_hints
 
 from gateway.store.base import AlertRow, QuarantineRow, ScanRow, Store, columns
 
-WHATS = ("scans", "alerts", "quarantine")
+WHATS = ("scans", "alerts", "quarantine", "clashes")
 FORMATS = ("csv", "jsonl")
-_ROW_TYPES: dict[str, type] = {"scans": ScanRow, "alerts": AlertRow, "quarantine": QuarantineRow}
+_ROW_TYPES: dict[str, type] = {"scans": ScanRow, "alerts": AlertRow, "quarantine": QuarantineRow, "clashes": ScanRow}
 _FLAG_SEP = ";"
 
 
@@ -31,6 +31,8 @@ def rows(store: Store, what: str, since: int | None, until: int | None, site: st
     source: Iterable[Any]
     if what == "scans":
         source = store.scans(since, until, site)
+    elif what == "clashes":  # scans stored beside another origin's under one (site, node, seq)
+        source = store.clashes(since, until, site)
     elif what == "alerts":
         source = store.alerts(since, until, site)
     else:

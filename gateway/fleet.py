@@ -4,6 +4,10 @@ The writer thread owns one Fleet, loaded from the store at start; the rows it ch
 same transaction as the messages that changed them (`take_dirty`). State changes come back as `Transition`s so
 the alert rules can act on them: only a change of state raises or clears anything, which makes the retained
 statuses the broker redelivers on every (re)subscription harmless.
+
+Two times come with every call: `now`, the wall clock (Unix ms: what is shown and stored, e.g. last_seen), and
+`mono`, a monotonic clock (ms, any origin: what durations are measured on). Silence is a duration: a step of
+the gateway's wall clock (NTP, a person setting it) neither declares live nodes dead nor hides a silent one.
 """
 
 from __future__ import annotations
@@ -37,19 +41,29 @@ class Transition:
 
 class Fleet:
     def __init__(self, nodes: Iterable[NodeRow], started_at: int) -> None:
+        """`started_at`: the gateway's start on the monotonic clock; silence is counted from here at the
+        earliest (before it the gateway was down, not the nodes)."""
         self._nodes = {(r.site, r.node): r for r in nodes}
         self._dirty: set[tuple[str, str]] = set()
-        self._started_at = started_at  # silence is counted from here at the earliest (the gateway was down)
+        self._started_at = started_at
+        self._heard: dict[tuple[str, str], int] = {}  # monotonic ms when each node was last heard from
+
+    def reload(self, nodes: Iterable[NodeRow]) -> None:
+        """Back to what the store holds (a transaction failed: its changes to the fleet were never written).
+        When each node was last heard from stays: that was true whether or not it was written."""
+        self._nodes = {(r.site, r.node): r for r in nodes}
+        self._dirty.clear()
 
     def get(self, site: str, node: str) -> NodeRow | None:
         return self._nodes.get((site, node))
 
-    def _row(self, site: str, node: str, now: int) -> NodeRow:
+    def _row(self, site: str, node: str, now: int, mono: int) -> NodeRow:
         key = (site, node)
         row = self._nodes.get(key)
         if row is None:
             row = self._nodes[key] = NodeRow(site, node)
         row.last_seen = now
+        self._heard[key] = mono
         self._dirty.add(key)
         return row
 
@@ -60,8 +74,8 @@ class Fleet:
         row.state, row.state_reason, row.state_since = state, reason, now
         return Transition(row.site, row.node, before, state, reason, now)
 
-    def on_status(self, status: Status, now: int) -> Transition | None:
-        row = self._row(status.site, status.node, now)
+    def on_status(self, status: Status, now: int, mono: int) -> Transition | None:
+        row = self._row(status.site, status.node, now, mono)
         if status.fw is not None:
             row.fw = status.fw
         if status.boot is not None:
@@ -72,8 +86,8 @@ class Fleet:
             row.config_error = status.config_error
         return self._set_state(row, status.state, "status", now)
 
-    def on_health(self, health: Health, now: int) -> Transition | None:
-        row = self._row(health.site, health.node, now)
+    def on_health(self, health: Health, now: int, mono: int) -> Transition | None:
+        row = self._row(health.site, health.node, now, mono)
         for name in HEALTH_KEPT:
             setattr(row, name, getattr(health, name))
         if health.fw is not None:
@@ -81,20 +95,21 @@ class Fleet:
         row.health_at = now
         return self._set_state(row, ONLINE, "traffic", now)
 
-    def on_scan(self, site: str, node: str, seq: int, fw: str, new: bool, now: int) -> Transition | None:
-        row = self._row(site, node, now)
+    def on_scan(self, site: str, node: str, seq: int, fw: str, new: bool, now: int, mono: int) -> Transition | None:
+        row = self._row(site, node, now, mono)
         row.fw = fw
         if new:
             row.scans += 1
             row.last_seq = seq if row.last_seq is None else max(row.last_seq, seq)
         return self._set_state(row, ONLINE, "traffic", now)
 
-    def silent(self, now: int, offline_after_ms: int) -> list[Transition]:
-        """Online nodes silent for offline_after_ms (counted from the gateway's start at the earliest)."""
+    def silent(self, now: int, mono: int, offline_after_ms: int) -> list[Transition]:
+        """Online nodes silent for offline_after_ms of monotonic time (counted from the gateway's start at the
+        earliest); the transition carries the wall time `now`."""
         out = []
         for key, row in self._nodes.items():
-            heard = max(row.last_seen or 0, self._started_at)
-            if row.state == ONLINE and now - heard > offline_after_ms:
+            heard = max(self._heard.get(key, self._started_at), self._started_at)
+            if row.state == ONLINE and mono - heard > offline_after_ms:
                 t = self._set_state(row, OFFLINE, "silent", now)
                 if t is not None:
                     self._dirty.add(key)

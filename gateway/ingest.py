@@ -5,15 +5,29 @@ inserts or ignores them by (site, node, seq), quarantines rejects, updates the f
 commits once. Only then does the caller publish what it returns (receipts, verdicts, alert events) and
 acknowledge the batch to the broker. A crash before the commit loses nothing (the broker redelivers); a crash
 after it stores nothing twice (insert-or-ignore) and the receipt is sent again for the redelivered copy.
+
+Every scan is screened and can alert, whatever its storage key: one whose (site, node, seq) is already stored
+with another origin (boot, uptime_ms) is an identity clash (a spare unit under a replaced node's name, two
+units sharing one name): it is kept in scan_clashes, receipted, screened, alerted under a fever id of its own,
+and the clash raises one identity_clash node alert naming both origins. A scan is never refused for its `ts`:
+the node's clock is judged (gateway/nodeclock.py), the skew stored with the scan, a clock off by more than
+alerts.clock_skew_s raises clock_skew (resolved when a scan's clock is right again) and its scans are filed
+under the gateway's own time.
+
+Two clocks are injected: `clock`, wall ms (what is shown and stored), and `monotonic`, ms (every duration: the
+sensor-fault window, silence, log rate limits).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway import alerts
@@ -21,12 +35,14 @@ from gateway.config import AlertsSection
 from gateway.errors import StoreError
 from gateway.fleet import Fleet, Transition
 from gateway.logs import RateLimitedLog
+from gateway.nodeclock import AHEAD, BEHIND, OK, Judgement, NodeClocks
 from gateway.protocol import PROTOCOL_VERSION, Health, Rejection, Scan, Status, Topics, parse
 from gateway.screening import Assessment, Screener
 from gateway.store.base import AlertEvent, AlertRow, QuarantineRow, ScanRow, Store, Transaction
 
 log = logging.getLogger("gateway.ingest")
 QUARANTINE_HEAD_BYTES = 256
+RESOLVED_STATES_MS = 24 * 3_600_000  # alerts resolved this recently get their retained state cleared again
 
 
 @dataclass(slots=True)
@@ -57,6 +73,13 @@ class Outcome:
     rejected: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Screened:
+    row: ScanRow
+    assessment: Assessment
+    clock: Judgement | None  # the node's clock as judged on this scan's arrival (None: no ts)
+
+
 @dataclass
 class _Batch:
     receipts: defaultdict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
@@ -70,6 +93,17 @@ def _json(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+def origin_id(boot: int, uptime_ms: int) -> str:
+    """A short id of a scan's origin (boot, uptime_ms): tells apart two scans under one (site, node, seq)."""
+    return hashlib.blake2s(f"{boot}/{uptime_ms}".encode(), digest_size=6).hexdigest()
+
+
+def _iso(ms: int | None) -> str:
+    if ms is None:
+        return "?"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Writer:
     def __init__(
         self,
@@ -80,41 +114,64 @@ class Writer:
         topics: Topics,
         clock: Callable[[], int],
         verdict_to_node: bool = True,
+        monotonic: Callable[[], int] | None = None,
     ) -> None:
+        """`clock`: wall ms; `monotonic`: ms for durations (a unit test without one measures them on `clock`)."""
         self._store, self._screener, self._fleet = store, screener, fleet
         self._policy, self._topics, self._clock = policy, topics, clock
+        self._monotonic = monotonic or clock
         self._verdict_to_node = verdict_to_node
         self._faults = alerts.SensorFaultTracker(
             policy.sensor_fault_count, policy.sensor_fault_window_s * 1000, policy.sensor_fault_clear_after
         )
-        self._reject_log = RateLimitedLog(log, 60_000, clock)
+        self._clocks = NodeClocks(policy.clock_skew_s * 1000)
+        self._reject_log = RateLimitedLog(log, 60_000, self._monotonic)
         self._published: list[tuple[str, int]] = []
+        self._stale = False  # a transaction failed: the fleet is reloaded from the store before the next one
         self.rejections: defaultdict[str, int] = defaultdict(int)  # reason -> count since start
+        self.clashes = 0  # scans kept in scan_clashes since start
 
     def published(self, events: list[tuple[str, int]]) -> None:
         """Alert events the broker acknowledged: marked in the next transaction."""
         self._published.extend(events)
 
     def process(self, batch: list[Incoming]) -> Outcome:
-        now = self._clock()
+        """One transaction for the batch. A StoreError leaves nothing stored and nothing to publish: the caller
+        acknowledges nothing and may call again with the same batch (after a storage fault)."""
+        now, mono = self._clock(), self._monotonic()
         acc = _Batch()
         parsed = [parse(self._topics.prefix, m.topic, m.payload) for m in batch]
-        scans = {i: self._row(p, now) for i, p in enumerate(parsed) if isinstance(p, Scan)}
-        with self._store.transaction() as tx:
-            is_new = dict(zip(scans, tx.insert_scans([row for row, _ in scans.values()]), strict=True))
-            for i, (msg, item) in enumerate(zip(batch, parsed, strict=True)):
-                if isinstance(item, Scan):
-                    if not is_new[i] and self._seq_conflict(tx, msg, item, now, acc):
-                        continue
-                    self._scan(tx, item, scans[i], is_new[i], now, acc)
-                elif isinstance(item, Status):
-                    self._node_transition(tx, self._fleet.on_status(item, now), acc)
-                elif isinstance(item, Health):
-                    self._node_transition(tx, self._fleet.on_health(item, now), acc)
-                elif isinstance(item, Rejection):
-                    self._quarantine(tx, msg, item, now, acc)
-            self._finish(tx, now)
+        with self._guard():
+            scans = {i: self._screen(p, now) for i, p in enumerate(parsed) if isinstance(p, Scan)}
+            with self._store.transaction() as tx:
+                is_new = dict(zip(scans, tx.insert_scans([s.row for s in scans.values()]), strict=True))
+                for i, (msg, item) in enumerate(zip(batch, parsed, strict=True)):
+                    if isinstance(item, Scan):
+                        if is_new[i] or not self._clash(tx, item, scans[i], now, mono, acc):
+                            self._scan(tx, item, scans[i], is_new[i], now, mono, acc)
+                    elif isinstance(item, Status):
+                        self._node_transition(tx, self._fleet.on_status(item, now, mono), acc)
+                    elif isinstance(item, Health):
+                        self._clocks.on_health(item.site, item.node, item.uptime_ms, now)
+                        self._node_transition(tx, self._fleet.on_health(item, now, mono), acc)
+                    elif isinstance(item, Rejection):
+                        self._quarantine(tx, msg, item, now, acc)
+                marked = self._finish(tx, now)
+        del self._published[:marked]
         return self._outgoing(acc)
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Around a transaction: after a failed one the fleet (changed in memory as messages were read) is
+        reloaded from the store, so a retry of the same batch counts nothing twice."""
+        if self._stale:
+            self._fleet.reload(self._store.nodes())
+            self._stale = False
+        try:
+            yield
+        except BaseException:
+            self._stale = True
+            raise
 
     def process_each(self, batch: list[Incoming]) -> Outcome:
         """One message per transaction, after `process` failed on a batch for a reason that is not the store's
@@ -128,7 +185,7 @@ class Writer:
             except Exception:  # a bug must not turn one message into a crash loop; logged and counted
                 log.exception("processing a message on %r failed; quarantined as internal_error", msg.topic)
                 self.rejections["internal_error"] += 1
-                with self._store.transaction() as tx:
+                with self._guard(), self._store.transaction() as tx:
                     head = msg.payload[:QUARANTINE_HEAD_BYTES]
                     tx.insert_quarantine(
                         QuarantineRow(self._clock(), msg.topic, "internal_error", len(msg.payload), head)
@@ -142,67 +199,97 @@ class Writer:
 
     def check_silence(self) -> Outcome:
         """Nodes silent past alerts.offline_after_s go offline (called periodically by the service)."""
-        now = self._clock()
+        now, mono = self._clock(), self._monotonic()
         acc = _Batch()
-        transitions = self._fleet.silent(now, self._policy.offline_after_s * 1000)
+        transitions = self._fleet.silent(now, mono, self._policy.offline_after_s * 1000)
         if transitions or self._published:
-            with self._store.transaction() as tx:
+            with self._guard(), self._store.transaction() as tx:
                 for t in transitions:
                     self._node_transition(tx, t, acc)
-                self._finish(tx, now)
+                marked = self._finish(tx, now)
+            del self._published[:marked]
         return self._outgoing(acc)
+
+    def flush_published(self) -> None:
+        """Mark what the broker acknowledged since the last transaction (at a clean stop: so the next start
+        does not publish those events a second time)."""
+        if self._published:
+            with self._store.transaction() as tx:
+                marked = self._finish(tx, self._clock())
+            del self._published[:marked]
 
     def pending_events(self) -> Outcome:
         """Alert events committed but never acknowledged by the broker (a crash): publish them again."""
         return Outcome(publish=[self._event_out(a, e) for a, e in self._store.unpublished_events()])
 
-    def _finish(self, tx: Transaction, now: int) -> None:
+    def alert_states(self) -> Outcome:
+        """The retained state of every open alert, and a clear for each one resolved in the last day: published
+        on every connection to the broker, which may have lost its retained messages (a crash before its
+        autosave), so a client that connects later still finds every open alert."""
+        since = self._clock() - RESOLVED_STATES_MS
+        return Outcome(publish=[self._state_out(a, e) for a, e in self._store.alert_states(since)])
+
+    def _finish(self, tx: Transaction, now: int) -> int:
+        """Write the fleet's changes and mark what the broker acknowledged; returns how many marks (dropped
+        from the list only once the transaction has committed)."""
         for row in self._fleet.take_dirty():
             tx.save_node(row)
         if self._published:
-            tx.mark_published(self._published, now)
-            self._published = []
+            tx.mark_published(list(self._published), now)
+        return len(self._published)
 
-    def _row(self, scan: Scan, now: int) -> tuple[ScanRow, Assessment]:
+    def _screen(self, scan: Scan, now: int) -> _Screened:
         a = self._screener.assess(scan)
+        judged = self._clocks.on_scan(scan.site, scan.node, scan.boot, scan.uptime_ms, scan.ts, now)
+        filed = now if judged is None else judged.filed_at
         row = ScanRow(
             scan.site, scan.node, scan.seq, scan.boot, scan.ts, scan.uptime_ms, scan.mode, scan.t_site_c,
             scan.t_amb_c, scan.t_core_c, scan.verdict, scan.flags, scan.samples, scan.duration_ms,
-            scan.retest_of, scan.fw, scan.cal, a.t_core_c, a.verdict, a.flags, a.cal, now,
-            scan.ts if scan.ts is not None else now,
+            scan.retest_of, scan.fw, scan.cal, a.t_core_c, a.verdict, a.flags, a.cal, now, filed,
+            None if judged is None else judged.skew_ms,
         )  # fmt: skip
-        return row, a
+        return _Screened(row, a, judged)
 
-    def _scan(
-        self,
-        tx: Transaction,
-        scan: Scan,
-        screened: tuple[ScanRow, Assessment],
-        new: bool,
-        now: int,
-        acc: _Batch,
-    ) -> None:
-        row, a = screened
+    def _scan(self, tx: Transaction, scan: Scan, s: _Screened, new: bool, now: int, mono: int, acc: _Batch) -> None:
         acc.receipts[(scan.site, scan.node)].append(scan.seq)
-        self._node_transition(tx, self._fleet.on_scan(scan.site, scan.node, scan.seq, scan.fw, new, now), acc)
+        t = self._fleet.on_scan(scan.site, scan.node, scan.seq, scan.fw, new, now, mono)
+        self._node_transition(tx, t, acc)
         if not new:
             acc.outcome.duplicates += 1
             return
         acc.outcome.new += 1
-        fever = self._scan_alerts(tx, row, now, acc)
-        if self._verdict_to_node and (a.verdict == "elevated" or a.verdict != scan.verdict or fever):
-            acc.verdicts.append(self._verdict_out(row, a.threshold_c, fever))
+        self._screened(tx, scan, s, "", now, mono, acc)
 
-    def _scan_alerts(self, tx: Transaction, row: ScanRow, now: int, acc: _Batch) -> AlertRow | None:
+    def _screened(
+        self, tx: Transaction, scan: Scan, s: _Screened, origin: str, now: int, mono: int, acc: _Batch
+    ) -> None:
+        """The rules for a new scan, stored or clashing (`origin` set): clock, fever, sensor fault, verdict."""
+        self._clock_alert(tx, s, now, acc)
+        fever = self._scan_alerts(tx, s.row, origin, now, mono, acc)
+        a = s.assessment
+        if self._verdict_to_node and (a.verdict == "elevated" or a.verdict != scan.verdict or fever):
+            acc.verdicts.append(self._verdict_out(s.row, a.threshold_c, fever))
+
+    def _retest_target(self, tx: Transaction, row: ScanRow, origin: str) -> AlertRow | None:
+        """The fever alert a retest updates: only when the scan it names is stored from the same boot, earlier
+        (after an identity clash a seq may name the other unit's scan: then the retest alerts on its own)."""
+        if row.retest_of is None or origin:
+            return None
+        target = tx.scan_origin(row.site, row.node, row.retest_of)
+        if target is None or target[0] != row.boot or target[1] > row.uptime_ms:
+            return None
+        return tx.fever_alert_for(row.site, row.node, row.retest_of)
+
+    def _scan_alerts(
+        self, tx: Transaction, row: ScanRow, origin: str, now: int, mono: int, acc: _Batch
+    ) -> AlertRow | None:
         """Fever and sensor-fault rules for a new scan; returns the fever alert it raised or updated."""
-        fever = None
-        if row.retest_of is not None:
-            fever = tx.fever_alert_for(row.site, row.node, row.retest_of)
+        fever = self._retest_target(tx, row, origin)
         if fever is not None:
             fever = self._save(tx, alerts.retest(fever, row, now), acc)
         elif row.gateway_verdict == "elevated":
-            fever = self._save(tx, alerts.raise_fever(row, now), acc)
-        signal = self._faults.on_scan(row.site, row.node, row.gateway_verdict == "invalid", now)
+            fever = self._save(tx, alerts.raise_fever(row, now, origin), acc)
+        signal = self._faults.on_scan(row.site, row.node, row.gateway_verdict == "invalid", mono)
         if signal is not None:
             fault = tx.open_alert(alerts.SENSOR_FAULT, row.site, row.node)
             if signal == "raise" and fault is None:
@@ -228,26 +315,57 @@ class Writer:
         acc.changes.append(change)
         return change.alert
 
-    def _seq_conflict(self, tx: Transaction, msg: Incoming, scan: Scan, now: int, acc: _Batch) -> bool:
-        """A seq already stored with another origin (boot, uptime): the node reused a seq (a re-flashed or
-        replaced unit under the same name, a damaged outbox). Insert-or-ignore would drop it silently: it is
-        kept whole in the quarantine as seq_conflict, and receipted so the node does not resend it forever."""
-        stored = tx.scan_origin(scan.site, scan.node, scan.seq)
-        if stored is None or stored == (scan.boot, scan.uptime_ms):
+    def _clash(self, tx: Transaction, scan: Scan, s: _Screened, now: int, mono: int, acc: _Batch) -> bool:
+        """A scan whose (site, node, seq) is stored with another origin (boot, uptime_ms): two units under one
+        name (a spare replacing a node, a re-flashed unit, two units sharing a name). Insert-or-ignore would
+        drop it as a duplicate: it is kept in scan_clashes, receipted, screened and alerted like any scan, and
+        the clash raises one identity_clash alert naming both origins. False for a plain resend."""
+        stored = tx.stored_scan(scan.site, scan.node, scan.seq)
+        if stored is None or (stored.boot, stored.uptime_ms) == (scan.boot, scan.uptime_ms):
             return False
-        tx.insert_quarantine(
-            QuarantineRow(now, msg.topic, "seq_conflict", len(msg.payload), msg.payload, scan.site, scan.node)
-        )
-        acc.outcome.rejected += 1
-        self.rejections["seq_conflict"] += 1
+        new = tx.insert_clash(s.row)
         acc.receipts[(scan.site, scan.node)].append(scan.seq)
+        self._node_transition(tx, self._fleet.on_scan(scan.site, scan.node, scan.seq, scan.fw, False, now, mono), acc)
+        if not new:
+            acc.outcome.duplicates += 1
+            return True
+        acc.outcome.new += 1
+        self.clashes += 1
         who = f"{scan.site}/{scan.node}"
-        self._reject_log.warning(
-            (who, "seq_conflict"),
-            f"{who} sent seq {scan.seq} again with another origin (boot {scan.boot}, stored boot {stored[0]}): "
-            "kept in the quarantine as seq_conflict; check whether the node was re-flashed or replaced",
+        both = (
+            f"seq {scan.seq} came from two units: stored boot {stored.boot}, fw {stored.fw}, first seen"
+            f" {_iso(stored.received_at)}; new boot {scan.boot}, fw {scan.fw}, first seen {_iso(now)}"
         )
+        if tx.open_alert(alerts.IDENTITY_CLASH, scan.site, scan.node) is None:
+            change = alerts.raise_node(alerts.IDENTITY_CLASH, scan.site, scan.node, "seq_reused", now, scan.seq, both)
+            self._save(tx, change, acc)
+        self._reject_log.warning(
+            (who, alerts.IDENTITY_CLASH),
+            f"{who}: {both}; both kept (the new one in scan_clashes), screened and alerted. Give each unit a"
+            " name of its own (a spare replacing a node: clear its outbox, or name it anew)",
+        )
+        self._screened(tx, scan, s, origin_id(scan.boot, scan.uptime_ms), now, mono, acc)
         return True
+
+    def _clock_alert(self, tx: Transaction, s: _Screened, now: int, acc: _Batch) -> None:
+        """clock_skew: raised when a scan shows the node's clock off by more than the bound, resolved when a
+        scan shows it right again (a scan that cannot tell, UNKNOWN or no ts, changes nothing)."""
+        judged, row = s.clock, s.row
+        if judged is None or judged.state not in (AHEAD, BEHIND, OK):
+            return
+        open_alert = tx.open_alert(alerts.CLOCK_SKEW, row.site, row.node)
+        if judged.state == OK:
+            if open_alert is not None:
+                self._save(tx, alerts.resolve(open_alert, "clock_ok", now, row.seq), acc)
+            return
+        if open_alert is None:
+            detail = (
+                f"the node's clock is {judged.state} by {abs(judged.skew_ms) / 1000:.0f} s (scan {row.seq}: ts"
+                f" {_iso(row.ts)}, received {_iso(now)}); its scans are filed under the gateway's time"
+            )
+            log.warning("%s/%s: %s", row.site, row.node, detail)
+            change = alerts.raise_node(alerts.CLOCK_SKEW, row.site, row.node, judged.state, now, row.seq, detail)
+            self._save(tx, change, acc)
 
     def _quarantine(self, tx: Transaction, msg: Incoming, rej: Rejection, now: int, acc: _Batch) -> None:
         head = msg.payload[:QUARANTINE_HEAD_BYTES]
@@ -276,6 +394,13 @@ class Writer:
         body = _json(alerts.event_payload(alert, event))
         return Outgoing(self._topics.alerts(alert.site), body, event=(event.alert_id, event.n))
 
+    def _state_out(self, alert: AlertRow, event: AlertEvent) -> Outgoing:
+        """The alert's retained state on `{prefix}/alerts/{site}/{alert_id}`: its latest event while it is open,
+        a zero-length retained publish (which clears it) once it is resolved."""
+        topic = f"{self._topics.alerts(alert.site)}/{alert.alert_id}"
+        body = b"" if alert.state == alerts.RESOLVED else _json(alerts.event_payload(alert, event))
+        return Outgoing(topic, body, retain=True)
+
     def _outgoing(self, acc: _Batch) -> Outcome:
         out = acc.outcome.publish
         for (site, node), seqs in acc.receipts.items():
@@ -288,5 +413,6 @@ class Writer:
             body = {"v": PROTOCOL_VERSION, "seqs": [], "rejected": sorted(set(seqs))}
             out.append(Outgoing(self._topics.node(site, node, "receipt"), _json(body)))
         out += acc.verdicts
-        out += [self._event_out(c.alert, c.event) for c in acc.changes]
+        for c in acc.changes:
+            out += [self._event_out(c.alert, c.event), self._state_out(c.alert, c.event)]
         return acc.outcome

@@ -7,6 +7,18 @@ message the broker no longer holds. Alert events are marked published when the b
 left unmarked by a crash are published again at the next start (at least once: clients dedup by alert_id and
 event number).
 
+Every open alert also has a retained state on `{prefix}/alerts/{site}/{alert_id}` (cleared by a zero-length
+retained publish when it is resolved), published again on every connection to the broker: a medic's client
+that connects later finds every open alert, even after the broker lost its retained messages.
+
+A storage fault (disk full, I/O error, read-only database, a lock: gateway.errors.StorageFault) acknowledges
+and receipts nothing: the batch is held, the fault logged with what to do, the write retried with backoff,
+and the gateway resumes by itself when the store takes it (the broker keeps what is not acknowledged). A
+read-only database is refused at start.
+
+Two clocks are injected: `clock` (wall ms: shown and stored) and `monotonic` (ms: every duration here, the
+silence check, the backoff).
+
 The transport (gateway/transport.py) is handed in: `gateway.mqtt.transport(cfg)` on a broker, an in-memory
 one in unit tests (testkit/transport.py).
 """
@@ -20,9 +32,10 @@ import time
 from collections.abc import Callable
 
 from gateway.config import Config, load_calibration
-from gateway.errors import StoreError
+from gateway.errors import StorageFault, StoreError
 from gateway.fleet import Fleet
 from gateway.ingest import Incoming, Outcome, Writer
+from gateway.logs import RateLimitedLog
 from gateway.protocol import Topics
 from gateway.screening import Screener
 from gateway.store.base import Store
@@ -30,30 +43,51 @@ from gateway.transport import Transport
 
 log = logging.getLogger("gateway.service")
 _POLL_S = 0.1  # how often the loop looks at the stop flag and the clock when idle
+_RETRY_MS = (500, 15_000)  # first and longest wait between two tries of a write after a storage fault
 
 
 def wall_ms() -> int:
     return int(time.time() * 1000)
 
 
+def monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
 class Gateway:
     """Constructed without I/O; `run(stop)` connects and works until `stop` is set."""
 
-    def __init__(self, cfg: Config, store: Store, transport: Transport, clock: Callable[[], int] = wall_ms) -> None:
-        self.cfg, self.store, self.transport, self.clock = cfg, store, transport, clock
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        transport: Transport,
+        clock: Callable[[], int] = wall_ms,
+        monotonic: Callable[[], int] = monotonic_ms,
+    ) -> None:
+        self.cfg, self.store, self.transport = cfg, store, transport
+        self.clock, self.monotonic = clock, monotonic
         self.topics = Topics(cfg.mqtt.topic_prefix)
         self._awaiting: dict[int, tuple[str, int]] = {}  # the transport's publish id -> alert event
+        self._held: list[Incoming] = []  # a batch a storage fault kept from being stored: tried again
+        self._retry_at = 0  # monotonic ms
+        self._retry_ms = _RETRY_MS[0]
+        self._fault_since: int | None = None
+        self._fault_log = RateLimitedLog(log, 60_000, monotonic)
+        self._connected = False  # the transport was ready at the last look (alert states published)
         self.writer: Writer | None = None
         self.ready = threading.Event()  # set once subscribed (tests and the CLI wait on it)
 
     def run(self, stop: threading.Event) -> None:
         cfg = self.cfg
+        self.store.check_writable()  # a read-only database: refused now with the fix, not on the first scan
         screener = Screener(
             load_calibration(cfg.screening),
             {"forehead": cfg.screening.threshold_forehead_c, "canthus": cfg.screening.threshold_canthus_c},
         )
-        fleet = Fleet(self.store.nodes(), self.clock())
-        writer = Writer(self.store, screener, fleet, cfg.alerts, self.topics, self.clock, cfg.ingest.verdict_to_node)
+        fleet = Fleet(self.store.nodes(), self.monotonic())
+        writer = Writer(self.store, screener, fleet, cfg.alerts, self.topics, self.clock,
+                        cfg.ingest.verdict_to_node, self.monotonic)  # fmt: skip
         self.writer = writer
         self.transport.start()
         try:
@@ -63,20 +97,70 @@ class Gateway:
         finally:
             self.transport.stop()
             self.ready.clear()
+        self._note_published(writer)  # what the broker acknowledged up to the stop is not published again
+        try:
+            writer.flush_published()
+        except StoreError as e:
+            log.warning("could not mark the last alert events published (%s): they are published again at start", e)
 
     def _loop(self, writer: Writer, stop: threading.Event) -> None:
         interval_ms = int(self.cfg.alerts.check_interval_s * 1000)
-        next_check = self.clock() + interval_ms
+        next_check = self.monotonic() + interval_ms
         while not stop.is_set():
-            if self.transport.ready.is_set():
-                self.ready.set()
-            batch = self._take(_POLL_S)
+            self._watch_connection(writer)
+            if self._held:
+                stop.wait(max(0, self._retry_at - self.monotonic()) / 1000)  # the backoff; a stop ends it
+                batch, self._held = self._held, []
+            else:
+                batch = self._take(_POLL_S)
             self._note_published(writer)
             if batch:
-                self._deliver(self._process(writer, batch), batch)
-            if self.clock() >= next_check:
-                next_check = self.clock() + interval_ms
-                self._deliver(writer.check_silence(), [])
+                outcome = self._stored(writer, batch)
+                if outcome is not None:
+                    self._deliver(outcome, batch)
+            if self.monotonic() >= next_check and not self._held:
+                next_check = self.monotonic() + interval_ms
+                outcome = self._stored(writer, [])
+                if outcome is not None:
+                    self._deliver(outcome, [])
+
+    def _watch_connection(self, writer: Writer) -> None:
+        """On every (re)connection: publish every open alert's retained state (the broker may have lost it)."""
+        if not self.transport.ready.is_set():
+            self._connected = False
+            return
+        self.ready.set()
+        if not self._connected:
+            try:
+                states = writer.alert_states()
+            except StoreError as e:
+                self._fault_log.warning("alert-states", f"cannot read the open alerts to publish them: {e}")
+                return
+            self._connected = True
+            self._deliver(states, [])
+
+    def _stored(self, writer: Writer, batch: list[Incoming]) -> Outcome | None:
+        """The batch processed (a silence check when empty), or None after a storage fault: the batch is held,
+        acknowledged to nobody, and tried again after a backoff."""
+        try:
+            outcome = self._process(writer, batch) if batch else writer.check_silence()
+        except StorageFault as e:
+            now = self.monotonic()
+            if self._fault_since is None:
+                self._fault_since = now
+                log.error("cannot store: %s. Nothing is acknowledged or receipted until it is stored (the broker and"
+                          " the nodes keep every message); retrying by itself", e)  # fmt: skip
+            else:
+                self._fault_log.warning("storage-fault", f"still cannot store ({len(batch)} messages held): {e}")
+            self._held = batch
+            self._retry_at = now + self._retry_ms
+            self._retry_ms = min(self._retry_ms * 2, _RETRY_MS[1])
+            return None
+        if self._fault_since is not None:
+            held_s = (self.monotonic() - self._fault_since) / 1000
+            log.warning("storing again after %.1f s of storage faults; nothing was lost", held_s)
+            self._fault_since, self._retry_ms = None, _RETRY_MS[0]
+        return outcome
 
     def _take(self, timeout: float) -> list[Incoming]:
         try:
@@ -93,15 +177,18 @@ class Gateway:
         return batch
 
     def _drain(self, writer: Writer) -> None:
-        """On a clean stop, store what already arrived (it is acknowledged; the rest is redelivered later)."""
-        while batch := self._take(0):
-            self._deliver(self._process(writer, batch), batch)
+        """On a clean stop, store what already arrived (it is acknowledged; the rest is redelivered later).
+        Not during a storage fault: then nothing more is acknowledged, the broker keeps it all."""
+        while not self._held and (batch := self._take(0)):
+            outcome = self._stored(writer, batch)
+            if outcome is not None:
+                self._deliver(outcome, batch)
 
     def _process(self, writer: Writer, batch: list[Incoming]) -> Outcome:
         try:
             return writer.process(batch)
         except StoreError:
-            raise  # the database is unusable: stop; nothing was acknowledged, the broker redelivers
+            raise  # a storage fault is retried (_stored); another store error stops: the broker redelivers
         except Exception:  # a bug on one message: logged, then the batch one by one (Writer.process_each)
             log.exception("a batch of %d messages failed; retrying them one by one", len(batch))
             return writer.process_each(batch)

@@ -38,7 +38,8 @@ class ScanRow:
     gateway_flags: tuple[str, ...]
     gateway_cal: str
     received_at: int
-    scanned_at: int  # ts when the node's clock was synced, else received_at: the time reports use
+    scanned_at: int  # ts when the node's clock was synced and right, else received_at: the time reports use
+    clock_skew_ms: int | None = None  # the node's clock error as judged on arrival (+ = ahead); None: not judged
 
 
 @dataclass(slots=True)
@@ -60,6 +61,7 @@ class AlertRow:
     acknowledged_at: int | None = None  # medics' acknowledgement (a later issue)
     acknowledged_by: str | None = None
     events: int = 0  # number of alert_events rows
+    detail: str | None = None  # for people: e.g. an identity clash names both origins (boot, fw, first seen)
 
 
 @dataclass(slots=True)
@@ -181,6 +183,15 @@ class Transaction(Protocol):
         """(boot, uptime_ms) of the stored scan: a resend carries the same; a node that reuses a seq does not."""
         ...
 
+    def stored_scan(self, site: str, node: str, seq: int) -> ScanRow | None:
+        """The scan stored under (site, node, seq) in `scans`."""
+        ...
+
+    def insert_clash(self, row: ScanRow) -> bool:
+        """Keep a scan whose (site, node, seq) is stored with another origin (scan_clashes, keyed by its origin
+        too); True when it is new (a resend of the same clashing scan is not)."""
+        ...
+
     def save_node(self, row: NodeRow) -> None: ...
 
     def fever_alert_for(self, site: str, node: str, seq: int) -> AlertRow | None:
@@ -222,9 +233,23 @@ class Store(Protocol):
 
     def transaction(self) -> AbstractContextManager[Transaction]: ...
 
+    def check_writable(self) -> None:
+        """A write, rolled back: raises StorageFault naming the fix when the database cannot be written at all
+        (a read-only file, directory or filesystem). Run at start, so the gateway never says "storing" first."""
+        ...
+
     def nodes(self, site: str | None = None) -> list[NodeRow]: ...
 
     def unpublished_events(self) -> list[tuple[AlertRow, AlertEvent]]: ...
+
+    def alert_states(self, resolved_since: int) -> list[tuple[AlertRow, AlertEvent]]:
+        """Every open alert, and every alert resolved at or after `resolved_since`, each with its latest event
+        (the retained per-alert state the gateway publishes again on every connection to the broker)."""
+        ...
+
+    def clashes(self, since: int | None, until: int | None, site: str | None) -> Iterator[ScanRow]:
+        """Scans kept in scan_clashes (another origin under a stored (site, node, seq)), by scanned_at."""
+        ...
 
     def scans(self, since: int | None, until: int | None, site: str | None) -> Iterator[ScanRow]: ...
 

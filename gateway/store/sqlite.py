@@ -10,6 +10,7 @@ alongside it (WAL readers do not block the writer).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import StoreError
+from gateway.errors import StorageFault, StoreError
 from gateway.store import migrate
 from gateway.store.base import (
     AlertEvent,
@@ -54,6 +55,7 @@ def _upsert_sql(table: str, cols: Sequence[str], key: Sequence[str]) -> str:
 
 
 _INSERT_SCAN = _insert_sql("scans", _SCAN_COLS, "ON CONFLICT (site, node, seq) DO NOTHING")
+_INSERT_CLASH = _insert_sql("scan_clashes", _SCAN_COLS, "ON CONFLICT (site, node, seq, boot, uptime_ms) DO NOTHING")
 _INSERT_QUARANTINE = _insert_sql("quarantine", _QUARANTINE_COLS)
 _UPSERT_NODE = _upsert_sql("nodes", _NODE_COLS, ("site", "node"))
 _UPSERT_ALERT = _upsert_sql("alerts", _ALERT_COLS, ("alert_id",))
@@ -67,6 +69,7 @@ _UPDATE_ALERT = (
 )
 
 
+_TALLIED = "site, retest_of, gateway_verdict, scanned_at"  # a report counts clashing scans too: each is a traveller
 _FLAGS_AT = (_SCAN_COLS.index("flags"), _SCAN_COLS.index("gateway_flags"))
 
 
@@ -86,6 +89,34 @@ def _scan_row(values: Sequence[Any]) -> ScanRow:
     row.flags = tuple(json.loads(row.flags))  # type: ignore[arg-type]
     row.gateway_flags = tuple(json.loads(row.gateway_flags))  # type: ignore[arg-type]
     return row
+
+
+# SQLite's primary result codes (https://www.sqlite.org/rescode.html) for faults outside the gateway, with what
+# an operator does about each. Any other error is the gateway's own (schema, a bug): retrying will not help.
+_FAULTS = {
+    13: ("the filesystem holding {path} is full (SQLITE_FULL)",
+         "free space on that filesystem (or move the database elsewhere with --db)"),
+    10: ("an I/O error on {path} (SQLITE_IOERR)", "check the disk and the filesystem (dmesg, df, mount)"),
+    8: ("{path} is read-only (SQLITE_READONLY)",
+        "make the file and its directory writable by the gateway's user (the -wal and -shm files live beside it),"
+        " or remount the filesystem read-write"),
+    14: ("{path} cannot be opened (SQLITE_CANTOPEN)", "check that its directory exists and is writable"),
+    5: ("{path} is locked by another process (SQLITE_BUSY)", "stop the other writer (one gateway per database)"),
+    6: ("{path} is locked (SQLITE_LOCKED)", "stop the other writer (one gateway per database)"),
+}
+
+
+_NEVER_WRITABLE = (8, 14, 3)  # READONLY, CANTOPEN, PERM: a fix is needed before the gateway can store anything
+
+
+def _error(path: Path, doing: str, e: sqlite3.Error) -> StoreError:
+    """A StorageFault naming the cause and the fix for a fault outside the gateway, else a StoreError."""
+    code = getattr(e, "sqlite_errorcode", None)
+    fault = _FAULTS.get(code & 0xFF) if isinstance(code, int) else None
+    if fault is None:
+        return StoreError(f"{doing} {path} failed: {e}")
+    cause, fix = fault
+    return StorageFault(f"{cause.format(path=path)} while {doing}: {fix}")
 
 
 def _params(row: object, cols: Sequence[str]) -> tuple[Any, ...]:
@@ -131,6 +162,14 @@ class SqliteTransaction:
             seen.add(key)
         self._conn.executemany(_INSERT_SCAN, [_scan_params(r) for r, n in zip(rows, new, strict=True) if n])
         return new
+
+    def insert_clash(self, row: ScanRow) -> bool:
+        return bool(self._conn.execute(_INSERT_CLASH, _scan_params(row)).rowcount == 1)
+
+    def stored_scan(self, site: str, node: str, seq: int) -> ScanRow | None:
+        sql = f"SELECT {', '.join(_SCAN_COLS)} FROM scans WHERE site = ? AND node = ? AND seq = ?"
+        found = self._conn.execute(sql, (site, node, seq)).fetchone()
+        return _scan_row(found) if found else None
 
     def insert_quarantine(self, row: QuarantineRow) -> None:
         self._conn.execute(_INSERT_QUARANTINE, _params(row, _QUARANTINE_COLS))
@@ -202,6 +241,7 @@ class SqliteStore:
 
     def __init__(self, path: Path, synchronous: str = "full", create: bool = True) -> None:
         self.url = f"sqlite:///{path}"
+        self.path = path
         if not create and not path.exists():
             raise StoreError(f"no database at {path}: start the gateway once, or pass the right --db")
         try:
@@ -211,30 +251,53 @@ class SqliteStore:
             self._conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
             self._conn.execute("PRAGMA foreign_keys = ON")
             migrate.apply(self._conn)
-        except (sqlite3.Error, OSError) as e:
+        except sqlite3.Error as e:
+            raise _error(path, "opening the database", e) from e
+        except OSError as e:
             raise StoreError(f"cannot open the database {path}: {e}") from e
+
+    def check_writable(self) -> None:
+        """A write in a transaction, rolled back: a read-only file (or directory, or filesystem) is found at
+        start, not on the first scan. Raises StorageFault naming the fix."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("INSERT INTO schema_version VALUES (-1, 'write check', 0)")
+        except sqlite3.Error as e:
+            self._rollback()
+            if getattr(e, "sqlite_errorcode", 0) & 0xFF in _NEVER_WRITABLE:
+                raise _error(self.path, "checking that the database can be written", e) from e
+            # Anything else (a full disk, a lock) may pass: the service backs off and retries on its own.
+        self._rollback()
+
+    def _rollback(self) -> None:
+        """Roll back what is open. SQLite has already rolled back by itself after some errors (SQLITE_FULL,
+        IOERR): a ROLLBACK then would fail with "no transaction is active" and hide the real error."""
+        if self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # then SQLite rolls back when the next transaction begins
+                self._conn.execute("ROLLBACK")
 
     @contextmanager
     def transaction(self) -> Iterator[SqliteTransaction]:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
-            raise StoreError(f"cannot start a transaction on {self.url}: {e}") from e
+            self._rollback()
+            raise _error(self.path, "starting a transaction on", e) from e
         try:
             yield SqliteTransaction(self._conn)
             self._conn.execute("COMMIT")
         except sqlite3.Error as e:
-            self._conn.execute("ROLLBACK")
-            raise StoreError(f"write to {self.url} failed: {e}") from e
+            self._rollback()
+            raise _error(self.path, "writing to", e) from e
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            self._rollback()
             raise
 
     def _select(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
             return self._conn.execute(sql, args)
         except sqlite3.Error as e:
-            raise StoreError(f"read from {self.url} failed: {e}") from e
+            raise _error(self.path, "reading from", e) from e
 
     def nodes(self, site: str | None = None) -> list[NodeRow]:
         where, args = _where(None, None, site, "")
@@ -254,6 +317,20 @@ class SqliteStore:
         where, args = _where(since, until, site, "scanned_at")
         sql = f"SELECT {', '.join(_SCAN_COLS)} FROM scans{where} ORDER BY site, node, seq"
         return (_scan_row(r) for r in self._select(sql, args))
+
+    def clashes(self, since: int | None, until: int | None, site: str | None) -> Iterator[ScanRow]:
+        where, args = _where(since, until, site, "scanned_at")
+        sql = f"SELECT {', '.join(_SCAN_COLS)} FROM scan_clashes{where} ORDER BY site, node, seq, received_at"
+        return (_scan_row(r) for r in self._select(sql, args))
+
+    def alert_states(self, resolved_since: int) -> list[tuple[AlertRow, AlertEvent]]:
+        cols = ", ".join([f"a.{c}" for c in _ALERT_COLS] + [f"e.{c}" for c in _EVENT_COLS])
+        sql = (
+            f"SELECT {cols} FROM alerts a JOIN alert_events e ON e.alert_id = a.alert_id AND e.n = a.events"
+            " WHERE a.state <> 'resolved' OR a.resolved_at >= ? ORDER BY a.opened_at, a.alert_id"
+        )
+        k = len(_ALERT_COLS)
+        return [(AlertRow(*r[:k]), AlertEvent(*r[k:])) for r in self._select(sql, (resolved_since,))]
 
     def alerts(self, since: int | None, until: int | None, site: str | None, open_only: bool = False) -> list[AlertRow]:
         where, args = _where(since, until, site, "opened_at")
@@ -280,7 +357,8 @@ class SqliteStore:
         sql = (
             f"SELECT site, SUM(CASE WHEN {first} THEN 1 ELSE 0 END),"
             f" SUM(CASE WHEN {first} THEN 0 ELSE 1 END),"
-            f" {counts} FROM scans WHERE scanned_at >= ? AND scanned_at < ?"
+            f" {counts} FROM (SELECT {_TALLIED} FROM scans UNION ALL SELECT {_TALLIED} FROM scan_clashes)"
+            " WHERE scanned_at >= ? AND scanned_at < ?"
             " GROUP BY site ORDER BY site"
         )
         out = {}

@@ -209,6 +209,7 @@ def test_event_payload_is_what_medics_clients_receive() -> None:
         "confirmed_at": T0 + 121_000,
         "at": T0 + 121_000,
         "by": "gateway",
+        "detail": None,
     }
     assert json.loads(json.dumps(payload)) == payload  # plain JSON, nothing the wire cannot carry
 

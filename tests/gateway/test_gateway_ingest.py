@@ -76,9 +76,10 @@ def test_a_message_that_trips_a_bug_is_quarantined_and_the_rest_are_stored(tmp_p
     store.close()
 
 
-def test_a_reused_seq_is_kept_in_quarantine_not_dropped_as_a_duplicate(start_gateway, nodes) -> None:
+def test_a_reused_seq_is_kept_as_a_clash_not_dropped_as_a_duplicate(start_gateway, nodes) -> None:
     """A unit re-flashed or replaced under the same name starts its seqs again: insert-or-ignore would throw its
-    new scans away as duplicates. They are kept whole as seq_conflict, receipted, and the stored rows stay."""
+    new scans away as duplicates. They are kept in scan_clashes, receipted, and the stored rows stay
+    (tests/gateway/test_fever_chain_identity.py: they are screened and alerted too)."""
     gw = start_gateway()
     node: NodePublisher = nodes("bridge", "n2")
     node.send_seqs(range(3))
@@ -86,12 +87,11 @@ def test_a_reused_seq_is_kept_in_quarantine_not_dropped_as_a_duplicate(start_gat
     before = [(r.seq, r.boot, r.uptime_ms, r.t_site_c) for r in gw.store.scans(None, None, "bridge")]
     replaced = scan_payload("bridge", "n2", 1, boot=1, uptime_ms=5_000, t_site_c=35.9)
     node.send([replaced])
-    node.send_seqs([1])  # a plain resend of the stored scan 1: a duplicate, not a conflict
+    node.send_seqs([1])  # a plain resend of the stored scan 1: a duplicate, not a clash
     node.send_seqs([3])
     assert node.wait_receipts([1, 3], timeout=15)
     after = [(r.seq, r.boot, r.uptime_ms, r.t_site_c) for r in gw.store.scans(None, None, "bridge")]
     assert after[:3] == before and [r[0] for r in after] == [0, 1, 2, 3]
-    conflicts = [q for q in gw.store.quarantine(None, None, "bridge") if q.reason == "seq_conflict"]
-    assert len(conflicts) == 1
-    kept = json.loads(conflicts[0].payload)
-    assert kept["seq"] == 1 and kept["uptime_ms"] == 5_000 and kept["t_site_c"] == 35.9
+    clashes = [(r.seq, r.boot, r.uptime_ms, r.t_site_c) for r in gw.store.clashes(None, None, "bridge")]
+    assert clashes == [(1, 1, 5_000, 35.9)]
+    assert list(gw.store.quarantine(None, None, "bridge")) == []

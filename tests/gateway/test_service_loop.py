@@ -69,8 +69,8 @@ def start(store: Store) -> Iterator[Callable[..., Running]]:
     started: list[Running] = []
 
     def run(transport: MemoryTransport | None = None, clock: FakeClock | None = None, **overrides: Any) -> Running:
-        transport = transport or MemoryTransport()
-        gateway = Gateway(config(**overrides), store, transport, clock or FakeClock())
+        transport, clock = transport or MemoryTransport(), clock or FakeClock()
+        gateway = Gateway(config(**overrides), store, transport, clock, clock.monotonic)
         started.append(Running(gateway, transport))
         if not gateway.ready.wait(10):
             raise TimeoutError(f"the service loop did not start: {started[-1].error!r}")
@@ -163,7 +163,8 @@ def test_a_clean_stop_stores_and_acknowledges_what_already_arrived(store, db_pat
     msgs = [transport.deliver(SCAN_TOPIC, scan(seq)) for seq in range(1, 6)]
     stop = threading.Event()
     stop.set()  # the stop comes with five messages still in the inbox
-    Gateway(config(ingest__max_batch=2), store, transport, FakeClock()).run(stop)
+    clock = FakeClock()
+    Gateway(config(ingest__max_batch=2), store, transport, clock, clock.monotonic).run(stop)
     assert stored_seqs(db_path) == [1, 2, 3, 4, 5]
     assert transport.acked() == {m.mid for m in msgs}
     assert [len(s.mids) for s in transport.wire if s.kind == "ack"] == [2, 2, 1]
