@@ -17,6 +17,8 @@ import pytest
 
 import firmware
 from gateway import protocol
+from gateway.fleet import HEALTH_KEPT
+from gateway.store.base import NodeRow, ScanRow
 
 contract = firmware.module("contract")
 record = firmware.module("record")
@@ -142,3 +144,16 @@ def test_flag_bits_are_never_reordered() -> None:
         "cold_ambient", "hot_ambient", "not_skin", "unstable", "not_settled", "sensor_fault", "low_supply",
         "cold_skin", "below_baseline", "above_baseline",
     )  # fmt: skip
+
+
+def test_the_stores_rows_take_their_names_from_the_contract() -> None:
+    """A scan row starts with the scan message's fields (without v), in order; a node row keeps every health
+    name the fleet view keeps, and those are the contract's health names."""
+    scan_row = [f.name for f in dataclasses.fields(ScanRow)]
+    scan_names = [f[0] for f in contract.SCAN if f[0] != "v"]
+    assert scan_names[:2] == ["site", "node"] and scan_names[-1] == "cal"
+    assert scan_row[: len(scan_names)] == scan_names
+    health_names = {f[0] for f in contract.HEALTH}
+    assert set(HEALTH_KEPT) <= health_names, set(HEALTH_KEPT) - health_names
+    node_row = {f.name for f in dataclasses.fields(NodeRow)}
+    assert set(HEALTH_KEPT) <= node_row, set(HEALTH_KEPT) - node_row
