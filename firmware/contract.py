@@ -36,8 +36,9 @@ REQ = 0
 NULL = 1
 OPT = 2
 INT64 = 9223372036854775807
-# Wall clock, Unix ms, 2000-01-01 to 2100-01-01 (an unsynced ESP32 clock is sent as null, never as 2000).
-TS_RANGE = (946684800000, 4102444800000)
+# The node's wall clock, Unix ms, as it reads it (null when never synced): the gateway judges it against its own
+# and never refuses a scan for it (a clock at 2036 or 2101 is still a traveller's scan). 2**53: JSON-safe.
+TS_RANGE = (0, 9007199254740992)
 # MLX90614 datasheet section 8.7.1 (docs/domain.md): object -70.01..382.19 C, ambient -40..125 C. Outside is not
 # a reading (0xFFFF = 1037.55 C is the classic broken-bus value).
 T_SITE_RANGE = (-70.01, 382.19)
