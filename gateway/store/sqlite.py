@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -94,12 +95,16 @@ def _scan_row(values: Sequence[Any]) -> ScanRow:
 # SQLite's primary result codes (https://www.sqlite.org/rescode.html) for faults outside the gateway, with what
 # an operator does about each. Any other error is the gateway's own (schema, a bug): retrying will not help.
 _FAULTS = {
-    13: ("the filesystem holding {path} is full (SQLITE_FULL)",
-         "free space on that filesystem (or move the database elsewhere with --db)"),
+    13: (
+        "the filesystem holding {path} is full (SQLITE_FULL)",
+        "free space on that filesystem (or move the database elsewhere with --db)",
+    ),
     10: ("an I/O error on {path} (SQLITE_IOERR)", "check the disk and the filesystem (dmesg, df, mount)"),
-    8: ("{path} is read-only (SQLITE_READONLY)",
+    8: (
+        "{path} is read-only (SQLITE_READONLY)",
         "make the file and its directory writable by the gateway's user (the -wal and -shm files live beside it),"
-        " or remount the filesystem read-write"),
+        " or remount the filesystem read-write",
+    ),
     14: ("{path} cannot be opened (SQLITE_CANTOPEN)", "check that its directory exists and is writable"),
     5: ("{path} is locked by another process (SQLITE_BUSY)", "stop the other writer (one gateway per database)"),
     6: ("{path} is locked (SQLITE_LOCKED)", "stop the other writer (one gateway per database)"),
@@ -114,9 +119,29 @@ def _error(path: Path, doing: str, e: sqlite3.Error) -> StoreError:
     code = getattr(e, "sqlite_errorcode", None)
     fault = _FAULTS.get(code & 0xFF) if isinstance(code, int) else None
     if fault is None:
-        return StoreError(f"{doing} {path} failed: {e}")
+        return StoreError(f"{path}: {doing} failed: {e}")
     cause, fix = fault
+    if code & 0xFF in _NEVER_WRITABLE:
+        cause, fix = _unwritable(path) or (cause, fix)
     return StorageFault(f"{cause.format(path=path)} while {doing}: {fix}")
+
+
+def _unwritable(path: Path) -> tuple[str, str] | None:
+    """Why `path` cannot be written, when the filesystem or the permissions say so (SQLite in WAL mode reports
+    a read-only filesystem as CANTOPEN: it cannot make the -shm file)."""
+    where = path if path.exists() else path.parent
+    try:
+        if os.statvfs(where).f_flag & os.ST_RDONLY:
+            return ("{path} is on a read-only filesystem (SQLITE_READONLY)",
+                    "remount the filesystem read-write, or move the database with --db")  # fmt: skip
+    except OSError:
+        return None
+    for p in (path, path.parent):
+        if p.exists() and not os.access(p, os.W_OK):
+            return (f"{{path}} is read-only: {p} is not writable (SQLITE_READONLY)",
+                    "make the file and its directory writable by the gateway's user (the -wal and -shm files live"
+                    " beside it)")  # fmt: skip
+    return None
 
 
 def _params(row: object, cols: Sequence[str]) -> tuple[Any, ...]:
@@ -282,13 +307,13 @@ class SqliteStore:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
             self._rollback()
-            raise _error(self.path, "starting a transaction on", e) from e
+            raise _error(self.path, "starting a transaction", e) from e
         try:
             yield SqliteTransaction(self._conn)
             self._conn.execute("COMMIT")
         except sqlite3.Error as e:
             self._rollback()
-            raise _error(self.path, "writing to", e) from e
+            raise _error(self.path, "writing", e) from e
         except BaseException:
             self._rollback()
             raise
@@ -297,7 +322,7 @@ class SqliteStore:
         try:
             return self._conn.execute(sql, args)
         except sqlite3.Error as e:
-            raise _error(self.path, "reading from", e) from e
+            raise _error(self.path, "reading", e) from e
 
     def nodes(self, site: str | None = None) -> list[NodeRow]:
         where, args = _where(None, None, site, "")
