@@ -117,11 +117,12 @@ _NEVER_WRITABLE = (8, 14, 3)  # READONLY, CANTOPEN, PERM: a fix is needed before
 def _error(path: Path, doing: str, e: sqlite3.Error) -> StoreError:
     """A StorageFault naming the cause and the fix for a fault outside the gateway, else a StoreError."""
     code = getattr(e, "sqlite_errorcode", None)
-    fault = _FAULTS.get(code & 0xFF) if isinstance(code, int) else None
+    primary = code & 0xFF if isinstance(code, int) else -1
+    fault = _FAULTS.get(primary)
     if fault is None:
         return StoreError(f"{path}: {doing} failed: {e}")
     cause, fix = fault
-    if code & 0xFF in _NEVER_WRITABLE:
+    if primary in _NEVER_WRITABLE:
         cause, fix = _unwritable(path) or (cause, fix)
     return StorageFault(f"{cause.format(path=path)} while {doing}: {fix}")
 
