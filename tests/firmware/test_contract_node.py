@@ -111,7 +111,7 @@ class Downlinked:
         clock = ManualClock()
         self.outbox = outbox_mod.Outbox(str(root / "outbox"))
         self.outbox.open()
-        for i in range(n):
+        for _ in range(n):
             self.outbox.append(record.pack(node_scan()))
         self.counts = {"receipted": 0, "resends": 0}
         receipts = receipts_mod.Receipts(self.outbox, clock, 120_000, self.counts)
