@@ -37,10 +37,15 @@ firmware: setup
 	@if [ -f firmware/main.py ]; then cp firmware/main.py build/firmware/; fi
 	@echo "firmware: $$(ls build/firmware | wc -l) files in build/firmware/"
 
+# NODE_CONFIG: a node's config.json (from `checkpoint-gateway provision`, Wi-Fi filled in); its broker CA file
+# (broker.cafile, beside it) goes onto the node too. Refused while a placeholder is left (scripts/deploy_check.py).
+NODE_CONFIG ?= firmware/config.json
 deploy: firmware
-	@test -f firmware/config.json || { echo "deploy: firmware/config.json missing: copy firmware/config.example.json and edit it"; exit 1; }
+	@test -f $(NODE_CONFIG) || { echo "deploy: $(NODE_CONFIG) missing: checkpoint-gateway provision writes one per node"; exit 1; }
+	@$(PY) scripts/deploy_check.py $(NODE_CONFIG) > build/deploy-ca.txt
 	$(VENV)/bin/mpremote connect $(PORT) fs cp build/firmware/* :
-	$(VENV)/bin/mpremote connect $(PORT) fs cp firmware/config.json :config.json
+	$(VENV)/bin/mpremote connect $(PORT) fs cp "$$(cat build/deploy-ca.txt)" :$$($(PY) -c "import json,sys; print(json.load(open(sys.argv[1]))['broker']['cafile'])" $(NODE_CONFIG))
+	$(VENV)/bin/mpremote connect $(PORT) fs cp $(NODE_CONFIG) :config.json
 	$(VENV)/bin/mpremote connect $(PORT) reset
 	@echo "deploy: done; watch it with: make console PORT=$(PORT)"
 

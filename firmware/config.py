@@ -83,14 +83,23 @@ def _check_calibration(cal, mode):
         raise ConfigError(str(e))
 
 
+def _check_broker(b):
+    if not b["host"]:
+        raise ConfigError("broker.host: required")
+    if b["tls"] and not b["cafile"]:
+        raise ConfigError("broker.tls: true needs broker.cafile (the broker's CA certificate, beside config.json)")
+    k = b["hmac_key"]
+    if k is not None and (len(k) != 64 or k.strip("0123456789abcdef") != ""):
+        raise ConfigError("broker.hmac_key: must be 64 lowercase hex digits (checkpoint-gateway provision)")
+
+
 def _check(cfg):
     for k in ("site", "node"):
         if not is_identifier(cfg[k]):
             raise ConfigError(k + ": must match [a-z0-9][a-z0-9-]{0,31} and not be alerts or gateway")
     if not isinstance(cfg["config_id"], str) or not 1 <= len(cfg["config_id"]) <= 32:
         raise ConfigError("config_id: 1-32 characters")
-    if not cfg["broker"]["host"]:
-        raise ConfigError("broker.host: required")
+    _check_broker(cfg["broker"])
     sensor = cfg["sensor"]
     if cfg["mode"] == "canthus" and sensor["variant"] not in NARROW_FOV:
         raise ConfigError("mode: canthus needs a narrow-FOV sensor (" + ", ".join(NARROW_FOV) + ")")

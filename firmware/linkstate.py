@@ -1,4 +1,5 @@
-"""The node's link, as events: DOWN (no Wi-Fi), WIFI (Wi-Fi, no broker session), UP (broker session up).
+"""The node's link, as events: DOWN (no Wi-Fi), WIFI (Wi-Fi, no broker session), UP (broker session up),
+REFUSED (Wi-Fi, but the broker failed TLS verification: a wrong certificate or host name; nothing was sent).
 
 The uplink owns one `LinkState` and sets it; whoever cares listens: `listen(fn)` calls fn(state) at once and
 on every change (the UI's link LED, the uplink itself). Nobody polls it.
@@ -11,6 +12,7 @@ firmware samples a level instead of waiting for an event.
 DOWN = 0
 WIFI = 1
 UP = 2
+REFUSED = 3
 WIFI_SAMPLE_MS = 1000
 
 

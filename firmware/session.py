@@ -6,8 +6,11 @@ and subscribes to every downlink topic of the contract. `stop()` ends it cleanly
 acknowledged, then DISCONNECT); `drop()` ends it as a power cut does (the socket closed without DISCONNECT, so
 the broker publishes the will). What must be resent is the outbox's business, not the client's.
 
-broker: {"host", "port", "tls", "user", "password", "keepalive_s", optional "cafile" (PEM or DER)}. Without
-"cafile", TLS encrypts but does not verify the broker's certificate.
+broker: {"host", "port", "tls", "cafile" (PEM or DER), "user", "password", "keepalive_s"}. With "tls" the
+broker must show a certificate signed by the CA in "cafile" for the name in "host" (CERT_REQUIRED and the host
+name checked, docs/security.md); otherwise `open()` raises `Refused` before a byte of CONNECT (and so the
+password) is written, and `refused` says why (the uplink logs it, the link LED shows it). TLS without a CA is
+refused outright: encryption to whoever answers protects nothing.
 """
 
 import binascii
@@ -30,20 +33,38 @@ def _der(path):
     return data
 
 
+class Refused(OSError):
+    """The broker failed verification (certificate, host name) or TLS has no CA: nothing was sent to it."""
+
+
 def _ssl(b):
+    """The TLS context for the broker: its certificate verified against broker.cafile and its host name checked
+    (server_hostname, set by mqtt.py); None without TLS."""
     if not b.get("tls"):
         return None
+    if not b.get("cafile"):
+        raise Refused("broker.tls needs broker.cafile: not connecting to an unverified broker")
     import ssl
 
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if b.get("cafile"):
-        ctx.load_verify_locations(cadata=_der(b["cafile"]))
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    else:
-        if hasattr(ctx, "check_hostname"):  # CPython (the simulator); MicroPython has no such attribute
-            setattr(ctx, "check_hostname", False)
-        ctx.verify_mode = ssl.CERT_NONE
+    try:
+        der = _der(b["cafile"])
+    except OSError as e:
+        raise Refused("cannot read broker.cafile " + b["cafile"] + ": " + str(e))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CPython: check_hostname is on by default with this protocol
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata=der)
     return ctx
+
+
+def _verify_failure(e):
+    """Why the TLS handshake refused the broker, or None if `e` is not a verification failure. MicroPython's
+    mbedTLS raises ValueError ("The certificate is not correctly signed by the trusted CA", "... Common Name (CN)
+    does not match ..."); CPython raises ssl.SSLCertVerificationError (an OSError)."""
+    if isinstance(e, ValueError):
+        return str(e).strip() or "certificate verification failed"
+    if type(e).__name__ == "SSLCertVerificationError":
+        return str(getattr(e, "verify_message", "") or e)
+    return None
 
 
 class Session:
@@ -54,6 +75,9 @@ class Session:
         self.clock = clock
         self.prefix = prefix
         self.config_error = None  # why the last pushed config was refused, reported in status
+        self.refused = None  # why the broker failed verification at the last attempt (None: it did not)
+        self.auth_refused = 0  # downlink messages refused for their signature or counter (auth.py)
+        self.auth_error = None  # the last such reason, reported in status with the count
         self._callbacks = callbacks
         self.client = None
 
@@ -80,10 +104,19 @@ class Session:
     async def open(self, progress):
         """Connect, status online, subscribe; `progress()` is called between the steps (each may take up to
         the client's timeout)."""
-        if self.client is None:
-            self.client = self._make_client()
+        try:
+            if self.client is None:
+                self.client = self._make_client()
+            await self.client.connect(resend=False)  # the outbox, not the client, holds what must be resent
+        except (OSError, ValueError) as e:
+            why = e.args[0] if isinstance(e, Refused) else _verify_failure(e)
+            if why is None:
+                raise
+            self.refused = why
+            print("session: broker", self.broker["host"], "refused, not connecting:", why)
+            raise Refused(why)
+        self.refused = None
         c = self.client
-        await c.connect(resend=False)  # the outbox, not the client, holds what must be resent
         progress()
         await self.publish_status()
         for kind in contract.DOWNLINK:
@@ -97,6 +130,9 @@ class Session:
             s["fw"], s["boot"], s["config_id"] = i["fw"], i["boot"], i["config_id"]
             if self.config_error is not None:
                 s["config_error"] = self.config_error[:_ERROR_MAX]
+            if self.auth_refused:
+                s["auth_refused"] = self.auth_refused
+                s["auth_error"] = (self.auth_error or "refused")[:_ERROR_MAX]
         return message.encode(contract.STATUS, s)
 
     async def publish_status(self, state=ONLINE):

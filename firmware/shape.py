@@ -9,7 +9,9 @@ VARIANTS = ("BAA", "BCC", "BCI", "DAA", "DCC", "DCH", "DCI")
 NARROW_FOV = ("BCI", "DCC", "DCH", "DCI")  # 5-10 deg parts: the only ones that resolve the inner canthus
 # Settling time (s) at the factory filter settings, MLX90614 datasheet rev 13 section 8.3 (docs/domain.md).
 SETTLE_MS = {"BAA": 100, "BCC": 140, "DAA": 100, "DCC": 140, "BCI": 650, "DCH": 650, "DCI": 650}
-PUSH_KEYS = names(CONFIG)  # what the gateway may set remotely (the contract's config message)
+# What the gateway may set remotely: the contract's config message, less its authentication (ctr, sig: checked
+# and taken off by downlink.py before the config is merged).
+PUSH_KEYS = tuple([k for k in names(CONFIG) if k not in ("ctr", "sig")])
 TRIGGERS = ("auto", "button")
 
 # Shape and defaults. A value of None in a default means "optional" (None allowed).
@@ -22,7 +24,19 @@ DEFAULTS = {
     "threshold_c": None,
     "calibration": None,
     "wifi": {"ssid": "", "password": ""},
-    "broker": {"host": "", "port": 1883, "tls": False, "user": None, "password": None, "keepalive_s": 60},
+    # cafile: the CA certificate (PEM or DER) that signed the broker's, a file beside config.json: required with
+    # tls. hmac_key: 64 hex digits, the per-node key the gateway signs receipts, verdicts and configs with
+    # (auth.py, docs/security.md); without it the node trusts whatever its broker delivers.
+    "broker": {
+        "host": "",
+        "port": 1883,
+        "tls": False,
+        "cafile": None,
+        "user": None,
+        "password": None,
+        "keepalive_s": 60,
+        "hmac_key": None,
+    },
     "pins": {
         "sda": 21,
         "scl": 22,
@@ -79,6 +93,8 @@ CHOICES = {"mode": MODES, "sensor.variant": VARIANTS, "scan.trigger": TRIGGERS}
 OPTIONAL = {
     "threshold_c": "num",
     "calibration": "dict",
+    "broker.cafile": "str",
+    "broker.hmac_key": "str",
     "broker.user": "str",
     "broker.password": "str",
     "pins.supply_adc": "int",

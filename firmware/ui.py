@@ -15,10 +15,13 @@ Only changes are written. The table below is the one in docs/firmware.md.
     retest         amber 2 quick blinks              1 short beep             next scan is a retest
     fault          red + amber slow blink (repeats)  -                        sensor not answering
     safe           red blinks N times, pause (rep.)  -                        safe mode, code N
-    link LED       on: broker connected; slow blink: Wi-Fi only; off: no Wi-Fi (set_link: linkstate.py events)
+    link LED       on: broker connected; slow blink: Wi-Fi only; fast blink: broker certificate refused;
+                   off: no Wi-Fi (set_link: linkstate.py events)
 """
 
-from linkstate import DOWN, UP, WIFI
+from linkstate import DOWN, REFUSED, UP, WIFI
+
+_BLINK = {WIFI: 500, REFUSED: 100}  # link LED half-periods, ms: Wi-Fi only; broker refused (certificate)
 
 G = 1
 A = 2
@@ -111,7 +114,7 @@ class UI:
 
     def tick(self):
         now = self.clock.ticks_ms()
-        if self.link == WIFI and self.clock.ticks_diff(now, self._link_t) >= 500:
+        if self.link in _BLINK and self.clock.ticks_diff(now, self._link_t) >= _BLINK[self.link]:
             self._link_t = now
             self._set("link", 0 if self._written.get("link") else 1)
         if not self._steps:

@@ -27,7 +27,7 @@ import pump
 import receipts
 import session
 from clock import timed
-from linkstate import DOWN, UP, WIFI, LinkState
+from linkstate import DOWN, REFUSED, UP, WIFI, LinkState
 
 SCAN, STATUS, HEALTH = contract.UPLINK
 _BACKOFF_MS = 1000
@@ -123,6 +123,8 @@ class Uplink:
         except OSError as e:
             self.counts["errors"] += 1
             _log("broker", self.cfg["broker"]["host"], "unreachable:", repr(e))
+            if self.session.refused is not None:
+                self.link_state.set(REFUSED)  # the link LED blinks fast: the broker is not who it should be
 
     async def _link_up(self):
         self._progress()

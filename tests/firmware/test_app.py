@@ -118,9 +118,11 @@ def test_a_pushed_config_is_applied_and_persisted(post: Post, tmp_path: Path) ->
         "host": "127.0.0.1",
         "port": 1883,
         "tls": False,
+        "cafile": None,
         "user": None,
         "password": None,
         "keepalive_s": 60,
+        "hmac_key": None,
     }
     assert post.node.scanner.s["threshold_c"] == 37.0 and post.node.identity["config_id"] == "cfg-2"
     assert post.node.uplink.cfg["health_interval_s"] == 30
