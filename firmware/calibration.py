@@ -7,24 +7,24 @@ hand; a new fit gets a new id. The format is documented in screening.py.
 """
 
 CALIBRATION = {
-    "id": "fda-flir-g1-1",
-    "method": "heat_balance_019_offset",
+    "id": "fda-flir-g1-2",
+    "method": "heat_balance_k",
     "ambient_c": [18.0, 30.0],
     "skin_c": [28.0, 42.0],
     "modes": {
         "forehead": {
             "form": "heat_balance",
-            "k": 0.19,
-            "offset_c": -0.5474,
+            "k": 0.1435,
+            "offset_c": 0.0,
             "threshold_c": 37.3,
-            "min_core_c": 34.7,
+            "min_core_c": 34.8,
         },
         "canthus": {
             "form": "heat_balance",
-            "k": 0.19,
-            "offset_c": -0.9738,
+            "k": 0.1105,
+            "offset_c": 0.0,
             "threshold_c": 37.45,
-            "min_core_c": 35.6,
+            "min_core_c": 35.7,
         },
     },
 }

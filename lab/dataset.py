@@ -25,6 +25,9 @@ EBT_C = 37.5
 ROUNDS = (1, 2, 3, 4)
 SITE_COLUMNS = {FOREHEAD: "T_FH_Max", CANTHUS: "canthiMax"}
 REQUIRED_COLUMNS = ("SubjectID", "T_atm", "aveOralM")
+# The file's age ranges grouped into bands with enough subjects to report (all 44 fevers are 18-30).
+AGE_BANDS = {"18-20": "18-20", "21-25": "21-30", "26-30": "21-30", "21-30": "21-30"}
+AGE_BAND_OLDER = "31+"
 DATA_ENV = "CHECKPOINT_DATA_DIR"
 DATASET_RELPATH = Path("face-oral-temp") / "FLIR_group1.csv"
 
@@ -43,20 +46,32 @@ class Subject:
     sites: Mapping[str, float | None]
     date: str
     time: str
+    sex: str = ""  # `Gender` as the file has it ("Female", "Male"); "" when absent
+    age: str = ""  # `Age`, a range as the file has it ("18-20", "21-25", ...); "" when absent
 
 
 @dataclass(frozen=True)
 class Reading:
-    """One subject's site temperature in one round, the room ambient, and the oral reference."""
+    """One subject's site temperature in one round, the room ambient, and the oral reference; sex and age
+    only to measure fairness (never an input of the estimate)."""
 
     subject_id: str
     t_site: float
     t_amb: float
     oral_c: float
+    sex: str = ""
+    age: str = ""
 
     @property
     def febrile(self) -> bool:
         return self.oral_c >= EBT_C
+
+
+def age_band(age: str) -> str:
+    """The reporting band of a file's age range ("" stays ""): 18-20, 21-30 or 31+."""
+    if not age:
+        return ""
+    return AGE_BANDS.get(age, AGE_BAND_OLDER)
 
 
 def default_dataset_path() -> Path:
@@ -118,6 +133,8 @@ def read_dataset(path: str | os.PathLike[str], modes: Iterable[str] = tuple(SITE
             sites={c: _number(cell(row, c)) for c in site_cols},
             date=cell(row, "Date").strip(),
             time=cell(row, "Time").strip(),
+            sex=cell(row, "Gender").strip(),
+            age=cell(row, "Age").strip(),
         )
         for row in rows[3:]
         if any(c.strip() for c in row)
@@ -132,5 +149,5 @@ def readings(subjects: Sequence[Subject], mode: str, round_: int = 1) -> tuple[l
         t_site = s.sites.get(column)
         if t_site is None or s.ambient_c is None or s.oral_c is None:
             continue
-        out.append(Reading(s.subject_id, t_site, s.ambient_c, s.oral_c))
+        out.append(Reading(s.subject_id, t_site, s.ambient_c, s.oral_c, s.sex, s.age))
     return out, len(subjects) - len(out)

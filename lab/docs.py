@@ -19,7 +19,7 @@ from firmware import module
 from lab import tables
 from lab.calibration import CAL_ID, fit_calibration, render_calibration_module
 from lab.dataset import DatasetError, Subject, default_dataset_path, read_dataset, readings
-from lab.figures import roc_figure
+from lab.figures import ambient_figure, roc_figure, sex_figure
 
 contract: Any = module("contract")
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,11 +47,19 @@ def blocks(subjects: list[Subject], cal: dict[str, Any], dataset: Path) -> dict[
         held = tables.pooled_out_of_fold(data, mode)
         default_c = cal["modes"][mode]["threshold_c"]
         roc_figure(data, held, mode, default_c, IMG / f"roc_{mode}.png")
+        sex_figure(held, mode, default_c, IMG / f"sex_{mode}.png")
+        ambient_figure(data, cal["modes"][mode], mode, IMG / f"ambient_{mode}.png")
         out[f"operating-{mode}"] = tables.operating_table(held, default_c)
+        out[f"sex-tradeoff-{mode}"] = tables.sex_tradeoff_table(held, default_c)
+        out[f"band-{mode}"] = tables.band_out_table(subjects, mode)
         out[f"methods-{mode}"] = tables.methods_table(subjects, mode)
         out[f"rounds-{mode}"] = tables.rounds_table(subjects, mode)
         out[f"baseline-{mode}"] = tables.baseline_table(subjects, cal, mode)
     out["cold"] = tables.cold_table(subjects, cal)
+    out["ambient-weight"] = tables.ambient_weight_table(subjects)
+    out["fairness"] = tables.fairness_table(dataset, cal)
+    out["sex-gap"] = tables.sex_gap_table(subjects)
+    out["ppv"] = tables.ppv_table(subjects, cal)
     out["raw"] = tables.raw_reading_line(subjects)
     return out
 
@@ -71,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"screening-docs: {e}", file=sys.stderr)
         return 2
     DOC.write_text(text, encoding="utf-8")
-    print(f"screening-docs: wrote {DOC.relative_to(ROOT)} and {IMG.relative_to(ROOT)}/roc_*.png ({cal['id']})")
+    print(f"screening-docs: wrote {DOC.relative_to(ROOT)} and {IMG.relative_to(ROOT)}/*.png ({cal['id']})")
     return 0
 
 

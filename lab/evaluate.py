@@ -13,6 +13,13 @@ point (or --threshold), and reports against oral >= 37.5 C:
     threshold_c         the operating point used
     bias_c, sd_c        mean and SD of (estimate - oral)
     skipped             rows without the needed values (site, T_atm or aveOralM)
+    by_sex              per `Gender` (when the file has it): n, fevers, sensitivity, specificity and their
+    by_age_band         per age band (18-20, 21-30, 31+, from `Age`): 95 % Wilson intervals
+                        (sensitivity_ci, specificity_ci; None for a class the group lacks)
+
+A record set exported from the field (medics' clinical re-checks) in the same format is evaluated the same
+way: the clinical reading stands in `aveOralM`, the node's site and ambient readings in the site column and
+`T_atm` (lab/field.py).
 
 Exit codes: 0 done, 2 unusable input (missing or malformed CSV, bad calibration), with a one-line reason.
 Pure Python: no numpy on this path.
@@ -28,6 +35,7 @@ from typing import Any
 
 from firmware import module
 from lab.dataset import EBT_C, SITE_COLUMNS, DatasetError, read_dataset, readings
+from lab.fairness import by_age_band, by_sex
 from lab.roc import auc, bias_sd
 
 contract: Any = module("contract")
@@ -70,11 +78,13 @@ def evaluate(
         threshold_c = float(cal["modes"][mode]["threshold_c"])
     labels = [r.febrile for r in data]
     est: list[float] = []
+    elevated: list[bool] = []
     tp = tn = indeterminate = 0
     for r, febrile in zip(data, labels, strict=True):
         est.append(screening.core_estimate(cal, mode, r.t_site, r.t_amb))
         _, verdict, _ = screening.assess(cal, mode, r.t_site, r.t_amb, threshold_c=threshold_c)
         indeterminate += verdict == screening.INDETERMINATE
+        elevated.append(verdict == screening.ELEVATED)
         tp += febrile and verdict == screening.ELEVATED
         tn += not febrile and verdict == screening.NORMAL
     positives = sum(labels)
@@ -89,6 +99,8 @@ def evaluate(
         "bias_c": _finite(bias),
         "sd_c": _finite(sd),
         "skipped": skipped,
+        "by_sex": by_sex(data, elevated),
+        "by_age_band": by_age_band(data, elevated),
     }
     return report, indeterminate
 
@@ -124,7 +136,19 @@ def run(args: argparse.Namespace) -> int:
         f"sensitivity {_fmt(r['sensitivity'], '.3f')}, specificity {_fmt(r['specificity'], '.3f')}"
     )
     print(f"  estimate - oral: bias {_fmt(r['bias_c'], '+.3f')} C, SD {_fmt(r['sd_c'], '.3f')} C")
+    for key in ("by_sex", "by_age_band"):
+        for name, g in r[key].items():
+            print(
+                f"  {name:>8}: n {g['n']}, fevers {g['fevers']}, {_rate(g, 'sensitivity')}, {_rate(g, 'specificity')}"
+            )
     return 0
+
+
+def _rate(group: dict[str, Any], key: str) -> str:
+    ci = group[key + "_ci"]
+    if group[key] is None or ci is None:
+        return f"{key} n/a"
+    return f"{key} {group[key]:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,6 +88,33 @@ def fit_heat_balance_offset(data: Sequence[Reading], weights: Sequence[float] | 
     return {"form": "heat_balance", "k": k, "offset_c": c}
 
 
+def ambient_weight_iv(data: Sequence[Reading]) -> float:
+    """k of the heat balance with the room ambient as instrument: cov(oral - Ts, Ta) / cov(Ts - Ta, Ta).
+
+    Least squares of oral - Ts on Ts - Ta has the skin reading's noise on both sides with opposite signs
+    (errors in variables), which drags k below zero; the ambient is measured apart from the face, so only
+    the part of Ts - Ta that moves with the room identifies k (docs/screening.md, "The ambient weight").
+    """
+    m_amb = mean([r.t_amb for r in data])
+    m_y = mean([r.oral_c - r.t_site for r in data])
+    m_x = mean([r.t_site - r.t_amb for r in data])
+    num = sum((r.t_amb - m_amb) * (r.oral_c - r.t_site - m_y) for r in data)
+    den = sum((r.t_amb - m_amb) * (r.t_site - r.t_amb - m_x) for r in data)
+    if abs(den) < 1e-9:
+        raise ValueError("ambient weight: the readings span no ambient range")
+    return num / den
+
+
+def fit_heat_balance_iv(data: Sequence[Reading]) -> CalMode:
+    """Heat balance with k from the room ambient (instrument, `ambient_weight_iv`) and a fitted offset."""
+    k = ambient_weight_iv(data)
+    return {
+        "form": "heat_balance",
+        "k": k,
+        "offset_c": mean([r.oral_c - r.t_site - k * (r.t_site - r.t_amb) for r in data]),
+    }
+
+
 def fit_febrile_weighted(data: Sequence[Reading]) -> CalMode:
     """Heat balance with offset, class-balanced weights: the few fevers weigh as much as all the others."""
     n_pos = sum(1 for r in data if r.febrile) or 1
@@ -124,6 +151,7 @@ METHODS = (
     Method("heat_balance_019", "heat balance, k = 0.19 (patent)", fit_heat_balance_019),
     Method("heat_balance_019_offset", "heat balance k = 0.19 + offset", fit_heat_balance_019_offset),
     Method("heat_balance_offset", "heat balance + offset, k and c fitted", fit_heat_balance_offset),
+    Method("heat_balance_iv", "heat balance + offset, k from room ambient", fit_heat_balance_iv),
     Method("febrile_weighted", "heat balance + offset, class-balanced", fit_febrile_weighted),
     Method("variance_matched", "least squares stretched to oral's SD", fit_variance_matched),
 )

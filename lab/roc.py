@@ -69,4 +69,4 @@ def choose_threshold(scores: Sequence[float], labels: Sequence[bool], target_sen
         raise ValueError("choose_threshold: no febrile reading")
     need = math.ceil(target_sens * len(pos) - 1e-9)
     kth = pos[max(need, 1) - 1]  # the need-th highest febrile score must stay at or above the threshold
-    return math.floor(kth / THRESHOLD_STEP_C + 1e-9) * THRESHOLD_STEP_C
+    return round(math.floor(kth / THRESHOLD_STEP_C + 1e-9) * THRESHOLD_STEP_C, 2)  # 37.3, not 37.300000000000004

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_shipped_calibration_round_trips_as_json_and_is_usable() -> None:
     cal = shipped.CALIBRATION
-    assert cal["id"] == "fda-flir-g1-1"
+    assert cal["id"] == "fda-flir-g1-2"
     assert json.loads(json.dumps(cal)) == cal  # lists, not tuples: what a node gets back from config
     screening.check_calibration(json.loads(json.dumps(cal)))
     for mode in contract.MODES:
@@ -46,17 +46,17 @@ def test_shipped_calibration_is_the_fit_of_the_study_file(subjects: list[Subject
 
 @pytest.mark.parametrize(
     ("mode", "auc_min", "sens_min", "spec_min"),
-    # Cross-validated figures as docs/screening.md reports them (mean of 10 seeded 5-fold splits), with the
-    # noise of 44 fevers (one fever = 0.023 of sensitivity) below them: forehead 0.869 / 0.80 / 0.77,
-    # canthus 0.953 / 0.90 / 0.84.
-    [("forehead", 0.86, 0.77, 0.74), ("canthus", 0.95, 0.87, 0.81)],
+    # Cross-validated figures as docs/screening.md reports them (mean of 10 seeded 5-fold splits, the
+    # threshold chosen inside each split), with the noise of 44 fevers (one fever = 0.023 of sensitivity)
+    # below them: forehead 0.868 / 0.80 / 0.79, canthus 0.953 / 0.90 / 0.79.
+    [("forehead", 0.86, 0.77, 0.76), ("canthus", 0.95, 0.87, 0.76)],
 )
 def test_held_out_subjects_are_screened_as_documented(
     subjects: list[Subject], mode: str, auc_min: float, sens_min: float, spec_min: float
 ) -> None:
     data, _ = readings(subjects, mode, 1)
     method = METHODS_BY_NAME[lab_cal.SHIPPED_METHOD]
-    r = cross_validate_repeated(data, method, lab_cal.TARGET_SENS[mode], repeats=3)
+    r = cross_validate_repeated(data, method, lab_cal.TARGET_SENS[mode], repeats=3, max_gap=lab_cal.MAX_SEX_GAP[mode])
     assert r["auc"][0] >= auc_min
     assert r["sensitivity"][0] >= sens_min
     assert r["specificity"][0] >= spec_min

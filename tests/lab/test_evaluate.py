@@ -20,7 +20,10 @@ from lab import evaluate
 shipped: Any = module("calibration")
 
 ROOT = Path(__file__).resolve().parents[2]
-KEYS = {"n", "positives", "auc", "sensitivity", "specificity", "threshold_c", "bias_c", "sd_c", "skipped"}
+KEYS = {
+    "n", "positives", "auc", "sensitivity", "specificity", "threshold_c", "bias_c", "sd_c", "skipped", "by_sex",
+    "by_age_band",
+}  # fmt: skip
 HEADER = "\ufeff,,Round 1:,,Other parameters:\n,,T_FEmax,T_CEmax,,\nSubjectID,,T_FH_Max1,canthiMax1,aveOralM,T_atm\n"
 
 
@@ -34,8 +37,9 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object
 @pytest.mark.parametrize(
     ("mode", "auc_min", "sens_min", "spec_min"),
     # Goals (issue 5): forehead AUC 0.86, sens 0.80, spec 0.78; canthus AUC 0.96, sens 0.90, spec 0.85. The
-    # canthus AUC of round 1 in this file is 0.954 (docs/screening.md): the one goal this data cannot meet.
-    [("forehead", 0.86, 0.80, 0.78), ("canthus", 0.95, 0.90, 0.85)],
+    # canthus AUC of round 1 in this file is 0.954 (docs/screening.md); canthus gives up one fever of 44 of
+    # the sensitivity goal to keep women's sensitivity within 0.10 of men's (issue 15): 39 / 44 = 0.886.
+    [("forehead", 0.86, 0.80, 0.78), ("canthus", 0.95, 0.88, 0.85)],
 )
 def test_json_report_on_the_study_file_meets_the_goals(
     capsys: pytest.CaptureFixture[str],
