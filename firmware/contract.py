@@ -78,6 +78,8 @@ STATUS = (
     ("boot", "int", 0, INT64, OPT),
     ("config_id", "text", 1, TEXT_MAX, OPT),
     ("config_error", "text", 1, 200, OPT),  # why the node refused the last pushed config
+    ("auth_refused", "int", 0, INT64, OPT),  # downlink messages refused for their MAC or counter (auth.py)
+    ("auth_error", "text", 1, 200, OPT),  # the last such refusal: "<kind>: <reason>"
 )
 HEALTH = (
     ("v", "int", VERSION, VERSION, REQ),
@@ -94,11 +96,18 @@ HEALTH = (
     ("task_restarts", "int", 0, INT64, OPT),
     ("uplink", "obj", None, None, OPT),  # the uplink's counters, for a person reading the log
 )
+# Gateway -> node messages to a node with a key carry these last (auth.py; docs/protocol.md "Signed downlink"):
+# a counter that must increase, and the HMAC-SHA256 of the topic and the payload before `sig` (64 hex digits;
+# its exact form is checked by auth.verify).
+SIGNED = (
+    ("ctr", "int", 0, INT64, OPT),
+    ("sig", "text", 1, 64, OPT),
+)
 RECEIPT = (
     ("v", "int", VERSION, VERSION, REQ),
     ("seqs", "seqs", 0, SEQS_MAX, REQ),  # stored: the node frees them
     ("rejected", "seqs", 0, SEQS_MAX, OPT),  # kept whole in the gateway's quarantine
-)
+) + SIGNED
 VERDICT = (
     ("v", "int", VERSION, VERSION, REQ),
     ("seq", "int", 0, INT64, REQ),
@@ -108,7 +117,7 @@ VERDICT = (
     ("cal", "text", 1, TEXT_MAX, REQ),
     ("threshold_c", "num", THRESHOLD_C[0], THRESHOLD_C[1], REQ),
     ("alert_id", "text", 1, 128, NULL),  # kind:site:node:... (up to about 92 characters)
-)
+) + SIGNED
 CONFIG = (
     ("v", "int", VERSION, VERSION, REQ),
     ("id", "text", 1, 32, REQ),
@@ -117,7 +126,7 @@ CONFIG = (
     ("calibration", "obj", None, None, OPT),  # checked by screening.check_calibration
     ("intervals", "obj", None, None, OPT),  # checked by the node's config validation
     ("scan", "obj", None, None, OPT),
-)
+) + SIGNED
 MESSAGES = {"scan": SCAN, "status": STATUS, "health": HEALTH, "receipt": RECEIPT, "verdict": VERDICT}
 MESSAGES["config"] = CONFIG
 

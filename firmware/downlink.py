@@ -1,8 +1,11 @@
 """Messages from the gateway (contract.DOWNLINK: receipt, verdict, config), checked before they are acted on.
 
-Each payload must satisfy its contract table (message.py): a bad receipt or verdict is logged and ignored; a
-bad config is refused, and the reason goes out in status as config_error. A config is applied once: the
-retained copy that comes back at every connect (same bytes) is not applied again.
+A node with a key (broker.hmac_key) first checks each payload's MAC and then its counter (auth.py): an
+unsigned, forged or replayed message is refused before anything is done with it, counted, and the count and
+the last reason go out in status (auth_refused, auth_error). Without a key the node trusts its broker (protocol
+v1 as before; docs/security.md). Then each payload must satisfy its contract table (message.py): a bad receipt
+or verdict is logged and ignored; a bad config is refused, and the reason goes out in status as config_error.
+A config is applied once: the retained copy that comes back at every connect (same bytes) is not applied again.
 """
 
 import binascii
@@ -24,12 +27,20 @@ class Downlink:
         self.wake = wake
         self.status_due = False  # a config was applied or refused: status must say so
         self._config_crc = None  # the config payload applied last
+        self.guard = None
+        key = session.broker.get("hmac_key")
+        if key:
+            import auth
+
+            self.guard = auth.Guard(key, receipts.outbox.dir + ".ctr")  # the counters, beside the outbox
 
     def on_message(self, topic, payload, retained):
         kind = topic[len(self.base) :]
         if kind not in contract.DOWNLINK:
             return
-        msg, problem = message.decode(payload, contract.MESSAGES[kind])
+        msg, problem = self._authentic(kind, topic, payload)
+        if msg is False:
+            return
         if msg is None:
             print("uplink: ignored", kind, "message:", problem)
             if kind == CONFIG:
@@ -41,6 +52,34 @@ class Downlink:
             self.on_verdict(msg)
         else:
             self._config(payload, msg)
+
+    def _authentic(self, kind, topic, payload):
+        """(message, None) to act on; (None, problem) for one the contract refuses; (False, None) for one refused
+        or ignored here (its MAC or counter: auth.py). The MAC is checked before the payload is parsed."""
+        guard = self.guard
+        why = None if guard is None else guard.signed(topic, payload)
+        if why is not None:
+            self._refused(kind, why)
+            return False, None
+        msg, problem = message.decode(payload, contract.MESSAGES[kind])
+        if msg is None:
+            return None, problem
+        why = None if guard is None else guard.fresh(kind, msg)
+        if why is not None:  # "": the same message again (QoS 1 redelivery, the retained config)
+            if why:
+                self._refused(kind, why)
+            return False, None
+        msg.pop("ctr", None)  # the envelope, not the command
+        msg.pop("sig", None)
+        return msg, None
+
+    def _refused(self, kind, why):
+        print("downlink: refused", kind, "message:", why)
+        s = self.session
+        s.auth_refused += 1
+        s.auth_error = kind + ": " + why
+        self.status_due = True
+        self.wake.set()
 
     def _config(self, payload, msg):
         crc = binascii.crc32(payload)

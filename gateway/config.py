@@ -34,6 +34,7 @@ _INSTANCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 @dataclass(frozen=True)
 class GatewaySection:
     instance: str = "gateway-1"  # MQTT client id (persistent session) and status topic name
+    registry: str = ""  # the node registry (checkpoint-gateway provision; gateway/signing.py); "" = none
     log_level: str = "info"
 
 

@@ -77,6 +77,8 @@ class Status:
     boot: int | None = None
     config_id: str | None = None
     config_error: str | None = None
+    auth_refused: int | None = None  # downlink messages the node refused for their MAC or counter
+    auth_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

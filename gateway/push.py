@@ -5,6 +5,10 @@ offline now applies it when it reconnects. Before anything is sent, the push is 
 own validation (firmware/config.py `merge_push`) on a default node config, so a typo is refused here with the
 node's own reason instead of in a node's `status` at 3 a.m. With `--wait S` the command waits for the node's
 retained status to report the new config id (applied and persisted) or a `config_error`.
+
+With a node registry (gateway.registry) the config is signed with the node's key and a counter (the wall clock
+in ms; gateway/signing.py), and a node that is not registered (or retired) is refused here: a provisioned node
+applies only a config signed for it, with a counter above the last one it applied (docs/security.md).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import argparse
 import json
 import queue
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ from gateway import config as config_mod
 from gateway import mqtt
 from gateway.errors import GatewayError
 from gateway.protocol import PROTOCOL_VERSION, Topics, is_identifier
+from gateway.signing import Registry, load_registry, sign
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,9 +65,22 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     return push
 
 
+def payload(push: dict[str, Any], topic: str, site: str, node: str, registry: Registry | None, now_ms: int) -> bytes:
+    """The bytes to publish: signed for the node when there is a registry (GatewayError if it lacks the node)."""
+    body = json.dumps(push, separators=(",", ":")).encode()
+    if registry is None:
+        return body
+    entry = registry.active(site, node)
+    if entry is None:
+        raise GatewayError(f"{site}/{node} is not in the node registry (or retired): provision it first")
+    return sign(entry.key, topic, body, now_ms)
+
+
 def run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     push = build(args)
     topics = Topics(cfg.mqtt.topic_prefix)
+    topic = topics.node(args.site, args.node, "config")
+    body = payload(push, topic, args.site, args.node, load_registry(cfg.gateway.registry), int(time.time() * 1000))
     statuses: queue.Queue[tuple[dict[str, Any], bool]] = queue.Queue()
     connected = threading.Event()
     client = mqtt.client(cfg.mqtt, f"push-config-{args.site}-{args.node}")
@@ -75,8 +94,7 @@ def run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     try:
         if not connected.wait(10):
             raise GatewayError(f"the broker {cfg.mqtt.broker} did not accept the connection within 10 s")
-        topic = topics.node(args.site, args.node, "config")
-        client.publish(topic, json.dumps(push, separators=(",", ":")), qos=1, retain=True).wait_for_publish(10)
+        client.publish(topic, body, qos=1, retain=True).wait_for_publish(10)
         print(f"push-config: sent config {args.config_id!r} to {topic} (retained: applied on the next connect)")
         if args.wait > 0:
             return _wait(client, topics.node(args.site, args.node, "status"), statuses, args)

@@ -39,6 +39,7 @@ from gateway.logs import RateLimitedLog
 from gateway.protocol import Topics
 from gateway.screening import Screener
 from gateway.store.base import Store
+from gateway.signing import Signer, load_registry
 from gateway.transport import Transport
 
 log = logging.getLogger("gateway.service")
@@ -76,6 +77,7 @@ class Gateway:
         self._fault_log = RateLimitedLog(log, 60_000, monotonic)
         self._connected = False  # the transport was ready at the last look (alert states published)
         self.writer: Writer | None = None
+        self.signer = Signer(None, cfg.mqtt.topic_prefix, clock)  # run() loads the registry (gateway.registry)
         self.ready = threading.Event()  # set once subscribed (tests and the CLI wait on it)
 
     def run(self, stop: threading.Event) -> None:
@@ -89,6 +91,7 @@ class Gateway:
         writer = Writer(self.store, screener, fleet, cfg.alerts, self.topics, self.clock,
                         cfg.ingest.verdict_to_node, self.monotonic)  # fmt: skip
         self.writer = writer
+        self.signer = Signer(load_registry(cfg.gateway.registry), cfg.mqtt.topic_prefix, self.clock)
         self.transport.start()
         try:
             self._deliver(writer.pending_events(), [])
@@ -195,7 +198,7 @@ class Gateway:
 
     def _deliver(self, outcome: Outcome, batch: list[Incoming]) -> None:
         for out in outcome.publish:
-            sent = self.transport.publish(out)
+            sent = self.transport.publish(self.signer.seal(out))
             if out.event is not None:
                 self._awaiting[sent] = out.event
         if batch:

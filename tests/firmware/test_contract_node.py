@@ -5,7 +5,8 @@ last will), health, built by the firmware's session.py and health.py, read by th
 every field arrives with its value (`outbox_dropped` vs `outbox_drops` cannot come back). Gateway -> node: the
 receipt and verdict the gateway's service publishes for a fever, and the config push-config builds, handed to
 the firmware's Downlink: each is accepted by the node's contract check and acted on (records freed, the verdict
-and the config reach the node with every field).
+and the config reach the node with every field), both as protocol v1 without a key and signed for a node in the
+gateway's registry (the node checks the MAC and counter with its key: firmware/auth.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import firmware
 from gateway import config as config_mod
 from gateway import protocol, push
 from gateway.service import Gateway
+from gateway.signing import NodeEntry, Registry
 from gateway.store import open_store
 from sim.clock import ManualClock
 from testkit.gateway import FakeClock
@@ -39,10 +41,21 @@ record = firmware.module("record")
 PREFIX = contract.PREFIX
 SITE, NODE = "bridge-1", "lane-1"
 IDENTITY = {"site": SITE, "node": NODE, "fw": "0.1.0", "boot": 4, "config_id": "cfg-7"}
+KEY = "5e" * 32
 
 
-def session() -> Any:
-    return session_mod.Session({"host": "broker", "port": 1883}, PREFIX, dict(IDENTITY), ManualClock())
+def session(key: str | None = None) -> Any:
+    broker = {"host": "broker", "port": 1883, "hmac_key": key}
+    return session_mod.Session(broker, PREFIX, dict(IDENTITY), ManualClock())
+
+
+def registry(tmp_path: Path, key: str | None) -> Registry | None:
+    """The gateway's registry holding this node with `key` (None: no registry, protocol v1 unsigned)."""
+    if key is None:
+        return None
+    reg = Registry({(SITE, NODE): NodeEntry(SITE, NODE, key, f"{SITE}.{NODE}", 0)})
+    reg.save(tmp_path / "registry.json")
+    return reg
 
 
 def at_gateway(kind: str, payload: bytes) -> Any:
@@ -107,7 +120,7 @@ def test_health_arrives_with_every_figure_the_node_sends() -> None:
 class Downlinked:
     """The firmware's Downlink over a real outbox holding seqs 0..n-1, recording what reaches the node."""
 
-    def __init__(self, root: Path, n: int) -> None:
+    def __init__(self, root: Path, n: int, key: str | None = None) -> None:
         clock = ManualClock()
         self.outbox = outbox_mod.Outbox(str(root / "outbox"))
         self.outbox.open()
@@ -117,7 +130,7 @@ class Downlinked:
         receipts = receipts_mod.Receipts(self.outbox, clock, 120_000, self.counts)
         self.verdicts: list[dict[str, Any]] = []
         self.configs: list[dict[str, Any]] = []
-        self.session = session()
+        self.session = session(key)
         base = contract.topic(PREFIX, SITE, NODE, "")
         self.downlink = downlink_mod.Downlink(
             base, receipts, self.session, self._config, self.verdicts.append, asyncio.Event()
@@ -136,10 +149,12 @@ def node_scan() -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in ("v", "site", "node", "seq")}
 
 
-def test_receipt_and_verdict_from_the_gateway_are_acted_on_by_the_node(tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", [None, KEY], ids=["v1", "signed"])
+def test_receipt_and_verdict_from_the_gateway_are_acted_on_by_the_node(tmp_path: Path, key: str | None) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'gw.db'}")
     transport = MemoryTransport()
-    gateway = Gateway(config_mod.load(None, environ={}), store, transport, FakeClock())
+    environ = {} if registry(tmp_path, key) is None else {"CHECKPOINT_GATEWAY_REGISTRY": str(tmp_path / "registry.json")}
+    gateway = Gateway(config_mod.load(None, environ=environ), store, transport, FakeClock())
     stop = threading.Event()
     thread = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
     thread.start()
@@ -153,27 +168,31 @@ def test_receipt_and_verdict_from_the_gateway_are_acted_on_by_the_node(tmp_path:
         stop.set()
         thread.join(10)
         store.close()
-    node = Downlinked(tmp_path, 3)
+    node = Downlinked(tmp_path, 3, key)
     assert node.outbox.depth == 3
     verdicts = [s.out for s in transport.published("/verdict") if s.out is not None]
     for s in transport.published("/receipt") + transport.published("/verdict"):
         assert s.out is not None
         node.deliver(s.out.topic, s.out.payload)
     assert node.outbox.depth == 0 and node.counts["receipted"] == 3  # every record freed by the real receipts
-    assert [v["seq"] for v in node.verdicts] == [0, 1, 2]
+    assert [v["seq"] for v in node.verdicts] == [0, 1, 2] and node.session.auth_refused == 0
     for msg, out in zip(node.verdicts, verdicts, strict=True):
-        assert msg == json.loads(out.payload)  # every field of the gateway's verdict reached the node
+        sent = json.loads(out.payload)
+        assert ("sig" in sent and "ctr" in sent) is (key is not None)
+        assert msg == {k: v for k, v in sent.items() if k not in ("ctr", "sig")}  # every field reached the node
         assert msg["verdict"] == "elevated" and msg["alert_id"]
 
 
-def test_a_config_built_by_push_config_is_accepted_and_applied_by_the_node(tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", [None, KEY], ids=["v1", "signed"])
+def test_a_config_built_by_push_config_is_accepted_and_applied_by_the_node(tmp_path: Path, key: str | None) -> None:
     args = argparse.Namespace(site=SITE, node=NODE, config_id="cfg-8", mode="forehead", threshold=37.5,
                               calibration=None, wait=0.0, broker=None)  # fmt: skip
     body = push.build(args)
-    node = Downlinked(tmp_path, 0)
-    node.deliver(contract.topic(PREFIX, SITE, NODE, "config"), json.dumps(body).encode())
+    node = Downlinked(tmp_path, 0, key)
+    topic = contract.topic(PREFIX, SITE, NODE, "config")
+    node.deliver(topic, push.payload(body, topic, SITE, NODE, registry(tmp_path, key), 1_767_225_600_000))
     assert node.configs == [body]
-    assert node.session.config_error is None and node.downlink.status_due
+    assert node.session.config_error is None and node.downlink.status_due and node.session.auth_refused == 0
 
 
 @pytest.mark.parametrize(
