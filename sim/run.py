@@ -9,6 +9,10 @@ can kill and restart both on schedule. Every node runs firmware/ under CPython o
 stops, and what it stored is read back through `checkpoint-gateway export` and compared with what the nodes
 recorded and who the travellers really were. The summary is printed for a person, and with `--json` also as
 one JSON object on the last line of stdout.
+
+A unit replaced by an `identity_clash` fault is a second unit under the node's name: the summary counts it as
+node `NAME~2` (its scans stored under seqs the first unit never reached, and those kept in the gateway's
+scan_clashes, with their fever alerts), so "lost", "duplicates" and "alerts missing" stay exact.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -34,6 +40,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 import firmware
 from gateway import export
+from gateway.ingest import origin_id
 from sim.broker import Broker, BrokerError
 from sim.post import RecordedScan, SimNode, install_task_tracking
 from sim.process import REPO, GatewayProcess
@@ -44,6 +51,8 @@ from sim.watch import Watcher
 contract: Any = firmware.module("contract")  # untyped MicroPython module
 DRAIN_TIMEOUT_S = 120.0  # real seconds to wait for every node's outbox to be receipted at the end
 PROGRESS_EVERY_S = 5.0
+DISK_MB = 64  # the tmpfs that holds the gateway's database when the scenario has a disk_full fault
+DISK_LEFT = 24 * 1024  # bytes left free by disk_full
 GARBAGE = (
     b"\xff\xfe not utf-8",
     b"{not json",
@@ -84,6 +93,9 @@ class Simulation:
         self.port = 0
         self.db_url = ""
         self.rng = random.Random(self.s.seed)
+        self.units: dict[str, int] = {}  # node -> its current unit (1, then 2 after an identity_clash)
+        self.recorded_units: list[int] = []  # the unit of each recorded scan
+        self.disk: Path | None = None  # the tmpfs mounted for disk_full
 
     # --- set-up
     def _start_services(self) -> None:
@@ -106,11 +118,39 @@ class Simulation:
                 raise ScenarioError("broker_restart needs the simulator's own broker: drop --broker")
             self.port = url.port
         self.db_url = self.o.db_url or f"sqlite:///{wd / 'gateway.db'}"
+        if any(f.kind == "disk_full" for f in self.s.faults):
+            self.db_url = f"sqlite:///{self._mount_disk(wd / 'gateway-disk') / 'gateway.db'}"
         self.gateway = GatewayProcess(self.port, self.db_url, wd, instance="sim-gateway")
         self.gateway.start()
 
+    def _mount_disk(self, where: Path) -> Path:
+        """A tmpfs of its own for the gateway's database, so disk_full can fill it (needs root)."""
+        if self.o.db_url is not None:
+            raise ScenarioError("disk_full puts the gateway's database on a disk of its own: drop --db")
+        if os.geteuid() != 0:
+            raise ScenarioError("disk_full needs root (it mounts a tmpfs for the gateway's database): drop it")
+        where.mkdir(parents=True, exist_ok=True)
+        cmd = ["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m", "tmpfs", str(where)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ScenarioError(f"disk_full: cannot mount a tmpfs at {where}: {done.stderr.strip()}")
+        self.disk = where
+        return where
+
+    def _unmount_disk(self) -> None:
+        """Unmount the disk_full tmpfs, keeping the database: copied beside it (the gateway has stopped)."""
+        if self.disk is None:
+            return
+        kept = self.o.workdir / "gateway.db"
+        with contextlib.suppress(FileNotFoundError):
+            shutil.copyfile(self.disk / "gateway.db", kept)
+            self.db_url = f"sqlite:///{kept}"
+        subprocess.run(["umount", "-l", str(self.disk)], capture_output=True)
+        self.disk = None
+
     def _on_scan(self, r: RecordedScan) -> None:
         self.recorded.append(r)
+        self.recorded_units.append(self.units.get(r.node, 1))
 
     def _on_alert(self, topic: str, body: Any, arrived: float) -> None:
         raised = isinstance(body, dict) and body.get("kind") == "fever" and body.get("state") == "raised"
@@ -146,14 +186,39 @@ class Simulation:
             node.power_on()
         elif f.kind == "garbage" and node:
             await asyncio.to_thread(self._publish_garbage, node)
-        elif f.kind == "broker_restart" and self.broker is not None:
+        elif f.kind == "identity_clash" and node:
+            await self._replace_unit(node)
+        else:
+            await self._shared_fault(f.kind, real)
+
+    async def _shared_fault(self, kind: str, real: float) -> None:
+        """A fault on the broker, the gateway or the gateway's disk, for `real` seconds."""
+        if kind == "disk_full" and self.disk is not None:
+            filler = await asyncio.to_thread(fill_disk, self.disk, DISK_LEFT)
+            await asyncio.sleep(real)
+            filler.unlink()
+        elif kind == "broker_restart" and self.broker is not None:
             await asyncio.to_thread(self.broker.stop)
             await asyncio.sleep(real)
             await asyncio.to_thread(self.broker.start)
-        elif f.kind == "gateway_restart" and self.gateway is not None:
+        elif kind == "gateway_restart" and self.gateway is not None:
             await asyncio.to_thread(self.gateway.kill)
             await asyncio.sleep(real)
             await asyncio.to_thread(self.gateway.start, 30.0)
+
+    async def _replace_unit(self, node: SimNode) -> None:
+        """A spare unit under the node's name: the old one goes once its outbox is empty (nothing of it lost),
+        the spare boots from an empty flash: boot counter and seqs from the start again."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while node.depth and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # waiting for the old unit's receipts, not for time
+        if node.depth:
+            self._say(f"identity_clash: {node.name} still awaits {node.depth} receipts: the swap is skipped")
+            return
+        node.power_cut(torn=False)
+        shutil.rmtree(node.root, ignore_errors=True)
+        self.units[node.name] = self.units.get(node.name, 1) + 1
+        node.power_on()
 
     def _publish_garbage(self, node: SimNode) -> None:
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sim-garbage-{node.name}")
@@ -239,7 +304,25 @@ class Simulation:
             raise RuntimeError(f"checkpoint-gateway export --what {what} failed: {out.stderr.strip()}")
         return export.read(what, "jsonl", StringIO(out.stdout))
 
+    def _summary(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """What the gateway stored, read back and compared with what was made; and the stored scans."""
+        self._unmount_disk()
+        scans = self._stored("scans")
+        alerts = self._stored("alerts")
+        quarantine = self._stored("quarantine")
+        clashes = self._stored("clashes")
+        recorded, rows, alerts = by_unit(self.recorded, self.recorded_units, scans, clashes, alerts)
+        summary = summarise(recorded, rows, alerts, quarantine, self.alert_seen_at)
+        summary["clashes"] = len(clashes)
+        return summary, scans
+
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        finally:
+            self._unmount_disk()
+
+    def _run(self) -> dict[str, Any]:
         started = time.monotonic()
         self._start_services()
         watcher = Watcher(self.port, f"{contract.PREFIX}/{contract.ALERTS}/+", on_message=self._on_alert)
@@ -262,10 +345,7 @@ class Simulation:
             if self.broker is not None:
                 self.broker.close()
         self._write_truth()
-        scans = self._stored("scans")
-        alerts = self._stored("alerts")
-        quarantine = self._stored("quarantine")
-        summary = summarise(self.recorded, scans, alerts, quarantine, self.alert_seen_at)
+        summary, scans = self._summary()
         summary.update(
             travellers=sum(n.travellers for n in self.nodes.values()),
             febrile=sum(n.febrile for n in self.nodes.values()),
@@ -278,6 +358,53 @@ class Simulation:
         )
         summary["scans_per_s"] = round(summary["scans_made"] / max(summary["real_s"], 1e-9), 1)
         return summary
+
+
+def fill_disk(disk: Path, leave: int) -> Path:
+    """Fill the filesystem at `disk` with one file, then free `leave` bytes of it; returns the file."""
+    filler = disk / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65_536)
+                f.flush()
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+        f.truncate(max(0, f.tell() - leave))
+    return filler
+
+
+def by_unit(
+    recorded: list[RecordedScan],
+    units: list[int],
+    scans: list[dict[str, Any]],
+    clashes: list[dict[str, Any]],
+    alerts: list[dict[str, Any]],
+) -> tuple[list[RecordedScan], list[dict[str, Any]], list[dict[str, Any]]]:
+    """A replaced node's second unit as node `NAME~2` (see the module doc): its recorded scans, its stored rows
+    (in scans above the first unit's last seq, and every one kept in scan_clashes) and its fever alerts."""
+    last: dict[tuple[str, str], int] = {}  # the first unit's highest seq, per node
+    for r, u in zip(recorded, units, strict=True):
+        if u == 1 and r.seq is not None:
+            last[(r.site, r.node)] = max(last.get((r.site, r.node), -1), r.seq)
+    replaced = {r.node for r, u in zip(recorded, units, strict=True) if u > 1}
+
+    def unit_of(site: str, node: str, seq: int, clash: bool) -> str:
+        if node in replaced and (clash or seq > last.get((site, node), -1)):
+            return f"{node}~2"
+        return node
+
+    made = [replace(r, node=f"{r.node}~{u}") if u > 1 else r for r, u in zip(recorded, units, strict=True)]
+    rows = [dict(s, node=unit_of(s["site"], s["node"], int(s["seq"]), False)) for s in scans]
+    rows += [dict(s, node=unit_of(s["site"], s["node"], int(s["seq"]), True)) for s in clashes]
+    clash_ids = {f"fever:{s['site']}:{s['node']}:{s['seq']}:{origin_id(s['boot'], s['uptime_ms'])}" for s in clashes}
+    out = []
+    for a in alerts:
+        if a["kind"] == "fever" and a["seq"] is not None:
+            a = dict(a, node=unit_of(a["site"], a["node"], int(a["seq"]), a["alert_id"] in clash_ids))
+        out.append(a)
+    return made, rows, out
 
 
 # --- the command line
@@ -296,6 +423,7 @@ HUMAN_KEYS = (
     ("latency_p50_ms", "scan to alert p50, ms"),
     ("latency_p99_ms", "scan to alert p99, ms"),
     ("quarantined", "messages quarantined"),
+    ("clashes", "scans kept beside another unit's (identity clash)"),
     ("scans_per_s", "scans per real second"),
 )
 

@@ -19,11 +19,15 @@ A scenario file looks like this (every key optional; command-line flags override
     [[fault]]
     at_s = 30
     kind = "wifi_drop"        # wifi_drop | broker_restart | gateway_restart | sensor_error_flag |
-    node = "bridge-north-1"   # sensor_bus_noise | power_cut | garbage
+    node = "bridge-north-1"   # sensor_bus_noise | power_cut | garbage | identity_clash | disk_full
     duration_s = 20
 
-Faults act on one node (`node`), or on the shared broker or gateway. Unknown keys are refused with the key
-named, so a typo never silently drops a fault.
+Faults act on one node (`node`), or on the shared broker or gateway. `identity_clash`: the node's unit is
+replaced by a spare under the same name (once its outbox is empty: the swap itself loses nothing), which starts
+its seqs again at 0, so its scans collide with the stored ones. `disk_full`: the filesystem holding the
+gateway's database fills up (24 KiB left) for `duration_s`; it needs root (the database goes on a tmpfs the
+simulator mounts) and the simulator's own database (no --db). Unknown keys are refused with the key named, so
+a typo never silently drops a fault.
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ from typing import Any
 
 IDENT = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 MODES = ("forehead", "canthus")
-NODE_FAULTS = ("wifi_drop", "sensor_error_flag", "sensor_bus_noise", "power_cut", "garbage")
-SHARED_FAULTS = ("broker_restart", "gateway_restart")
+NODE_FAULTS = ("wifi_drop", "sensor_error_flag", "sensor_bus_noise", "power_cut", "garbage", "identity_clash")
+SHARED_FAULTS = ("broker_restart", "gateway_restart", "disk_full")
 FAULT_KINDS = NODE_FAULTS + SHARED_FAULTS
 
 

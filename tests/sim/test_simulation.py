@@ -39,7 +39,7 @@ def test_every_fault_kind_was_applied(faulty: tuple[dict[str, Any], str, Path]) 
     kinds = {f["kind"] for f in summary["faults"]}
     assert kinds == {
         "wifi_drop", "broker_restart", "gateway_restart", "sensor_error_flag", "sensor_bus_noise",
-        "power_cut", "garbage",
+        "power_cut", "garbage", "identity_clash", "disk_full",
     }  # fmt: skip
     assert "fault: gateway_restart" in progress and "fault: broker_restart" in progress
 
@@ -88,3 +88,15 @@ def test_bad_scenario_is_refused_with_the_key(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 2
     assert "fault[0].kind" in out.stderr and "meteor" in out.stderr
+
+
+def test_a_replaced_unit_and_a_full_disk_lose_nothing(faulty: tuple[dict[str, Any], str, Path]) -> None:
+    """identity_clash: room-1's spare starts at seq 0 again, its scans collide with the stored ones and are kept
+    (scan_clashes), screened and alerted; disk_full: the gateway held what it could not store, said so, and
+    stored it once space returned. The checks above (lost 0, duplicates 0, every elevated scan alerted) hold."""
+    summary, _, workdir = faulty
+    assert summary["clashes"] > 0
+    logs = "".join(p.read_text() for p in sorted(workdir.glob("gateway-*.log")))
+    assert "is full (SQLITE_FULL)" in logs and "storing again after" in logs
+    assert "Traceback" not in logs
+    assert summary["lost"] == 0 and summary["alerts_missing"] == 0
