@@ -38,8 +38,8 @@ from gateway.ingest import Incoming, Outcome, Writer
 from gateway.logs import RateLimitedLog
 from gateway.protocol import Topics
 from gateway.screening import Screener
-from gateway.store.base import Store
 from gateway.signing import Signer, load_registry
+from gateway.store.base import Store
 from gateway.transport import Transport
 
 log = logging.getLogger("gateway.service")
