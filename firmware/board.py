@@ -1,4 +1,4 @@
-"""ESP32 wiring: the only firmware module that imports machine, network and ntptime.
+"""ESP32 wiring: the only firmware module that imports machine and network.
 
 Every other module is handed what it needs (a bus, pins, a clock, a link), so the same source runs on the host
 with sim/host/ supplying a board with this interface:
@@ -11,7 +11,9 @@ with sim/host/ supplying a board with this interface:
     out(pin) / inp(pin)      output pin with value(v); input with pull-up (pressed reads 0)
     supply_v()               supply voltage (V) via a 2:1 divider on pins.supply_adc, or None
     wdt(timeout_ms)          the hardware watchdog (cannot be stopped once started)
-    link                     Wi-Fi: isconnected(), async connect() -> bool, rssi(), ntp_unix_ms()
+    link                     Wi-Fi: isconnected(), async connect() -> bool, rssi(), ntp_server() and
+                             dns_server() -> (host, port) or None (udp.py does the exchanges,
+                             bounded, on the event loop: never ntptime or getaddrinfo, which block it)
     display()                SSD1306 on the same bus if pins.display_addr is set and the driver is installed
     block_ms(ms)             a blocking wait (EEPROM writes at boot only)
     keep_blinking(ui)        safe mode: keep the blink code going from a timer and return to the REPL
@@ -22,9 +24,8 @@ import time
 import clock as clockmod
 import machine
 import network
-import ntptime
 
-NTP_EPOCH_OFFSET_S = 946684800  # ESP32 epoch 2000-01-01 -> Unix
+NTP_SERVER = ("pool.ntp.org", 123)
 
 
 class Link:
@@ -64,13 +65,16 @@ class Link:
         except OSError:
             return None
 
-    def ntp_unix_ms(self):
-        """Unix ms from NTP, or None. Blocks up to ntptime.timeout (0.5 s): called rarely, by the uplink."""
+    def ntp_server(self):
+        return NTP_SERVER
+
+    def dns_server(self):
+        """The DNS server DHCP gave, or None."""
         try:
-            return (ntptime.time() + NTP_EPOCH_OFFSET_S) * 1000
-        except (OSError, OverflowError, IndexError) as e:
-            print("ntp: failed:", e)
+            dns = self._wlan.ifconfig()[3]
+        except (OSError, IndexError):
             return None
+        return (dns, 53) if dns and dns != "0.0.0.0" else None
 
 
 class Board:
@@ -90,7 +94,6 @@ class Board:
         p = cfg["pins"]
         self.i2c = machine.I2C(0, scl=machine.Pin(p["scl"]), sda=machine.Pin(p["sda"]), freq=100000)
         self.link = Link(cfg["wifi"]["ssid"], cfg["wifi"]["password"], self.clock)
-        ntptime.timeout = 0.5  # type: ignore[attr-defined]
         if p["supply_adc"] is not None:
             self._adc = machine.ADC(machine.Pin(p["supply_adc"]))
             self._adc.atten(machine.ADC.ATTN_11DB)

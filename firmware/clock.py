@@ -6,7 +6,11 @@ Every firmware module takes a clock object with this interface instead of callin
     ticks_diff(a, b) -> int      a - b in ms, wrap-safe
     await sleep_ms(ms)           yield to the event loop for ms milliseconds
     unix_ms() -> int or None     wall clock, Unix ms UTC, or None until NTP has set it
-    set_unix_ms(ms)              record a wall-clock sync (NTP) at the current tick
+    set_unix_ms(ms)              record a wall-clock sync (NTP, checked by udp.TimeSync) at the current tick
+
+Between syncs the wall clock runs on the monotonic tick. `Clock.unix_ms()` moves its sync point forward at
+every call, so the ESP32's wrapping ticks (ticks_diff is right only within about 6 days) never lose it: the
+node reads it at every scan and the uplink at least hourly.
 
 `timed(clock, coro, ms, what)` bounds an await by such a clock. `Clock` works on the ESP32, on the MicroPython
 unix port and under CPython. The simulator supplies its own clock with the same methods (simulated time).
@@ -67,7 +71,10 @@ class Clock:
     def unix_ms(self):
         if self._sync_tick is None:
             return None
-        return self._sync_unix + self.ticks_diff(self.ticks_ms(), self._sync_tick)
+        now = self.ticks_ms()
+        self._sync_unix += self.ticks_diff(now, self._sync_tick)
+        self._sync_tick = now
+        return self._sync_unix
 
     def set_unix_ms(self, ms):
         self._sync_tick = self.ticks_ms()

@@ -36,7 +36,7 @@ class Downlink:
 
     def on_message(self, topic, payload, retained):
         kind = topic[len(self.base) :]
-        if kind not in contract.DOWNLINK:
+        if kind not in contract.DOWNLINK or not payload:  # empty: a retained message cleared, not a message
             return
         msg, problem = self._authentic(kind, topic, payload)
         if msg is False:

@@ -31,7 +31,8 @@ class Client:
 
     def __init__(self, clock, client_id, host, port=1883, keepalive_s=60, clean_session=True, **kw):
         """kw: user, password, ssl (an SSLContext), will (topic, payload, qos, retain), timeout_ms (10000),
-        on_message(topic, payload, retain), on_puback(pid), on_down(reason), max_packet (8192)."""
+        on_message(topic, payload, retain), on_puback(pid), on_down(reason), max_packet (8192), resolve (async
+        host -> address, udp.Resolver's: a name must never reach MicroPython's blocking getaddrinfo)."""
         self.clock = clock
         self.client_id = client_id
         self.host = host
@@ -87,7 +88,8 @@ class Client:
         kw = self.kw
         opts = {"ssl": kw["ssl"], "server_hostname": self.host} if kw.get("ssl") else {}
         t = self.timeout_ms
-        self._r, self._w = await timed(self.clock, asyncio.open_connection(self.host, self.port, **opts), t, "tcp")
+        addr = await kw["resolve"](self.host) if kw.get("resolve") else self.host
+        self._r, self._w = await timed(self.clock, asyncio.open_connection(addr, self.port, **opts), t, "tcp")
         user, password = kw.get("user"), kw.get("password")
         pkt = connect_packet(self.client_id, self.clean_session, self.keepalive_s, kw.get("will"), user, password)
         try:

@@ -33,7 +33,8 @@ HEAP_LOG_EVERY = 100  # scans
 FAULT_SHOW_MS = 1000  # an idle sensor failing this long shows the fault pattern
 IDLE_SLOWDOWN = 3  # waiting for a traveller: sample every 3rd period (60 ms: well inside the 1.0 s target)
 _LEDS = ("green", "amber", "red", "link")
-_ELEVATED = VERDICTS[1]
+NORMAL, ELEVATED = VERDICTS[:2]
+VERDICT_WINDOW_MS = 10000  # a gateway verdict concerns the traveller in front until the next scan or this long
 
 
 class Node:
@@ -193,13 +194,22 @@ class Node:
         return True, None
 
     def on_verdict(self, msg):
-        app.log("verdict from gateway:", msg["seq"], msg["verdict"])
-        if msg["verdict"] == _ELEVATED:
-            t = msg["t_core_c"]
-            self.ui.show("confirmed", ("%.1fC " % t if t is not None else "") + "FEVER")
+        """The gateway's verdict on a scan, shown only for the traveller in front: docs/firmware.md, "What staff
+        see and hear" (agrees; its own pattern; the node's own never silenced; late: quiet notice if idle)."""
+        seq, v, t, sc = msg["seq"], msg["verdict"], msg["t_core_c"], self.scanner
+        current = sc.current(seq, VERDICT_WINDOW_MS)
+        app.log("verdict from gateway:", seq, v, "" if current else "(late: not the traveller in front)")
+        line = "GW " + v + (" %.1fC" % t if t is not None else "")
+        if not current:
+            if self.ui.state == "idle":
+                self.ui.show("late", "#%d %s" % (seq, line))
+        elif v == sc.last_verdict:
+            if v == ELEVATED:
+                self.ui.show("agrees", line)
+        elif v != NORMAL:
+            self.ui.show(v, line)
 
     def health(self):
-        """The node's figures for the health message (health.py)."""
         return self.stats.figures(self.scanner.faults, self.board.supply_v(), self.supervisor.restarts, app.heap_free())
 
     async def run(self):

@@ -39,7 +39,7 @@ class Scanner:
         self.faults = 0
         self._retest = False
         self._last_end = None
-        self._last_verdict = None
+        self.last_verdict = None
         self._next = None
         self.configure(conf)
 
@@ -54,6 +54,13 @@ class Scanner:
         self.s = conf
         self._next = None
         self._way = _WAYS[conf["mode"]](conf)
+
+    def current(self, seq, window_ms):
+        """True while `seq` is the last scan and its traveller the one in front: no scan started since its
+        result, at most `window_ms` ago (a gateway verdict for it may be shown)."""
+        if seq != self.last_seq or self.state == SCANNING or self._last_end is None:
+            return False
+        return self.clock.ticks_diff(self.clock.ticks_ms(), self._last_end) <= window_ms
 
     def arm_retest(self):
         """The next scan re-checks the previous one (button long-press)."""
@@ -98,7 +105,7 @@ class Scanner:
 
     def _auto_retest(self, now):
         s = self.s
-        if s["auto_retest_s"] <= 0 or self._last_verdict not in _RETEST_VERDICTS:
+        if s["auto_retest_s"] <= 0 or self.last_verdict not in _RETEST_VERDICTS:
             return False
         return self.clock.ticks_diff(now, self._last_end) <= s["auto_retest_s"] * 1000
 
@@ -129,7 +136,7 @@ class Scanner:
         t_core, verdict, flags = screening.assess(s["cal"], s["mode"], t_site, t_amb, flags, s["threshold_c"])
         self.state = IDLE if self._by_button or s["trigger"] != "auto" else WAIT_LEAVE
         self._last_end = now
-        self._last_verdict = verdict
+        self.last_verdict = verdict
         result = self._result(now, t_site, t_amb, t_core, verdict, flags)
         if self._next is not None:
             self._apply(self._next)

@@ -11,7 +11,8 @@ Only changes are written. The table below is the one in docs/firmware.md.
     elevated       red 5 s                           3 long beeps             call the medic
     indeterminate  amber blinking 3 s                2 short beeps            retest after warming up
     invalid        red + amber fast blink 3 s        1 long beep              sensor fault: no reading
-    confirmed      red fast blink 6 s                5 beeps                  gateway confirmed the fever
+    agrees         red steady 5 s                    -                        the gateway's screen also reads elevated
+    late           green + amber 3 slow blinks       -                        a gateway verdict for an earlier scan
     retest         amber 2 quick blinks              1 short beep             next scan is a retest
     fault          red + amber slow blink (repeats)  -                        sensor not answering
     safe           red blinks N times, pause (rep.)  -                        safe mode, code N
@@ -45,7 +46,8 @@ PATTERNS = {
     "elevated": _p((300, R | BUZ), (160, R), (300, R | BUZ), (160, R), (300, R | BUZ), (3780, R)),
     "indeterminate": _p((80, A | BUZ), (80, A), (80, A | BUZ), (260, 0), *(((240, A), (260, 0)) * 5)),
     "invalid": _p((800, R | A | BUZ), *(((100, 0), (100, R | A)) * 11)),
-    "confirmed": _p(*(((160, R | BUZ), (140, 0)) * 5 + ((160, R), (140, 0)) * 15)),
+    "agrees": _p((5000, R)),
+    "late": _p(*(((300, G | A), (300, 0)) * 3)),
     "retest": _p((80, A | BUZ), (120, 0), (80, A), (120, 0)),
     "fault": _p((500, R | A), (500, 0)),
 }

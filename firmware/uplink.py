@@ -1,15 +1,14 @@
 """The uplink: Wi-Fi and MQTT, independent of scanning. Publishes the outbox, frees what receipts name.
 
-One asyncio task (`run`): Wi-Fi up with exponential backoff (capped), NTP when online, the MQTT session
-(session.py: will, retained status, subscriptions), then the outbox pump (pump.py) under the receipt policy
-(receipts.py), and health every `health_interval_s` (QoS 0, health.py). After every reconnect all unfreed
-records are resent in seq order (the gateway stores by (site, node, seq)).
+One asyncio task (`run`): Wi-Fi up with backoff, NTP when online and hourly (udp.py: plausible time only),
+the MQTT session (session.py; the broker's name resolved by udp.Resolver, bounded, never blocking), the outbox
+pump (pump.py) under the receipt policy (receipts.py), health every `health_interval_s` (QoS 0, health.py).
+After every reconnect all unfreed records are resent in seq order (the gateway stores by (site, node, seq)).
 
 It waits for events, never on a fixed tick: `kick()` after an append, a PUBACK, a receipt, a pushed config,
 a change of the link state (linkstate.py: DOWN, WIFI, UP; the UI's link LED listens to `link_state` too);
 between them for the next deadline (health, receipt timeout, the watchdog's heartbeat). Incoming messages are
-checked against the contract before anything is done with them (message.py): a bad receipt or verdict is
-logged and ignored, a bad config is reported in status as config_error.
+checked against the contract first (message.py, downlink.py).
 
 cfg: {"broker": {...} (session.py), "prefix", "health_interval_s", optional: "window" (8), "backoff_max_s"
 (60), "receipt_timeout_s" (120), "ntp_interval_s" (3600), "link_timeout_s" (20)}.
@@ -26,6 +25,7 @@ import health
 import pump
 import receipts
 import session
+import udp
 from clock import timed
 from linkstate import DOWN, REFUSED, UP, WIFI, LinkState
 
@@ -50,20 +50,22 @@ class Uplink:
         self.last_progress_ms = clock.ticks_ms()
         self.counts = {"published": 0, "receipted": 0, "connects": 0, "resends": 0, "errors": 0}
         prefix = cfg.get("prefix", contract.PREFIX)
+        resolver = udp.Resolver(clock, link)
         self.session = session.Session(
             cfg["broker"], prefix, identity, clock, on_message=self._on_message, on_puback=self._poke,
-            on_down=self._on_down,
+            on_down=self._on_down, resolve=resolver.resolve,
         )  # fmt: skip
+        self.timesync = udp.TimeSync(clock, link, resolver, self.counts, cfg.get("ntp_interval_s", 3600) * 1000)
         self._wake = asyncio.Event()  # anything for the session loop to do
-        self.pump = pump.Pump(outbox, self.session.topic(SCAN), identity, cfg.get("window", 8), self.counts)
         self.receipts = receipts.Receipts(outbox, clock, cfg.get("receipt_timeout_s", 120) * 1000, self.counts)
+        self.pump = pump.Pump(outbox, self.session.topic(SCAN), identity, cfg.get("window", 8), self.counts,
+                              self.receipts.sent)  # fmt: skip
         self.downlink = downlink.Downlink(
             self.session.topic(""), self.receipts, self.session, on_config, on_verdict, self._wake
         )
         self._retry = asyncio.Event()  # Wi-Fi is back (or stop()): no need to wait out the backoff
         self._stopping = False
         self._health_ms = None
-        self._ntp_ms = None
         self.link_state = LinkState()
         self.link_state.listen(self._on_link)
 
@@ -118,7 +120,7 @@ class Uplink:
     async def _attempt(self):
         try:
             if await self._link_up():
-                self._ntp()
+                await self.timesync.run()
                 await self._session()
         except OSError as e:
             self.counts["errors"] += 1
@@ -139,14 +141,6 @@ class Uplink:
         if self.link_state.state != UP:
             self.link_state.set(WIFI if up else DOWN)
         return up
-
-    def _ntp(self):
-        if self._ntp_ms is not None and self._since(self._ntp_ms) < self.cfg.get("ntp_interval_s", 3600) * 1000:
-            return
-        ms = self.link.ntp_unix_ms()
-        if ms is not None:
-            self.clock.set_unix_ms(ms)
-            self._ntp_ms = self.clock.ticks_ms()
 
     async def _session(self):
         try:
@@ -170,9 +164,11 @@ class Uplink:
                 self.downlink.status_due = False
                 await self.session.publish_status()
             await self.pump.run(c)
-            if self.receipts.check(self.pump.cursor):
-                self.pump.rewind()
+            again = self.receipts.due(self.pump.cursor)
+            if again is not None:
+                self.pump.resend(*again)
                 continue
+            await self.timesync.run()
             ms = await self._health(c)
             due = self.receipts.due_in(self.pump.cursor)
             await self._wait(self._wake, ms if due is None else min(ms, due))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from firmware import module as firmware_module
+from sim.host.udp import DnsStub, NtpStub
 from sim.i2c import MachineI2C, ReadableBuffer, SMBusDevice, WritableBuffer
 
 LED_NAMES = ("green", "amber", "red")
@@ -81,7 +82,12 @@ class InPin:
 
 
 class HostLink:
-    """Wi-Fi as the firmware sees it. `cut()` takes the access point away; `restore()` brings it back."""
+    """Wi-Fi as the firmware sees it. `cut()` takes the access point away; `restore()` brings it back.
+
+    Its NTP and DNS servers are real UDP stubs on 127.0.0.1 (sim/host/udp.py), started when the firmware first
+    asks for them: `ntp` tells the node's simulated time (`unix_ms_at_zero` + ticks), `dns` answers 127.0.0.1.
+    Faults reach them there (clock_jump, ntp_bad_reply, dns_slow). `close()` stops them.
+    """
 
     def __init__(self, clock: Clock, rssi: int = -58, unix_ms_at_zero: int | None = DEFAULT_UNIX_MS) -> None:
         self._clock = clock
@@ -90,6 +96,9 @@ class HostLink:
         self.joins = 0
         self._rssi = rssi
         self._unix0 = unix_ms_at_zero
+        self._ntp: NtpStub | None = None
+        self._dns: DnsStub | None = None
+        self._attached = False
 
     def isconnected(self) -> bool:
         return self.available and self.joined
@@ -105,10 +114,37 @@ class HostLink:
     def rssi(self) -> int | None:
         return self._rssi if self.isconnected() else None
 
-    def ntp_unix_ms(self) -> int | None:
-        if not self.isconnected() or self._unix0 is None:
-            return None
-        return self._unix0 + self._clock.ticks_ms()
+    @property
+    def ntp(self) -> NtpStub:
+        if self._ntp is None:
+            unix0 = self._unix0 if self._unix0 is not None else DEFAULT_UNIX_MS
+            self._ntp = NtpStub(lambda: unix0 + self._clock.ticks_ms())
+            self._ntp.reply = "ok" if self._unix0 is not None else "silent"
+        return self._ntp
+
+    @property
+    def dns(self) -> DnsStub:
+        if self._dns is None:
+            self._dns = DnsStub()
+        return self._dns
+
+    def attach(self, ntp: NtpStub, dns: DnsStub) -> None:
+        """Serve from stubs that outlive this link (a simulated node's, across its reboots)."""
+        self.close()
+        self._ntp, self._dns = ntp, dns
+        self._attached = True
+
+    def ntp_server(self) -> tuple[str, int] | None:
+        return self.ntp.address if self.isconnected() else None
+
+    def dns_server(self) -> tuple[str, int] | None:
+        return self.dns.address if self.isconnected() else None
+
+    def close(self) -> None:
+        for stub in (self._ntp, self._dns):
+            if stub is not None and not self._attached:
+                stub.close()
+        self._ntp = self._dns = None
 
     def cut(self) -> None:
         self.available = False

@@ -52,7 +52,8 @@ class BridgeServer:
             ord("c"): lambda p: _bool(board.link.isconnected()),
             ord("j"): lambda p: _bool(board.link.join()),
             ord("q"): self._rssi,
-            ord("n"): self._ntp,
+            ord("n"): lambda p: self._server(board.link.ntp_server()),
+            ord("d"): lambda p: self._server(board.link.dns_server()),
             ord("D"): lambda p: self._wdt(struct.unpack("<I", p)[0]),
             ord("f"): self._feed,
             ord("S"): lambda p: board.setup(None if not p else self._cfg),
@@ -144,9 +145,9 @@ class BridgeServer:
         r = self.board.link.rssi()
         return None if r is None else struct.pack("<b", r)
 
-    def _ntp(self, p: bytes) -> bytes | None:
-        t = self.board.link.ntp_unix_ms()
-        return None if t is None else struct.pack("<q", t)
+    def _server(self, addr: tuple[str, int] | None) -> bytes | None:
+        """A UDP server of the link (NTP, DNS) on 127.0.0.1: its port."""
+        return None if addr is None else struct.pack("<H", addr[1])
 
     def _wdt(self, timeout_ms: int) -> bytes:
         self.board.wdt(timeout_ms)

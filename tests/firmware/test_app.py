@@ -140,9 +140,63 @@ def test_a_bad_push_is_refused_and_changes_nothing(post: Post, tmp_path: Path) -
     assert (tmp_path / "config.json").read_text() == before and post.node.config_id == "local"
 
 
-def test_a_confirmed_fever_from_the_gateway_is_shown(post: Post) -> None:
-    post.node.on_verdict({"v": 1, "seq": 0, "verdict": "elevated", "t_core_c": 38.4})
-    assert post.node.ui.state == "confirmed" and post.board.leds() == ("red",) and post.board.level("buzzer")
+def gateway_verdict(seq: int, verdict: str, t_core_c: float | None = 38.4) -> dict[str, Any]:
+    return {"v": 1, "seq": seq, "verdict": verdict, "t_core_c": t_core_c, "flags": [], "cal": "c-1"}
+
+
+def alarms_since(post: Post, tick: int) -> list[PinEvent]:
+    """Red LED or buzzer switched on at or after `tick`."""
+    return [e for e in post.board.events if e.tick >= tick and e.value and e.pin in ("red", "buzzer")]
+
+
+def test_a_late_gateway_verdict_never_alarms_the_traveller_in_front(post: Post) -> None:
+    """Issue 10 kind 2: the gateway's elevated verdict for seq 0 arrives (after a reconnect) while the fourth
+    traveller after it is being scanned: nothing red, no buzzer, the scan in front goes on; logged only."""
+    post.traveller(37.2)
+    assert post.node.scanner.last_verdict == "elevated"
+    for t in (34.8, 35.0, 34.9):
+        post.traveller(t)
+    post.chip.set_scene(object_c=35.1, ambient_c=22.0)  # traveller 5 steps up
+    post.steps(100)
+    assert post.node.ui.state == "scanning"
+    t0 = post.clock.ticks_ms()
+    post.node.on_verdict(gateway_verdict(0, "elevated"))
+    assert post.node.ui.state == "scanning" and alarms_since(post, t0) == []
+    post.steps(1100)
+    post.chip.set_scene(object_c=22.0, ambient_c=22.0)
+    post.steps(400)
+    assert [v for _, v in post.board.verdicts_shown()] == ["elevated", "normal", "normal", "normal", "normal"]
+
+
+def test_a_late_verdict_on_an_idle_node_is_a_quiet_notice(post: Post) -> None:
+    post.traveller(37.2)
+    post.steps(node_mod.VERDICT_WINDOW_MS)  # the traveller's window is over
+    t0 = post.clock.ticks_ms()
+    post.node.on_verdict(gateway_verdict(0, "elevated"))
+    assert post.node.ui.state == "late" and post.board.leds() == ("green", "amber")
+    post.steps(2000)
+    assert alarms_since(post, t0) == [] and post.node.ui.state == "idle"
+
+
+def test_the_gateway_agreeing_is_shown_as_agreement_not_a_diagnosis(post: Post) -> None:
+    post.traveller(37.2, ms=800)  # still in front
+    t0 = post.clock.ticks_ms()
+    post.node.on_verdict(gateway_verdict(0, "elevated"))
+    assert post.node.ui.state == "agrees" and post.board.leds() == ("red",)
+    assert not post.board.level("buzzer") and not [e for e in alarms_since(post, t0) if e.pin == "buzzer"]
+
+
+def test_a_verdict_the_node_did_not_give_is_shown_for_the_traveller_in_front(post: Post) -> None:
+    post.traveller(35.0, ms=800)
+    assert post.node.scanner.last_verdict == "normal"
+    post.node.on_verdict(gateway_verdict(0, "elevated"))  # the gateway's calibration reads this one elevated
+    assert post.node.ui.state == "elevated" and post.board.leds() == ("red",) and post.board.level("buzzer")
+
+
+def test_the_gateways_normal_never_silences_the_nodes_elevated(post: Post) -> None:
+    post.traveller(37.2, ms=800)
+    post.node.on_verdict(gateway_verdict(0, "normal", 37.0))
+    assert post.node.ui.state == "elevated"
 
 
 def test_health_has_the_nodes_figures(post: Post) -> None:

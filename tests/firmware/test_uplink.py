@@ -23,6 +23,7 @@ import pytest
 from firmware import DIR as FIRMWARE_DIR
 from firmware import module as firmware_module
 from sim.broker import Broker, free_port
+from sim.host.udp import NtpStub
 from testkit.gateway import ReceiptingGateway
 from testkit.micropython import interpreters
 
@@ -154,6 +155,27 @@ def test_scan_without_receipt_is_resent_after_reconnect(broker: Broker, tmp_path
     assert stats["depth"] == 0 and [s["state"] for s in gw.status][-2:] == ["online", "offline"]
 
 
+def test_a_hole_in_the_receipts_is_refilled_while_later_scans_are_receipted(broker: Broker, tmp_path: Path) -> None:
+    """Issue 10 kind 4: the gateway misses the first copy of seq 2 and receipts every later scan. seq 2 is
+    published again after its own receipt timeout (1 s here), while the later scans are still going out and
+    being receipted; before, every receipt restarted the one resend timer and seq 2 waited for the last one."""
+    gw = ReceiptingGateway(broker.port, "bridge-1", "n-hole", withhold_once=(2,)).start()
+    opts = node_opts(tmp_path, broker.port, "n-hole", n=40, interval_ms=200, receipt_timeout_s=1)
+    node = NodeProcess("micropython", **opts)
+    try:
+        stats = node.finish()
+    finally:
+        node.kill()
+        gw.stop()
+    order = [s["seq"] for s in gw.scans]
+    again = order.index(2, order.index(2) + 1)  # the resend
+    later = set(order[:again])
+    assert gw.deliveries(2) == 2 and stats["depth"] == 0
+    assert 39 not in later and len(later) < 25  # resent about 1 s (5 scans) after it went out, not at the end
+    assert [gw.deliveries(s) for s in range(40) if s != 2] == [1] * 39  # nothing else sent twice
+    assert stats["counts"]["resends"] >= 1
+
+
 def test_node_power_cut_leaves_retained_offline_status(broker: Broker, tmp_path: Path) -> None:
     gw = ReceiptingGateway(broker.port, "bridge-1", "n-power").start()
     node = NodeProcess("micropython", **node_opts(tmp_path, broker.port, "n-power", n=1000, interval_ms=100))
@@ -248,8 +270,11 @@ def test_uplink_over_tls_verifies_the_broker(tmp_path: Path, interpreter: str) -
 
 
 class FakeLink:
+    """Wi-Fi that is up unless told otherwise; its NTP server a real UDP stub telling NTP_MS (sim/host/udp.py)."""
+
     def __init__(self) -> None:
         self.up = True
+        self.ntp = NtpStub(lambda: NTP_MS)
 
     def isconnected(self) -> bool:
         return self.up
@@ -260,8 +285,11 @@ class FakeLink:
     def rssi(self) -> int | None:
         return -57
 
-    def ntp_unix_ms(self) -> int | None:
-        return NTP_MS
+    def ntp_server(self) -> tuple[str, int] | None:
+        return self.ntp.address
+
+    def dns_server(self) -> tuple[str, int] | None:
+        return None
 
 
 def run_uplink(port: int, tmp_path: Path, node: str, body: Callable[..., Awaitable[None]], **hooks: Any) -> None:
@@ -301,6 +329,7 @@ def run_uplink(port: int, tmp_path: Path, node: str, body: Callable[..., Awaitab
         finally:
             await up.stop()
             await asyncio.wait_for(task, 10)
+            up.link.ntp.close()
 
     asyncio.run(main())
 
@@ -492,3 +521,31 @@ def test_drop_is_a_power_cut_the_broker_publishes_the_will(broker: Broker, tmp_p
     finally:
         gw.stop()
     assert [s["state"] for s in gw.status] == ["online", "offline"]
+
+
+def test_an_empty_retained_config_is_a_cleared_topic_not_a_bad_config(broker: Broker, tmp_path: Path) -> None:
+    """Issue 10 kind 11: a zero-length retained publish on the config topic (how MQTT clears a retained
+    message) is ignored: no config_error, nothing reaches the app; the next real push is applied."""
+    gw = ReceiptingGateway(broker.port, "bridge-1", "n-clear").start()
+    configs: list[dict[str, Any]] = []
+    holder: dict[str, Any] = {}
+
+    def on_config(c: dict[str, Any]) -> tuple[bool, str | None]:
+        configs.append(c)
+        holder["up"].identity["config_id"] = c["id"]
+        return True, None
+
+    async def body(up: uplink.Uplink, box: outbox.Outbox, clock: Any) -> None:
+        holder["up"] = up
+        assert await asyncio.to_thread(gw.wait, lambda: any(s["state"] == "online" for s in gw.status))
+        await asyncio.to_thread(gw.publish, "config", b"", True)
+        await asyncio.to_thread(gw.publish, "config", {"v": 1, "id": "c5"}, True)
+        assert await asyncio.to_thread(gw.wait, lambda: gw.status[-1].get("config_id") == "c5")
+
+    try:
+        run_uplink(broker.port, tmp_path, "n-clear", body, on_config=on_config)
+    finally:
+        gw.publish("config", b"", retain=True)
+        gw.stop()
+    assert [c["id"] for c in configs] == ["c5"]
+    assert not [s for s in gw.status if "config_error" in s]

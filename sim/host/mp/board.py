@@ -126,9 +126,16 @@ class Board:
         r = self.call(ord("q"))
         return None if r is None else struct.unpack("<b", r)[0]
 
-    def ntp_unix_ms(self):
-        r = self.call(ord("n"))
-        return None if r is None else struct.unpack("<q", r)[0]
+    def ntp_server(self):
+        return self._server(ord("n"))
+
+    def dns_server(self):
+        return self._server(ord("d"))
+
+    def _server(self, op):
+        """The host's NTP or DNS stub (sim/host/udp.py): the firmware's own clients talk real UDP to it."""
+        r = self.call(op)
+        return None if r is None else ("127.0.0.1", struct.unpack("<H", r)[0])
 
     # the watchdog
     def wdt(self, timeout_ms):

@@ -4,7 +4,8 @@ CPython), against a real Mosquitto. The Wi-Fi link is fake: up unless the file O
 usage: micropython -X heapsize=112k net_uplink_node.py FIRMWARE_DIR OPTS_FILE
 (a file: the MicroPython unix port dies with "FATAL: uncaught NLR" on any argv element of 256 bytes or more)
 OPTS_FILE holds a JSON object: dir, port, site, node, n (scans to append), interval_ms, linkdown (path),
-deadline_ms, and optional cafile (then the broker port is a TLS listener whose certificate that CA signed).
+deadline_ms, and optional cafile (then the broker port is a TLS listener whose certificate that CA signed),
+receipt_timeout_s, host (the broker's name), ntp and dns (ports of UDP stubs on 127.0.0.1: sim/host/udp.py).
 Prints to stdout, one event a line:
     rec SEQ PAYLOAD       a scan appended (PAYLOAD: the protocol-v1 JSON recorded for it)
     done STATS_JSON       every scan appended and receipted (outbox empty); after a clean stop()
@@ -26,7 +27,6 @@ import uplink
 
 with open(sys.argv[2]) as _f:
     OPTS = json.load(_f)
-NTP_MS = 1767225600000  # 2026-01-01T00:00:00Z
 
 
 def heap_free():
@@ -51,8 +51,16 @@ class FileLink:
     def rssi(self):
         return -61 if self.isconnected() else None
 
-    def ntp_unix_ms(self):
-        return NTP_MS
+    def ntp_server(self):
+        return _addr(OPTS.get("ntp"))
+
+    def dns_server(self):
+        return _addr(OPTS.get("dns"))
+
+
+def _addr(port):
+    """A UDP stub of the test on 127.0.0.1 (sim/host/udp.py), or None."""
+    return None if port is None else ("127.0.0.1", port)
 
 
 def scan(i, clock):
@@ -95,8 +103,10 @@ async def main():
         "prefix": "checkpoint/v1",
         "health_interval_s": 1,
         "backoff_max_s": 1,
-        "receipt_timeout_s": 30,
+        "receipt_timeout_s": OPTS.get("receipt_timeout_s", 30),
     }
+    if "host" in OPTS:
+        broker["host"] = OPTS["host"]
     identity = {"site": OPTS["site"], "node": OPTS["node"], "fw": "0.1.0-test", "boot": 7, "config_id": "c0"}
     up = uplink.Uplink(
         cfg,
