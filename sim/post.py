@@ -28,9 +28,10 @@ from typing import Any
 import firmware
 from sim.clock import ScaledClock
 from sim.host.board import HostBoard
+from sim.lane import Lane
 from sim.mlx90614 import MLX90614
 from sim.scenario import Scenario, Site
-from sim.travellers import Population, Traveller, site_temperature
+from sim.travellers import Population, Traveller, scene
 
 VARIANT = {"forehead": "BCC", "canthus": "DCI"}
 DWELL_MS = 400  # a traveller stays this long after the verdict is shown
@@ -96,7 +97,7 @@ class SimNode:
         self.broker_port = broker_port
         self.clock = ScaledClock(scenario.speed)
         self.chip = MLX90614(self.clock, variant=VARIANT[site.mode], seed=seed)
-        self.chip.set_scene(object_c=site.ambient_c, ambient_c=site.ambient_c)
+        self.front: Lane[Traveller] = Lane(self.chip, site.ambient_c, DWELL_MS, GAP_MS, GIVE_UP_MS)
         self.rng = random.Random(seed)
         cold = 0.0 if not site.indoor else 0.7
         self.population = Population(
@@ -107,7 +108,6 @@ class SimNode:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.board: HostBoard | None = None
         self.firmware: Any = None
-        self.current: Traveller | None = None
         self.shown = asyncio.Event()
         self.travellers = 0
         self.febrile = 0
@@ -154,7 +154,9 @@ class SimNode:
         if torn and outbox is not None:
             self._tear(int(outbox.next_seq))
         self.powered = False
-        self.current = None
+        if not self.front.empty:
+            self.front.step_out(self.clock.ticks_ms())  # the screen went dark: the traveller is waved on
+            self.shown.set()
 
     def _tear(self, next_seq: int) -> None:
         """A record was half written when the power went: its first bytes end the newest segment (or start a
@@ -201,7 +203,7 @@ class SimNode:
                 await asyncio.wait_for(uplink.stop(), 5)
         self.power_cut(torn=False)
 
-    # --- the lane
+    # --- the lane (the sequence in sim/lane.py; this drives it in asyncio)
     def _recorded(self, seq: int | None, result: dict[str, Any]) -> None:
         """The firmware's observer: `seq` None when the outbox refused the scan (the node still showed it)."""
         self.on_scan(
@@ -212,10 +214,11 @@ class SimNode:
                 str(result["verdict"]),
                 result.get("t_site_c"),
                 list(result.get("flags", [])),
-                self.current,
+                self.front.present,
                 time.monotonic(),
             )
         )
+        self.front.show(self.clock.ticks_ms())
         self.shown.set()
 
     async def lane(self, rate_per_min: float, until_s: float) -> None:
@@ -232,21 +235,24 @@ class SimNode:
                 continue
             await self._serve(self.population.traveller())
             next_arrival = max(next_arrival + self.rng.expovariate(rate_per_min / 60), self.clock.seconds())
-            await self.clock.sleep_ms(GAP_MS)
+            await self.clock.sleep_ms(self.front.free_at - self.clock.ticks_ms())
 
     async def _serve(self, traveller: Traveller) -> None:
+        """One traveller from stepping in to stepping out (no verdict by GIVE_UP_MS: a sensor fault, a node
+        without power; they move on unscanned)."""
         self.travellers += 1
         self.febrile += traveller.febrile
-        amb = self.site.ambient_c
-        t_site = site_temperature(traveller, self.site.mode, amb, None, self.rng)
-        self.current = traveller
         self.shown.clear()
-        self.chip.set_scene(object_c=t_site, ambient_c=amb)
-        try:
-            await asyncio.wait_for(self.shown.wait(), GIVE_UP_MS / 1000 / self.clock.speed)
-            await self.clock.sleep_ms(DWELL_MS)
-        except TimeoutError:
-            pass  # no verdict (sensor fault, node without power): the traveller moves on unscanned
-        finally:
-            self.current = None
-            self.chip.set_scene(object_c=amb, ambient_c=amb)
+        seen = scene(traveller, self.site.mode, self.site.ambient_c, self.rng)
+        self.front.step_in(traveller, seen, self.clock.ticks_ms())
+        while self.front.update(self.clock.ticks_ms()):
+            await self._until(self.front.leaves_at())
+
+    async def _until(self, at_ms: int | None) -> None:
+        """Wait until `at_ms` on the node's clock, or until the node shows a verdict if none was shown yet."""
+        left_ms = None if at_ms is None else at_ms - self.clock.ticks_ms()
+        if self.front.shown_at is not None and left_ms is not None:
+            await self.clock.sleep_ms(left_ms)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.shown.wait(), None if left_ms is None else left_ms / 1000 / self.clock.speed)

@@ -177,3 +177,22 @@ def site_temperature(
         if minutes is not None:
             site -= cold_deficit_c(minutes, traveller.cold_ambient_c, ambient_c, traveller.cold_factor)
     return site + rng.gauss(0.0, _SCAN_NOISE_C[mode])
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What the sensor sees (sim/mlx90614.py `set_scene`): an object at `object_c` filling `fill` of its field of
+    view, in air at `ambient_c`. A traveller's scene comes from `scene`; a test may set one by hand (a cup of
+    tea is not a traveller)."""
+
+    object_c: float
+    ambient_c: float = 22.0
+    fill: float = 1.0
+
+
+def scene(
+    traveller: Traveller, mode: str, ambient_c: float, rng: random.Random, minutes_indoors: float | None = None
+) -> Scene:
+    """What the sensor sees while `traveller` stands in front of it in one scan at a site measuring `mode` in air
+    at `ambient_c`: their site temperature then (`site_temperature`, one draw from `rng`) in that air."""
+    return Scene(site_temperature(traveller, mode, ambient_c, minutes_indoors, rng), ambient_c)

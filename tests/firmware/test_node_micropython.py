@@ -2,8 +2,8 @@
 
 The node runs firmware/app.py as on the ESP32 (compiled to .mpy) with the ESP32's heap budget in words
 (testkit/micropython.py ESP32_HEAP), at 50x speed; the simulated MLX90614, the pins and the Wi-Fi live in this
-process (sim/host/). Travellers step in front of the sensor one after another; the test plays the gateway
-with a paho client that receipts what it receives.
+process (sim/host/). Travellers (their scenes from sim/travellers.py `scene`) step in front of the sensor one
+after another (testkit/lane.py); the gateway is testkit's ReceiptingGateway, which receipts what it receives.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from firmware import module as firmware_module
 from sim.broker import Broker
 from sim.host.board import FollowerClock, HostBoard
 from sim.mlx90614 import MLX90614 as Chip
+from sim.travellers import Population, Scene, scene
 from testkit.gateway import ReceiptingGateway
-from testkit.lane import Lane, Traveller
+from testkit.lane import Lane
 from testkit.micropython import MicroPythonNode
 
 pytestmark = pytest.mark.slow
@@ -30,20 +31,17 @@ SPEED = 50
 BOUNDED_STATE_B = 512
 
 
-def travellers(n: int, seed: int) -> list[Traveller]:
-    """A day at the post: mostly well travellers, some fevers, some straight from the cold wind, a cup."""
+def day(n: int, seed: int) -> list[Scene]:
+    """A day at the post: travellers (one in ten febrile), some at a cold outdoor post, now and then a cup."""
     rng = random.Random(seed)
+    people = Population(seed, fever_prevalence=0.10)
     out = []
     for _ in range(n):
         r = rng.random()
-        if r < 0.10:
-            out.append(Traveller(round(rng.uniform(36.4, 37.4), 2)))  # febrile forehead
-        elif r < 0.15:
-            out.append(Traveller(round(rng.uniform(30.5, 32.5), 2), ambient_c=6.0))  # cold ambient
-        elif r < 0.18:
-            out.append(Traveller(27.0, ambient_c=20.0))  # a cup of tea, not skin
+        if r < 0.03:
+            out.append(Scene(27.0, ambient_c=20.0))  # a cup of tea, not skin
         else:
-            out.append(Traveller(round(rng.uniform(34.2, 35.6), 2)))
+            out.append(scene(people.traveller(), "forehead", 6.0 if r < 0.08 else 22.0, rng))  # 6 C: cold ambient
     return out
 
 
@@ -58,14 +56,14 @@ def node_config(port: int, node: str, **scan: Any) -> dict[str, Any]:
     }
 
 
-def rig(tmp_path: Path, people: list[Traveller], seed: int = 1) -> tuple[HostBoard, Lane]:
+def rig(tmp_path: Path, people: list[Scene], seed: int = 1) -> tuple[HostBoard, Lane]:
     clock = FollowerClock()
     chip = Chip(clock, variant="BAA", seed=seed)
     board = HostBoard(clock, str(tmp_path / "node"), {0x5A: chip})
     return board, Lane(board, chip, people, dwell_ms=150, gap_ms=300)
 
 
-def check_scan(scan: dict[str, Any], seq: int, person: Traveller, shown: str, node: str) -> None:
+def check_scan(scan: dict[str, Any], seq: int, person: Scene, shown: str, node: str) -> None:
     """One scan as the gateway received it against what the traveller was and what staff saw."""
     screening = firmware_module("screening")
     cal = firmware_module("calibration").CALIBRATION
@@ -84,7 +82,7 @@ def check_scan(scan: dict[str, Any], seq: int, person: Traveller, shown: str, no
     assert scan["ts"] is None or scan["ts"] > 1_700_000_000_000
 
 
-def check_day(gw: ReceiptingGateway, lane: Lane, people: list[Traveller]) -> None:
+def check_day(gw: ReceiptingGateway, lane: Lane, people: list[Scene]) -> None:
     """Every traveller was shown a verdict, and the gateway got each scan as staff saw it."""
     first: dict[int, dict[str, Any]] = {}
     for scan in gw.scans:
@@ -103,7 +101,7 @@ def quiet_heap(gw: ReceiptingGateway) -> int:
 
 
 def test_node_scans_travellers_and_its_heap_does_not_grow(broker: Broker, tmp_path: Path) -> None:
-    people = travellers(1000, seed=7)
+    people = day(1000, seed=7)
     board, lane = rig(tmp_path, people)
     lane.hold_after = 100
     gw = ReceiptingGateway(broker.port, "bridge-1", "mp-heap").start()
@@ -136,7 +134,7 @@ def test_node_scans_travellers_and_its_heap_does_not_grow(broker: Broker, tmp_pa
 
 
 def test_broker_outage_the_node_keeps_scanning_and_loses_nothing(private_broker: Broker, tmp_path: Path) -> None:
-    people = travellers(60, seed=11)
+    people = day(60, seed=11)
     board, lane = rig(tmp_path, people, seed=2)
     gw = ReceiptingGateway(private_broker.port, "bridge-1", "mp-outage").start()
     cfg = node_config(private_broker.port, "mp-outage")
@@ -165,7 +163,7 @@ def test_broker_outage_the_node_keeps_scanning_and_loses_nothing(private_broker:
 
 
 def test_invalid_config_means_safe_mode_not_scanning(tmp_path: Path) -> None:
-    board, lane = rig(tmp_path, [Traveller(35.0)])
+    board, lane = rig(tmp_path, [Scene(35.0)])
     cfg = node_config(1883, "Not A Valid Id")
     with MicroPythonNode(board, tmp_path / "node", cfg, speed=SPEED) as node:
         line = node.wait_for(lambda ln: ln.startswith("safe mode:"), timeout=30)

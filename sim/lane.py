@@ -1,0 +1,72 @@
+"""One lane in front of one sensor: who stands there, and what the sensor sees.
+
+The sequence is the same whoever drives it: a traveller steps in and the chip's scene becomes theirs
+(sim/travellers.py `scene`); they stay until the node shows a verdict, plus `dwell_ms`, or give up after
+`give_up_ms` without one (None: they wait for it); they step out and the sensor sees the empty lane in the
+same air; the next may step in `gap_ms` later. Time is the driver's milliseconds.
+
+Two drivers: sim/post.py (asyncio, Poisson arrivals, the verdict from the node's observer) and testkit/lane.py
+(behind the MicroPython bridge: driven by the sensor's reads, the verdict read from the LEDs and buzzer).
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from sim.mlx90614 import MLX90614
+from sim.travellers import Scene
+
+Who = TypeVar("Who")
+
+
+class Lane(Generic[Who]):
+    """`who` stands for the one in front of the sensor (a traveller, an index): it is handed back in `present`."""
+
+    def __init__(
+        self, chip: MLX90614, ambient_c: float, dwell_ms: int, gap_ms: int, give_up_ms: int | None = None
+    ) -> None:
+        self.chip = chip
+        self.dwell_ms, self.gap_ms, self.give_up_ms = dwell_ms, gap_ms, give_up_ms
+        self.present: Who | None = None
+        self.present_at: int | None = None  # None: nobody stands there
+        self.shown_at: int | None = None  # when the node showed the present traveller a verdict
+        self.free_at = 0  # the next may step in from then on
+        self._ambient_c = ambient_c
+        chip.set_scene(object_c=ambient_c, ambient_c=ambient_c)
+
+    @property
+    def empty(self) -> bool:
+        return self.present_at is None
+
+    def step_in(self, who: Who, scene: Scene, now: int) -> None:
+        self.chip.set_scene(object_c=scene.object_c, ambient_c=scene.ambient_c, fill=scene.fill)
+        self._ambient_c = scene.ambient_c
+        self.present, self.present_at, self.shown_at = who, now, None
+
+    def show(self, now: int) -> bool:
+        """The node showed a verdict: whether it was the first for the one standing there (the one that counts)."""
+        if self.present_at is None or self.shown_at is not None:
+            return False
+        self.shown_at = now
+        return True
+
+    def leaves_at(self) -> int | None:
+        """When the one standing there steps out: the verdict plus the dwell, else when they give up (None:
+        nobody there, or waiting for a verdict however long it takes)."""
+        if self.shown_at is not None:
+            return self.shown_at + self.dwell_ms
+        if self.present_at is None or self.give_up_ms is None:
+            return None
+        return self.present_at + self.give_up_ms
+
+    def update(self, now: int) -> bool:
+        """Step out if it is time; whether someone still stands there."""
+        at = self.leaves_at()
+        if at is not None and now >= at:
+            self.step_out(now)
+        return self.present_at is not None
+
+    def step_out(self, now: int) -> None:
+        self.chip.set_scene(object_c=self._ambient_c, ambient_c=self._ambient_c)
+        self.present, self.present_at, self.shown_at = None, None, None
+        self.free_at = now + self.gap_ms
