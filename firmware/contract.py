@@ -28,13 +28,10 @@ FLAGS += ("cold_skin", "below_baseline", "above_baseline")
 # {prefix}/gateway/{instance}/status: those words are never a site or node.
 UPLINK = ("scan", "status", "health")  # node -> gateway
 DOWNLINK = ("receipt", "verdict", "config")  # gateway -> node
-ALERTS = "alerts"
-GATEWAY = "gateway"
+ALERTS, GATEWAY = "alerts", "gateway"
 RESERVED = (ALERTS, GATEWAY)
 
-REQ = 0
-NULL = 1
-OPT = 2
+REQ, NULL, OPT = 0, 1, 2
 INT64 = 9223372036854775807
 # The node's wall clock, Unix ms, as it reads it (null when never synced): the gateway judges it against its own
 # and never refuses a scan for it (a clock at 2036 or 2101 is still a traveller's scan). 2**53: JSON-safe.
@@ -78,8 +75,8 @@ STATUS = (
     ("boot", "int", 0, INT64, OPT),
     ("config_id", "text", 1, TEXT_MAX, OPT),
     ("config_error", "text", 1, 200, OPT),  # why the node refused the last pushed config
-    ("auth_refused", "int", 0, INT64, OPT),  # downlink messages refused for their MAC or counter (auth.py)
-    ("auth_error", "text", 1, 200, OPT),  # the last such refusal: "<kind>: <reason>"
+    ("auth_refused", "int", 0, INT64, OPT),  # downlink messages refused (auth.py): how many, the last why
+    ("auth_error", "text", 1, 200, OPT),
 )
 HEALTH = (
     ("v", "int", VERSION, VERSION, REQ),
@@ -96,13 +93,7 @@ HEALTH = (
     ("task_restarts", "int", 0, INT64, OPT),
     ("uplink", "obj", None, None, OPT),  # the uplink's counters, for a person reading the log
 )
-# Gateway -> node messages to a node with a key carry these last (auth.py; docs/protocol.md "Signed downlink"):
-# a counter that must increase, and the HMAC-SHA256 of the topic and the payload before `sig` (64 hex digits;
-# its exact form is checked by auth.verify).
-SIGNED = (
-    ("ctr", "int", 0, INT64, OPT),
-    ("sig", "text", 1, 64, OPT),
-)
+SIGNED = (("ctr", "int", 0, INT64, OPT), ("sig", "text", 1, 64, OPT))  # to a node with a key (auth.py)
 RECEIPT = (
     ("v", "int", VERSION, VERSION, REQ),
     ("seqs", "seqs", 0, SEQS_MAX, REQ),  # stored: the node frees them
@@ -127,8 +118,7 @@ CONFIG = (
     ("intervals", "obj", None, None, OPT),  # checked by the node's config validation
     ("scan", "obj", None, None, OPT),
 ) + SIGNED
-MESSAGES = {"scan": SCAN, "status": STATUS, "health": HEALTH, "receipt": RECEIPT, "verdict": VERDICT}
-MESSAGES["config"] = CONFIG
+MESSAGES = {"scan": SCAN, "status": STATUS, "health": HEALTH, "receipt": RECEIPT, "verdict": VERDICT, "config": CONFIG}
 
 
 def names(fields):

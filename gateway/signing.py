@@ -62,16 +62,16 @@ class Registry:
         if not isinstance(doc, dict) or doc.get("v") != REGISTRY_VERSION or not isinstance(doc.get("nodes"), dict):
             raise ConfigError(f"gateway.registry: {p} is not a node registry (v {REGISTRY_VERSION})")
         nodes = {}
-        for name, e in doc["nodes"].items():
+        for name, n in doc["nodes"].items():
             site, _, node = name.partition("/")
-            nodes[(site, node)] = NodeEntry(site, node, e["key"], e["user"], e["since"], e.get("retired"))
+            nodes[(site, node)] = NodeEntry(site, node, n["key"], n["user"], n["since"], n.get("retired"))
         return cls(nodes)
 
     def save(self, path: str | Path) -> None:
         p = Path(path)
-        doc = {"v": REGISTRY_VERSION, "nodes": {}}
-        for (site, node), e in sorted(self.nodes.items()):
-            doc["nodes"][f"{site}/{node}"] = {"key": e.key, "user": e.user, "since": e.since, "retired": e.retired}
+        nodes = {f"{site}/{node}": {"key": e.key, "user": e.user, "since": e.since, "retired": e.retired}
+                 for (site, node), e in sorted(self.nodes.items())}  # fmt: skip
+        doc = {"v": REGISTRY_VERSION, "nodes": nodes}
         tmp = p.with_name(p.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -153,7 +153,9 @@ def node_scan() -> dict[str, Any]:
 def test_receipt_and_verdict_from_the_gateway_are_acted_on_by_the_node(tmp_path: Path, key: str | None) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'gw.db'}")
     transport = MemoryTransport()
-    environ = {} if registry(tmp_path, key) is None else {"CHECKPOINT_GATEWAY_REGISTRY": str(tmp_path / "registry.json")}
+    environ = (
+        {} if registry(tmp_path, key) is None else {"CHECKPOINT_GATEWAY_REGISTRY": str(tmp_path / "registry.json")}
+    )
     gateway = Gateway(config_mod.load(None, environ=environ), store, transport, FakeClock())
     stop = threading.Event()
     thread = threading.Thread(target=gateway.run, args=(stop,), daemon=True)

@@ -14,10 +14,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gateway import provision
+from gateway.signing import NodeEntry, Registry
 from sim.broker import Broker, free_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
-USERS = {"gateway": "gw-pass", "n1": "n1-pass", "n2": "n2-pass"}
+USERS = {"gateway": "gw-pass", "bridge.n1": "n1-pass", "bridge.n2": "n2-pass"}
 
 
 def _certificate(workdir: Path) -> tuple[Path, Path] | None:
@@ -38,7 +40,8 @@ def _production_config(workdir: Path, tls_port: int) -> Path:
     passwd.touch()
     for user, password in USERS.items():
         subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True, capture_output=True)
-    shutil.copy(DEPLOY / "acl", workdir / "acl")
+    nodes = {("bridge", n): NodeEntry("bridge", n, "00" * 32, f"bridge.{n}", 0) for n in ("n1", "n2")}
+    (workdir / "acl").write_text(provision.acl(Registry(nodes), "checkpoint/v1", ["medic"]))  # as provision writes it
     cert = _certificate(workdir)
     lines = []
     for line in (DEPLOY / "production.conf").read_text().splitlines():
@@ -97,7 +100,7 @@ def test_production_config_starts_with_tls_and_refuses_anonymous(production_brok
     assert rc != 0  # not authorised
     anon.loop_stop()
     if production_broker.cert.exists():
-        node, rc = _client(production_broker.tls_port, "n1", "n1", tls_ca=production_broker.cert)
+        node, rc = _client(production_broker.tls_port, "bridge.n1", "n1", tls_ca=production_broker.cert)
         assert rc == 0, "TLS listener refused a node with the right certificate and password"
         node.disconnect()
         node.loop_stop()
@@ -114,7 +117,7 @@ def test_acl_stops_a_node_publishing_under_another_nodes_topic(production_broker
     gw.on_subscribe = lambda *a: subscribed.set()
     gw.subscribe("checkpoint/v1/#", qos=1)
     assert subscribed.wait(10)
-    node, rc = _client(production_broker.port, "n1", "n1")
+    node, rc = _client(production_broker.port, "bridge.n1", "n1")
     assert rc == 0
     forged = b'{"v":1,"forged":true}'
     for topic in ("bridge/n2/scan", "alerts/bridge", "bridge/n1/receipt"):

@@ -42,7 +42,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def run_node(interpreter: str, tmp_path: Path, port: int, cafile: Path, deadline_s: float = 20) -> dict[str, Any]:
     opts = {"dir": str(tmp_path / f"outbox-{interpreter}"), "host": "127.0.0.1", "port": port,
-            "cafile": str(cafile), "user": "n1", "password": PASSWORD, "node": "n1", "deadline_s": deadline_s}  # fmt: skip
+            "cafile": str(cafile), "user": "n1", "password": PASSWORD, "node": "n1",
+            "deadline_s": deadline_s}  # fmt: skip
     opts_file = tmp_path / f"opts-{interpreter}.json"
     opts_file.write_text(json.dumps(opts))
     r = subprocess.run([*interpreters()[interpreter], PROGRAM, str(FIRMWARE_DIR), str(opts_file)],

@@ -54,9 +54,9 @@ async def main():
 
     up.link_state.listen(on_state)
     task = asyncio.create_task(up.run())
-    try:
+    try:  # noqa: SIM105 - MicroPython has no contextlib
         await asyncio.wait_for(done.wait(), OPTS.get("deadline_s", 20))
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     out = {"states": list(states), "up": up.connected, "refused": up.session.refused, "errors": up.counts["errors"]}
     if up.connected:
