@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from gateway import config as config_mod
-from gateway import export, logs, provision, push, report
+from gateway import export, logs, provision, push, report, retention
 from gateway.errors import GatewayError
 from gateway.store import Store, open_store
 from gateway.web import commands as web_commands
@@ -84,6 +84,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     push.add_arguments(pc)
     pc.set_defaults(func=_configured(push.run))
     web_commands.register(sub, common, _configured)  # web, users, sites: the console (gateway/web/)
+    retention.register(sub, common, _configured)  # retention --older-than DAYS
     provision.register(sub)  # node keys, broker passwd and ACL, node configs (gateway/provision.py)
     ev = sub.add_parser("evaluate", parents=common, conflict_handler="resolve",
                         help="evaluate screening on a dataset (see docs/screening.md)")  # fmt: skip

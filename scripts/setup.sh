@@ -10,6 +10,7 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)   # pyright type-checks firmware/ on Node
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)     # TLS tests make their own certificates
 [ -x /usr/bin/chromium ] || missing+=(chromium)              # the console's browser tests (tests/web/)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)  # the PostgreSQL store's tests
 [ -n "$(fc-list :lang=zh 2>/dev/null)" ] || missing+=(fonts-wqy-microhei)  # Chinese text in its screenshots
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ]; then

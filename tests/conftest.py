@@ -1,5 +1,6 @@
-"""Fixtures shared by every test: a private Mosquitto from the project's config on a free loopback port, and the
-FDA clinical data file the screening tests read."""
+"""Fixtures shared by every test: a private Mosquitto from the project's config on a free loopback port, a
+throwaway PostgreSQL cluster (one per session, started only when a test asks for it), and the FDA clinical data
+file the screening tests read."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from lab import dataset as lab_dataset
 from sim.broker import Broker
+from testkit.postgres import Cluster
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +19,23 @@ def broker() -> Iterator[Broker]:
     """One Mosquitto for the whole session; tests isolate themselves by site/node names."""
     with Broker() as b:
         yield b
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """One PostgreSQL cluster for the whole session (initdb + pg_ctl as the postgres user, free loopback port);
+    each test takes a database of its own with `postgres.database()`."""
+    with Cluster() as pg:
+        yield pg
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each backend: the same test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    cluster: Cluster = request.getfixturevalue("postgres")
+    return cluster.database()
 
 
 @pytest.fixture

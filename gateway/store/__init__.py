@@ -1,7 +1,8 @@
 """Storage behind one interface (base.Store); `open_store(url)` picks the backend from the URL.
 
-URLs: `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`. `postgresql://...` is reserved for the
-PostgreSQL backend (not yet written: the schema and the interface are ready for it).
+URLs: `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` (one gateway: gateway/store/sqlite.py), and
+`postgresql://user@host:port/dbname` (libpq's URI, any of its parameters; several gateways may share it:
+gateway/store/postgres.py).
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ def open_store(url: str, synchronous: str = "full", create: bool = True) -> Stor
         return SqliteStore(path, synchronous, create)
     scheme = url.split(":", 1)[0]
     if scheme in ("postgresql", "postgres"):
-        raise UnsupportedDatabase(
-            f"--db {scheme}://...: PostgreSQL is not yet supported by this gateway; use sqlite:///path/to/file.db"
-        )
-    raise UnsupportedDatabase(f"--db {url!r}: unknown database URL; use sqlite:///path/to/file.db")
+        from gateway.store.postgres import PostgresStore
+
+        return PostgresStore(url, synchronous, create)
+    raise UnsupportedDatabase(
+        f"--db {url!r}: unknown database URL; use sqlite:///path/to/file.db or postgresql://user@host:port/dbname"
+    )

@@ -148,8 +148,8 @@ def test_errors_name_the_cause_and_the_fix(tmp_path) -> None:
     conf.write_text("[alerts]\noffline_afer_s = 60\n")
     bad = run_cli("check-config", "--config", str(conf))
     assert bad.returncode == 1 and "alerts.offline_afer_s" in bad.stderr and "offline_after_s" in bad.stderr
-    pg = run_cli("export", "--db", "postgresql://db.example/checkpoint")
-    assert pg.returncode == 1 and "PostgreSQL is not yet supported" in pg.stderr and "sqlite:///" in pg.stderr
+    pg = run_cli("export", "--db", "postgresql://postgres@127.0.0.1:1/checkpoint")  # nothing listens on port 1
+    assert pg.returncode == 1 and "cannot be reached" in pg.stderr and "check that the server is running" in pg.stderr
     missing = run_cli("report", "--day", "2026-01-01", "--db", f"sqlite:///{tmp_path / 'none.db'}")
     assert missing.returncode == 1 and "no database at" in missing.stderr
     day = run_cli("report", "--day", "01/02/2026", "--db", f"sqlite:///{tmp_path / 'none.db'}")

@@ -1,0 +1,588 @@
+"""PostgreSQL backend (psycopg 3): the Store interface on a server, for a province's gateways sharing one database.
+
+The schema is the same migrations as SQLite's (gateway/store/migrate.py: scans, alert_events and quarantine
+partitioned by month, scans' key in scan_keys). Several gateway instances may write at once, so what SQLite
+got from being the only writer is held by the database here:
+- a scan is new to exactly one instance: the key goes into scan_keys with ON CONFLICT DO NOTHING RETURNING
+  (a concurrent insert of the same key waits for the other transaction and then sees it), so only that
+  instance screens and alerts it; a fever alert's id is the scan's key, so there is one per scan;
+- an alert is saved only over an older version of itself (its event counter), and one node alert of a kind is
+  open per node (migration 0005's unique index): an instance that loses either race gets a Conflict (a
+  StorageFault), the service holds the batch and retries it, and the retry reads what the winner wrote;
+- a node's row merges instead of overwriting: stored-scan counts add up, last_seq and last_seen take the
+  larger, health the newer message, state and identity the newer sighting; so the fleet does not flap
+  between instances that each hear part of a node's messages.
+A lost connection (server restart, network) is a StorageFault too: nothing is acknowledged, the connection is
+made again on the next try. `synchronous = "normal"` sets synchronous_commit off (a server crash may lose the
+last commits, as SQLite's NORMAL on a power cut).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from gateway.errors import StorageFault, StoreError
+from gateway.store import migrate
+from gateway.store.base import (
+    AlertEvent,
+    AlertRow,
+    NodeRow,
+    QuarantineRow,
+    ScanRow,
+    SessionRow,
+    SiteReport,
+    SiteRow,
+    UserRow,
+    columns,
+)
+
+_SCAN_COLS = columns(ScanRow)
+_ALERT_COLS = columns(AlertRow)
+_EVENT_COLS = columns(AlertEvent)
+_NODE_COLS = columns(NodeRow)
+_QUARANTINE_COLS = columns(QuarantineRow)
+_SITE_COLS = columns(SiteRow)
+_USER_COLS = columns(UserRow)
+_SESSION_COLS = columns(SessionRow)
+_OUTCOMES = ("cleared", "referred", "monitored", "turned_back")  # gateway/alerts.py OUTCOMES
+_FLAGS_AT = (_SCAN_COLS.index("flags"), _SCAN_COLS.index("gateway_flags"))
+_TALLIED = "site, retest_of, gateway_verdict, scanned_at"
+_CHUNK = 1000  # rows per multi-row INSERT (PostgreSQL takes at most 65535 parameters)
+_PARTITION_LOCK = 0x636B71  # pg_advisory_xact_lock: one instance makes a month's partition
+_MONTHS_BACK, _MONTHS_AHEAD = 24, 1  # monthly partitions are made for this window; other times: DEFAULT
+
+
+class Conflict(StorageFault):
+    """Another gateway instance wrote the same alert (or node alert of a kind) at the same time: the batch is
+    held and tried again, and the retry reads what the other instance wrote."""
+
+
+def _cols(cols: Sequence[str]) -> str:
+    return ", ".join(cols)
+
+
+def _marks(n: int) -> str:
+    return "(" + ", ".join(["%s"] * n) + ")"
+
+
+def _insert_sql(table: str, cols: Sequence[str], rows: int = 1, conflict: str = "") -> str:
+    values = ", ".join([_marks(len(cols))] * rows)
+    return f"INSERT INTO {table} ({_cols(cols)}) VALUES {values} {conflict}".rstrip()
+
+
+def _upsert_sql(table: str, cols: Sequence[str], key: Sequence[str]) -> str:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in key)
+    return _insert_sql(table, cols, 1, f"ON CONFLICT ({_cols(key)}) DO UPDATE SET {updates}")
+
+
+def _node_merge() -> str:
+    """The node row's upsert that merges what several instances know (see the module docstring). `scans` is
+    passed as the number stored in this transaction. Any column not named here follows the newer sighting."""
+    newer_seen = "excluded.last_seen >= COALESCE(nodes.last_seen, excluded.last_seen)"
+    newer_health = "COALESCE(excluded.health_at, -1) >= COALESCE(nodes.health_at, -1)"
+    special = {
+        "scans": "nodes.scans + excluded.scans",
+        "last_seq": "GREATEST(nodes.last_seq, excluded.last_seq)",
+        "last_seen": "GREATEST(nodes.last_seen, excluded.last_seen)",
+    }
+    health = {"health_at", "uptime_ms", "heap_free", "rssi", "outbox_depth", "outbox_drops", "outbox_errors",
+              "sensor_errors", "supply_v", "task_restarts"}  # fmt: skip
+    sets = []
+    for c in _NODE_COLS:
+        if c in ("site", "node"):
+            continue
+        if c in special:
+            sets.append(f"{c} = {special[c]}")
+        else:
+            cond = newer_health if c in health else newer_seen
+            sets.append(f"{c} = CASE WHEN {cond} THEN excluded.{c} ELSE nodes.{c} END")
+    return _insert_sql("nodes", _NODE_COLS, 1, f"ON CONFLICT (site, node) DO UPDATE SET {', '.join(sets)}")
+
+
+_UPSERT_NODE = _node_merge()
+_SAVE_ALERT = _insert_sql(
+    "alerts",
+    _ALERT_COLS,
+    1,
+    "ON CONFLICT (alert_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _ALERT_COLS if c != "alert_id")
+    + " WHERE alerts.events < excluded.events RETURNING alert_id",
+)
+_INSERT_EVENT = _insert_sql("alert_events", _EVENT_COLS)
+_INSERT_QUARANTINE = _insert_sql("quarantine", _QUARANTINE_COLS)
+_INSERT_CLASH = _insert_sql(
+    "scan_clashes", _SCAN_COLS, 1, "ON CONFLICT (site, node, seq, boot, uptime_ms) DO NOTHING RETURNING seq"
+)
+_UPSERT_SITE = _upsert_sql("sites", _SITE_COLS, ("site",))
+_UPSERT_USER = _upsert_sql("users", _USER_COLS, ("username",))
+_INSERT_SESSION = _insert_sql("sessions", _SESSION_COLS)
+_UPDATE_ALERT = (
+    f"UPDATE alerts SET {', '.join(f'{c} = %s' for c in _ALERT_COLS if c != 'alert_id')}"
+    " WHERE alert_id = %s AND events = %s"
+)
+
+
+def _scan_params(row: ScanRow) -> list[Any]:
+    values = [getattr(row, c) for c in _SCAN_COLS]
+    for i in _FLAGS_AT:
+        values[i] = json.dumps(list(values[i])) if values[i] else "[]"
+    return values
+
+
+def _scan_row(values: Sequence[Any]) -> ScanRow:
+    row = ScanRow(*values)
+    row.flags = tuple(json.loads(row.flags))  # type: ignore[arg-type]
+    row.gateway_flags = tuple(json.loads(row.gateway_flags))  # type: ignore[arg-type]
+    return row
+
+
+def _params(row: object, cols: Sequence[str]) -> tuple[Any, ...]:
+    return tuple(getattr(row, c) for c in cols)
+
+
+def _where(since: int | None, until: int | None, site: str | None, time_col: str) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    for clause, value in ((f"{time_col} >= %s", since), (f"{time_col} < %s", until), ("site = %s", site)):
+        if value is not None:
+            clauses.append(clause)
+            args.append(value)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def month_of(ms: int) -> int:
+    """Months since year 0 (UTC) of a Unix ms time."""
+    d = datetime.fromtimestamp(ms / 1000, UTC)
+    return d.year * 12 + d.month - 1
+
+
+def month_start(month: int) -> int:
+    """Unix ms of the first instant of `month` (as month_of counts)."""
+    return int(datetime(month // 12, month % 12 + 1, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def partition_name(table: str, month: int) -> str:
+    return f"{table}_p{month // 12:04d}{month % 12 + 1:02d}"
+
+
+_SQLSTATE_FAULTS = {
+    "53100": ("the PostgreSQL server's disk is full", "free space on the server's data volume"),
+    "53200": ("the PostgreSQL server is out of memory", "check the server (its log, memory settings)"),
+    "53300": ("the PostgreSQL server has no free connection slot", "raise max_connections or use fewer clients"),
+    "25006": ("the database is read-only (a standby?)", "point --db at the primary, or make it writable"),
+    "42501": ("the database user may not write these tables", "GRANT the gateway's user INSERT and UPDATE"),
+    "40001": ("a serialization conflict with another writer", "nothing: retried"),
+    "40P01": ("a deadlock with another writer", "nothing: retried"),
+}
+
+
+class PostgresTransaction:
+    def __init__(self, conn: psycopg.Connection[Any], parts: _Partitions) -> None:
+        self._conn, self._parts = conn, parts
+        self._stored: dict[tuple[str, str], int] = {}  # scans stored in this transaction per node (save_node)
+
+    def _run(self, sql: str, args: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        return self._conn.execute(sql, args or None)
+
+    def insert_scans(self, rows: list[ScanRow]) -> list[bool]:
+        if not rows:
+            return []
+        self._parts.ensure(self._conn, "scans", (r.scanned_at for r in rows))
+        first: dict[tuple[str, str, int], int] = {}
+        for i, r in enumerate(rows):
+            first.setdefault((r.site, r.node, r.seq), i)
+        inserted: set[tuple[str, str, int]] = set()
+        keys = [rows[i] for i in first.values()]
+        for at in range(0, len(keys), _CHUNK):
+            part = keys[at : at + _CHUNK]
+            sql = _insert_sql("scan_keys", ("site", "node", "seq", "scanned_at"), len(part),
+                              "ON CONFLICT DO NOTHING RETURNING site, node, seq")  # fmt: skip
+            args = [v for r in part for v in (r.site, r.node, r.seq, r.scanned_at)]
+            inserted.update((s, n, q) for s, n, q in self._run(sql, args).fetchall())
+        new = [(r.site, r.node, r.seq) in inserted and first[(r.site, r.node, r.seq)] == i for i, r in enumerate(rows)]
+        fresh = [r for r, n in zip(rows, new, strict=True) if n]
+        for at in range(0, len(fresh), _CHUNK):
+            part = fresh[at : at + _CHUNK]
+            self._run(_insert_sql("scans", _SCAN_COLS, len(part)), [v for r in part for v in _scan_params(r)])
+        for r in fresh:
+            self._stored[(r.site, r.node)] = self._stored.get((r.site, r.node), 0) + 1
+        return new
+
+    def insert_clash(self, row: ScanRow) -> bool:
+        return self._run(_INSERT_CLASH, _scan_params(row)).fetchone() is not None
+
+    def stored_scan(self, site: str, node: str, seq: int) -> ScanRow | None:
+        sql = f"SELECT {_cols(_SCAN_COLS)} FROM scans WHERE site = %s AND node = %s AND seq = %s"
+        found = self._run(sql, (site, node, seq)).fetchone()
+        return _scan_row(found) if found else None
+
+    def scan_origin(self, site: str, node: str, seq: int) -> tuple[int, int] | None:
+        sql = "SELECT boot, uptime_ms FROM scans WHERE site = %s AND node = %s AND seq = %s"
+        found = self._run(sql, (site, node, seq)).fetchone()
+        return (int(found[0]), int(found[1])) if found else None
+
+    def insert_quarantine(self, row: QuarantineRow) -> None:
+        self._parts.ensure(self._conn, "quarantine", (row.received_at,))
+        self._run(_INSERT_QUARANTINE, _params(row, _QUARANTINE_COLS))
+
+    def save_node(self, row: NodeRow) -> None:
+        values = list(_params(row, _NODE_COLS))
+        values[_NODE_COLS.index("scans")] = self._stored.get((row.site, row.node), 0)
+        self._run(_UPSERT_NODE, values)
+
+    def _alert(self, where: str, args: Sequence[Any]) -> AlertRow | None:
+        sql = f"SELECT {_cols(_ALERT_COLS)} FROM alerts WHERE {where} ORDER BY opened_at DESC LIMIT 1"
+        found = self._run(sql, args).fetchone()
+        return AlertRow(*found) if found else None
+
+    def fever_alert_for(self, site: str, node: str, seq: int) -> AlertRow | None:
+        where = "kind = 'fever' AND site = %s AND node = %s AND (seq = %s OR last_seq = %s)"
+        return self._alert(where, (site, node, seq, seq))
+
+    def open_alert(self, kind: str, site: str, node: str) -> AlertRow | None:
+        return self._alert("kind = %s AND site = %s AND node = %s AND state <> 'resolved'", (kind, site, node))
+
+    def save_alert(self, alert: AlertRow, event: AlertEvent) -> None:
+        if self._run(_SAVE_ALERT, _params(alert, _ALERT_COLS)).fetchone() is None:
+            raise Conflict(f"alert {alert.alert_id} was changed by another gateway instance at the same time"
+                           " (its event counter moved on): retrying, on what that instance wrote")  # fmt: skip
+        self._insert_event(event)
+
+    def _insert_event(self, event: AlertEvent) -> None:
+        self._parts.ensure(self._conn, "alert_events", (event.at,))
+        self._run(_INSERT_EVENT, _params(event, _EVENT_COLS))
+
+    def mark_published(self, events: list[tuple[str, int]], at: int) -> None:
+        with self._conn.cursor() as cur:
+            cur.executemany(
+                "UPDATE alert_events SET published_at = %s WHERE alert_id = %s AND n = %s",
+                [(at, alert_id, n) for alert_id, n in events],
+            )
+
+    def alert(self, alert_id: str) -> AlertRow | None:
+        return self._alert("alert_id = %s", (alert_id,))
+
+    def update_alert(self, alert: AlertRow, event: AlertEvent, seen_events: int) -> bool:
+        values = [getattr(alert, c) for c in _ALERT_COLS if c != "alert_id"]
+        if self._run(_UPDATE_ALERT, (*values, alert.alert_id, seen_events)).rowcount != 1:
+            return False
+        self._insert_event(event)
+        return True
+
+    def save_site(self, row: SiteRow) -> None:
+        self._run(_UPSERT_SITE, _params(row, _SITE_COLS))
+
+    def save_user(self, row: UserRow) -> None:
+        self._run(_UPSERT_USER, _params(row, _USER_COLS))
+
+    def save_session(self, row: SessionRow) -> None:
+        self._run(_INSERT_SESSION, _params(row, _SESSION_COLS))
+
+    def delete_sessions(self, username: str | None = None, session_id: str | None = None) -> None:
+        if username is not None:
+            self._run("DELETE FROM sessions WHERE username = %s", (username,))
+        if session_id is not None:
+            self._run("DELETE FROM sessions WHERE session_id = %s", (session_id,))
+
+    def record_login_failure(self, username: str, address: str, at: int) -> None:
+        self._run("INSERT INTO login_failures VALUES (%s, %s, %s)", (username, address, at))
+
+    def forget_login_failures(self, before: int) -> None:
+        self._run("DELETE FROM login_failures WHERE at < %s", (before,))
+
+
+class _Partitions:
+    """Which monthly partitions exist (cached per process); makes the missing ones within the window."""
+
+    def __init__(self) -> None:
+        self.known: set[tuple[str, int]] = set()
+
+    def ensure(self, conn: psycopg.Connection[Any], table: str, times: Iterable[int], now: int | None = None) -> None:
+        current = month_of(now if now is not None else int(datetime.now(UTC).timestamp() * 1000))
+        months = {month_of(t) for t in times} - {m for tb, m in self.known if tb == table}
+        for month in sorted(months):
+            if current - _MONTHS_BACK <= month <= current + _MONTHS_AHEAD:
+                self._make(conn, table, month)
+            self.known.add((table, month))  # outside the window: the DEFAULT partition takes it
+
+    def _make(self, conn: psycopg.Connection[Any], table: str, month: int) -> None:
+        name, lo, hi = partition_name(table, month), month_start(month), month_start(month + 1)
+        try:
+            with conn.transaction():  # a savepoint inside the caller's transaction
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK,))
+                conn.execute(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} FOR VALUES FROM ({lo}) TO ({hi})")
+        except psycopg.errors.CheckViolation:
+            pass  # the DEFAULT partition already holds rows of that month: they (and the month) stay there
+
+
+class PostgresStore:
+    """The Store interface (gateway/store/base.py) on a PostgreSQL database."""
+
+    def __init__(self, url: str, synchronous: str = "full", create: bool = True) -> None:
+        self.url = url
+        self._synchronous = synchronous
+        self._lock = threading.RLock()
+        self._parts = _Partitions()
+        try:
+            self._conn = self._connect()
+            if not create and not self._has_schema():
+                raise StoreError(f"no gateway database at {self._where()}: start the gateway once, or pass the right"
+                                 " --db")  # fmt: skip
+            migrate.apply_postgres(self._conn)
+            self._premake()
+        except psycopg.Error as e:
+            raise _error(self._where(), "opening the database", e) from e
+
+    def _where(self) -> str:
+        with contextlib.suppress(Exception):
+            info = psycopg.conninfo.conninfo_to_dict(self.url)
+            return f"PostgreSQL {info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+        return "PostgreSQL"
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+        if self._synchronous != "full":
+            conn.execute("SET synchronous_commit = off")
+        return conn
+
+    def _has_schema(self) -> bool:
+        found = self._conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+        return bool(found and found[0])
+
+    def _premake(self, now: int | None = None) -> None:
+        """This month's and the next month's partitions, outside any batch (so a batch seldom makes one)."""
+        now = now if now is not None else int(datetime.now(UTC).timestamp() * 1000)
+        ahead = month_start(month_of(now) + 1)
+        for table in migrate.PARTITIONED:
+            with self._conn.transaction():
+                self._parts.ensure(self._conn, table, (now, ahead), now)
+
+    def _ready(self) -> psycopg.Connection[Any]:
+        """The connection, made again after a lost one (a server restart): the retry after a fault."""
+        if self._conn.closed or self._conn.broken:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = self._connect()
+            self._premake()
+        return self._conn
+
+    def check_writable(self) -> None:
+        with self._lock:
+            try:
+                with self._ready().transaction() as tx:
+                    self._conn.execute("INSERT INTO schema_version VALUES (-1, 'write check', 0)")
+                    raise psycopg.Rollback(tx)
+            except psycopg.Error as e:
+                fault = _error(self._where(), "checking that the database can be written", e)
+                if e.sqlstate in ("25006", "42501"):
+                    raise fault from e
+                # Anything else (the server down) may pass: the service backs off and retries on its own.
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresTransaction]:
+        with self._lock:
+            try:
+                conn = self._ready()
+                now = int(datetime.now(UTC).timestamp() * 1000)
+                if ("alert_events", month_of(now) + 1) not in self._parts.known:
+                    self._premake(now)
+                with conn.transaction():
+                    yield PostgresTransaction(conn, self._parts)
+            except psycopg.Error as e:
+                raise _error(self._where(), "writing", e) from e
+
+    def _select(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._ready().execute(sql, args or None).fetchall()
+            except psycopg.Error as e:
+                raise _error(self._where(), "reading", e) from e
+
+    def _one(self, sql: str, args: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        rows = self._select(sql, args)
+        return rows[0] if rows else None
+
+    def nodes(self, site: str | None = None) -> list[NodeRow]:
+        where, args = _where(None, None, site, "")
+        return [NodeRow(*r) for r in self._select(f"SELECT {_cols(_NODE_COLS)} FROM nodes{where} ORDER BY site, node",
+                                                  args)]  # fmt: skip
+
+    def _with_events(self, join_where: str, args: Sequence[Any] = ()) -> list[tuple[AlertRow, AlertEvent]]:
+        cols = ", ".join([f"a.{c}" for c in _ALERT_COLS] + [f"e.{c}" for c in _EVENT_COLS])
+        k = len(_ALERT_COLS)
+        return [(AlertRow(*r[:k]), AlertEvent(*r[k:])) for r in self._select(f"SELECT {cols} {join_where}", args)]
+
+    def unpublished_events(self) -> list[tuple[AlertRow, AlertEvent]]:
+        return self._with_events("FROM alert_events e JOIN alerts a ON a.alert_id = e.alert_id"
+                                 " WHERE e.published_at IS NULL ORDER BY e.at, e.alert_id, e.n")  # fmt: skip
+
+    def alert_states(self, resolved_since: int) -> list[tuple[AlertRow, AlertEvent]]:
+        return self._with_events(
+            "FROM alerts a JOIN alert_events e ON e.alert_id = a.alert_id AND e.n = a.events"
+            " WHERE a.state <> 'resolved' OR a.resolved_at >= %s ORDER BY a.opened_at, a.alert_id",
+            (resolved_since,),
+        )
+
+    def events_since(self, at: int) -> list[tuple[AlertRow, AlertEvent]]:
+        return self._with_events("FROM alert_events e JOIN alerts a ON a.alert_id = e.alert_id"
+                                 " WHERE e.at >= %s ORDER BY e.at, e.alert_id, e.n", (at,))  # fmt: skip
+
+    def scans(self, since: int | None, until: int | None, site: str | None) -> Iterator[ScanRow]:
+        where, args = _where(since, until, site, "scanned_at")
+        sql = f"SELECT {_cols(_SCAN_COLS)} FROM scans{where} ORDER BY site, node, seq"
+        return (_scan_row(r) for r in self._select(sql, args))
+
+    def clashes(self, since: int | None, until: int | None, site: str | None) -> Iterator[ScanRow]:
+        where, args = _where(since, until, site, "scanned_at")
+        sql = f"SELECT {_cols(_SCAN_COLS)} FROM scan_clashes{where} ORDER BY site, node, seq, received_at"
+        return (_scan_row(r) for r in self._select(sql, args))
+
+    def alerts(self, since: int | None, until: int | None, site: str | None, open_only: bool = False) -> list[AlertRow]:
+        where, args = _where(since, until, site, "opened_at")
+        if open_only:
+            where += (" AND" if where else " WHERE") + " state <> 'resolved'"
+        sql = f"SELECT {_cols(_ALERT_COLS)} FROM alerts{where} ORDER BY opened_at, alert_id"
+        return [AlertRow(*r) for r in self._select(sql, args)]
+
+    def alert_events(self, alert_id: str) -> list[AlertEvent]:
+        sql = f"SELECT {_cols(_EVENT_COLS)} FROM alert_events WHERE alert_id = %s ORDER BY n"
+        return [AlertEvent(*r) for r in self._select(sql, (alert_id,))]
+
+    def quarantine(self, since: int | None, until: int | None, site: str | None) -> Iterator[QuarantineRow]:
+        where, args = _where(since, until, site, "received_at")
+        sql = f"SELECT {_cols(_QUARANTINE_COLS)} FROM quarantine{where} ORDER BY received_at"
+        return (QuarantineRow(*r) for r in self._select(sql, args))
+
+    def report(self, start: int, end: int) -> list[SiteReport]:
+        first = "retest_of IS NULL"
+        counts = ", ".join(
+            f"SUM(CASE WHEN {first} AND gateway_verdict = '{v}' THEN 1 ELSE 0 END)"
+            for v in ("normal", "elevated", "indeterminate", "invalid")
+        )
+        sql = (
+            f"SELECT site, SUM(CASE WHEN {first} THEN 1 ELSE 0 END), SUM(CASE WHEN {first} THEN 0 ELSE 1 END),"
+            f" {counts} FROM (SELECT {_TALLIED} FROM scans UNION ALL SELECT {_TALLIED} FROM scan_clashes) t"
+            " WHERE scanned_at >= %s AND scanned_at < %s GROUP BY site ORDER BY site"
+        )
+        out = {}
+        for site, screened, retests, normal, elevated, indeterminate, invalid in self._select(sql, (start, end)):
+            n = [int(x) for x in (screened, retests, normal, elevated, indeterminate, invalid)]
+            out[site] = SiteReport(site, n[0], n[1], n[2], n[3], 0, n[4], n[5])
+        online = "SELECT site, SUM(CASE WHEN state = 'online' THEN 1 ELSE 0 END) FROM nodes GROUP BY site"
+        for site, n in self._select(online):
+            out.setdefault(site, SiteReport(site)).nodes_up = int(n)
+        outcomes = ", ".join(
+            f"SUM(CASE WHEN a.state = 'resolved' AND a.reason = '{o}' THEN 1 ELSE 0 END)" for o in _OUTCOMES
+        )
+        tallies = (
+            "SELECT a.site, SUM(CASE WHEN a.confirmed_at IS NOT NULL THEN 1 ELSE 0 END),"
+            " SUM(CASE WHEN EXISTS (SELECT 1 FROM alert_events e WHERE e.alert_id = a.alert_id"
+            f" AND e.method IS NOT NULL) THEN 1 ELSE 0 END), {outcomes}"
+            " FROM alerts a JOIN scans s ON s.site = a.site AND s.node = a.node AND s.seq = a.seq"
+            " WHERE a.kind = 'fever' AND s.scanned_at >= %s AND s.scanned_at < %s GROUP BY a.site"
+        )
+        for site, confirmed, checked, cleared, referred, monitored, turned_back in self._select(tallies, (start, end)):
+            r = out.setdefault(site, SiteReport(site))
+            r.confirmed, r.rechecked = int(confirmed), int(checked)
+            r.cleared, r.referred, r.monitored, r.turned_back = map(int, (cleared, referred, monitored, turned_back))
+        return [out[site] for site in sorted(out)]
+
+    def alert(self, alert_id: str) -> AlertRow | None:
+        found = self._one(f"SELECT {_cols(_ALERT_COLS)} FROM alerts WHERE alert_id = %s", (alert_id,))
+        return AlertRow(*found) if found else None
+
+    def sites(self) -> list[SiteRow]:
+        return [SiteRow(*r) for r in self._select(f"SELECT {_cols(_SITE_COLS)} FROM sites ORDER BY site")]
+
+    def users(self) -> list[UserRow]:
+        return [UserRow(*r) for r in self._select(f"SELECT {_cols(_USER_COLS)} FROM users ORDER BY username")]
+
+    def user(self, username: str) -> UserRow | None:
+        found = self._one(f"SELECT {_cols(_USER_COLS)} FROM users WHERE username = %s", (username,))
+        return UserRow(*found) if found else None
+
+    def session(self, session_id: str, now: int) -> SessionRow | None:
+        sql = f"SELECT {_cols(_SESSION_COLS)} FROM sessions WHERE session_id = %s AND expires_at > %s"
+        found = self._one(sql, (session_id, now))
+        return SessionRow(*found) if found else None
+
+    def login_failures(self, username: str, address: str, since: int) -> tuple[int, int]:
+        sql = (
+            "SELECT SUM(CASE WHEN username = %s THEN 1 ELSE 0 END), SUM(CASE WHEN address = %s THEN 1 ELSE 0 END)"
+            " FROM login_failures WHERE at >= %s"
+        )
+        found = self._one(sql, (username, address, since))
+        by_user, by_address = found if found else (0, 0)
+        return int(by_user or 0), int(by_address or 0)
+
+    def drop_older_than(self, cutoff: int) -> dict[str, int]:
+        """Retention (gateway/retention.py): every whole month before the month of `cutoff` goes, as partitions
+        dropped; rows of those months in the DEFAULT partitions and the unpartitioned tables are deleted. The
+        events of alerts still open are kept (moved to the DEFAULT partition before their month is dropped).
+        Returns what went, by table."""
+        with self._lock:
+            try:
+                conn = self._ready()
+                with conn.transaction():
+                    return _drop_months(conn, month_start(month_of(cutoff)))
+            except psycopg.Error as e:
+                raise _error(self._where(), "dropping old months", e) from e
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _drop_months(conn: psycopg.Connection[Any], before: int) -> dict[str, int]:
+    gone: dict[str, int] = {}
+    keep_open = "alert_id IN (SELECT alert_id FROM alerts WHERE state <> 'resolved')"
+    for table, col in migrate.PARTITIONED.items():
+        listed = conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = %s::regclass AND c.relname ~ %s ORDER BY c.relname",
+            (table, f"^{table}_p[0-9]{{6}}$"),
+        ).fetchall()
+        dropped = 0
+        for (name,) in listed:
+            month = int(name[-6:-2]) * 12 + int(name[-2:]) - 1
+            if month_start(month + 1) > before:
+                continue
+            conn.execute(f"ALTER TABLE {table} DETACH PARTITION {name}")
+            if table == "alert_events":  # an open alert keeps its whole history: moved to the DEFAULT partition
+                conn.execute(f"INSERT INTO alert_events SELECT * FROM {name} WHERE {keep_open}")
+            conn.execute(f"DROP TABLE {name}")
+            dropped += 1
+        gone[f"{table} partitions"] = dropped
+        spare = f" AND NOT {keep_open}" if table == "alert_events" else ""
+        gone[f"{table}_default rows"] = conn.execute(
+            f"DELETE FROM {table}_default WHERE {col} < %s{spare}", (before,)).rowcount  # fmt: skip
+    gone["scan_keys rows"] = conn.execute("DELETE FROM scan_keys WHERE scanned_at < %s", (before,)).rowcount
+    gone["scan_clashes rows"] = conn.execute("DELETE FROM scan_clashes WHERE scanned_at < %s", (before,)).rowcount
+    old = "SELECT alert_id FROM alerts WHERE state = 'resolved' AND resolved_at < %s"
+    conn.execute(f"DELETE FROM alert_events WHERE alert_id IN ({old})", (before,))
+    gone["alerts rows"] = conn.execute(f"DELETE FROM alerts WHERE alert_id IN ({old})", (before,)).rowcount
+    return gone
+
+
+def _error(where: str, doing: str, e: psycopg.Error) -> StoreError:
+    """A StorageFault (held and retried by the service) for what is outside the gateway or a race between
+    instances; any other error is the gateway's own (schema, a bug): a StoreError."""
+    state = e.sqlstate or ""
+    if isinstance(e, psycopg.errors.UniqueViolation) and "alerts_one_open" in str(e):
+        return Conflict(f"{where}: another gateway instance raised the same node alert at the same time while"
+                        f" {doing}: retrying, on what it wrote")  # fmt: skip
+    if state in _SQLSTATE_FAULTS:
+        cause, fix = _SQLSTATE_FAULTS[state]
+        return StorageFault(f"{where}: {cause} while {doing} ({e}): {fix}")
+    if isinstance(e, psycopg.OperationalError) or state.startswith(("08", "57P")):
+        return StorageFault(f"{where} cannot be reached while {doing} ({str(e).strip()}): check that the server is"
+                            " running and reachable; the gateway connects again by itself")  # fmt: skip
+    return StoreError(f"{where}: {doing} failed: {e}")
