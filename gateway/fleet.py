@@ -103,6 +103,20 @@ class Fleet:
             row.last_seq = seq if row.last_seq is None else max(row.last_seq, seq)
         return self._set_state(row, ONLINE, "traffic", now)
 
+    def heard_elsewhere(self, stored: Iterable[NodeRow], now: int, mono: int) -> None:
+        """Nodes another gateway instance heard more recently (the store's last_seen is newer than ours): heard
+        then, so that each instance, hearing only its share of a node's messages, does not call it silent."""
+        for r in stored:
+            key, mine = (r.site, r.node), self._nodes.get((r.site, r.node))
+            if r.last_seen is None or (mine is not None and (mine.last_seen or 0) >= r.last_seen):
+                continue
+            self._heard[key] = max(self._heard.get(key, self._started_at), mono - max(0, now - r.last_seen))
+            if mine is None:
+                self._nodes[key] = r
+            else:
+                mine.last_seen, mine.state, mine.state_reason, mine.state_since = (
+                    r.last_seen, r.state, r.state_reason, r.state_since)  # fmt: skip
+
     def silent(self, now: int, mono: int, offline_after_ms: int) -> list[Transition]:
         """Online nodes silent for offline_after_ms of monotonic time (counted from the gateway's start at the
         earliest); the transition carries the wall time `now`."""

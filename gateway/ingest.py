@@ -201,6 +201,7 @@ class Writer:
         """Nodes silent past alerts.offline_after_s go offline (called periodically by the service)."""
         now, mono = self._clock(), self._monotonic()
         acc = _Batch()
+        self._fleet.heard_elsewhere(self._store.nodes(), now, mono)  # several instances share the stream
         transitions = self._fleet.silent(now, mono, self._policy.offline_after_s * 1000)
         if transitions or self._published:
             with self._guard(), self._store.transaction() as tx:

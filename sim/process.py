@@ -32,8 +32,9 @@ class GatewayProcess:
     """`python -m gateway run` as a child process on a loopback broker: the real service, which the simulator
     (and a crash test) can SIGKILL and start again. Its stderr goes to WORKDIR/gateway-N.log, one per start."""
 
-    def __init__(self, port: int, db_url: str, workdir: Path, instance: str = "gw-proc") -> None:
+    def __init__(self, port: int, db_url: str, workdir: Path, instance: str = "gw-proc", share_group: str = "") -> None:
         self.port, self.db_url, self.workdir, self.instance = port, db_url, workdir, instance
+        self.share_group = share_group  # several instances: each takes a share of the stream ($share/GROUP/...)
         self.proc: subprocess.Popen[str] | None = None
         self.starts = 0
 
@@ -50,6 +51,7 @@ class GatewayProcess:
             with open(self.workdir / f"gateway-{self.starts}.log", "w") as log:
                 cmd = [sys.executable, "-m", "gateway", "run", "--broker", f"mqtt://127.0.0.1:{self.port}",
                        "--db", self.db_url, "--instance", self.instance]  # fmt: skip
+                cmd += ["--share-group", self.share_group] if self.share_group else []
                 self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=REPO)
             pid = self.proc.pid
             watcher.wait_for(lambda t, b: b.get("state") == "online" and b.get("pid") == pid, timeout)
