@@ -13,6 +13,7 @@ The gateway pushes a partial config on the retained `config` topic (protocol v1)
 import json
 import os
 
+import distance
 import screening
 from contract import VERSION, is_identifier
 from shape import CHOICES, DEFAULTS, NARROW_FOV, OPTIONAL, PUSH_KEYS, RANGES, SETTLE_MS
@@ -110,6 +111,22 @@ def _check(cfg):
     if cfg["scan"]["max_ms"] < settle_ms(cfg):
         raise ConfigError("scan.max_ms: shorter than the sensor's settling time")
     _check_calibration(cfg["calibration"], cfg["mode"])
+    _check_distance(cfg)
+
+
+def _check_distance(cfg):
+    s = cfg["sensor"]
+    if s["distance"] is None:
+        return
+    if s["distance"] not in distance.SENSORS:
+        raise ConfigError("sensor.distance: must be one of " + ", ".join(distance.SENSORS) + ", or null")
+    near, far = distance.window(s["variant"], distance.target_of(cfg))
+    if far < near:
+        raise ConfigError(
+            "sensor.distance: a " + s["variant"] + " (" + str(distance.fov_deg(s["variant"])) + " deg) is filled by"
+            " the target only within " + str(far) + " mm (with the ranging tolerance), nearer than the distance"
+            " sensor measures (" + str(near) + " mm): use a narrower part, or no distance sensor"
+        )
 
 
 def validate(given):
@@ -145,6 +162,7 @@ def scan_settings(cfg):
     s["sample_ms"] = cfg["sensor"]["sample_ms"]
     s["settle_ms"] = settle_ms(cfg)
     s["cal"] = calibration(cfg)
+    s["window_mm"] = distance.window_of(cfg)  # None without a distance sensor
     return s
 
 

@@ -22,7 +22,7 @@ VERDICTS = ("normal", "elevated", "indeterminate", "invalid")
 STATES = ("online", "offline")
 # Flag names; the index is the bit in the outbox record (record.py). Append only: never reorder or reuse.
 FLAGS = ("cold_ambient", "hot_ambient", "not_skin", "unstable", "not_settled", "sensor_fault", "low_supply")
-FLAGS += ("cold_skin", "below_baseline", "above_baseline")
+FLAGS += ("cold_skin", "below_baseline", "above_baseline", "too_far")
 
 # Topics: {prefix}/{site}/{node}/{kind}; the gateway's own under {prefix}/alerts/{site} and
 # {prefix}/gateway/{instance}/status: those words are never a site or node.

@@ -63,7 +63,7 @@ class Node:
         app.log("boot", self.boot, "outbox", self.outbox.open())
         self.identity = {"site": cfg["site"], "node": cfg["node"], "fw": FW, "boot": self.boot}
         self.identity["config_id"] = self.config_id
-        self.scanner = scanner.Scanner(self.clock, self.settings, self.boot, FW, self.stats.uptime_ms)
+        self.scanner = scanner.Scanner(self.clock, self.settings, self.boot, FW, self.stats.uptime_ms, b.i2c)
         self.scanner.last_seq = self.outbox.next_seq - 1 if self.outbox.next_seq else None
         self.press = button.Button(cfg["scan"]["long_press_ms"])
         up = {"broker": cfg["broker"], "prefix": cfg["prefix"], "health_interval_s": cfg["intervals"]["health_s"]}

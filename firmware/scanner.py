@@ -11,10 +11,12 @@ the strategy's of the configured mode: forehead.py (sweep and peak) or canthus.p
 
 Flags found here: not_settled (the target left first), low_supply, sensor_fault (any SensorError during the
 scan: the result is invalid and carries no temperature); the strategies add not_settled / unstable;
-screening.assess() adds the condition flags.
+screening.assess() adds the condition flags. With a distance sensor (`bus` given, config sensor.distance) the
+gate of distance.py ranges at every sample and adds too_far to a scan not taken inside the window.
 """
 
 import canthus
+import distance
 import forehead
 import mlx90614
 import screening
@@ -28,7 +30,7 @@ _WAYS = {MODES[0]: forehead.Forehead, MODES[1]: canthus.Canthus}
 
 
 class Scanner:
-    def __init__(self, clock, conf, boot=0, fw="", uptime=None):
+    def __init__(self, clock, conf, boot=0, fw="", uptime=None, bus=None):
         self.clock = clock
         self.boot = boot
         self.fw = fw
@@ -41,6 +43,7 @@ class Scanner:
         self._last_end = None
         self.last_verdict = None
         self._next = None
+        self.gate = distance.make(bus, conf.get("window_mm"))  # NO_GATE without a distance sensor
         self.configure(conf)
 
     def configure(self, conf):
@@ -54,6 +57,7 @@ class Scanner:
         self.s = conf
         self._next = None
         self._way = _WAYS[conf["mode"]](conf)
+        self.gate.configure(conf.get("window_mm"))
 
     def current(self, seq, window_ms):
         """True while `seq` is the last scan and its traveller the one in front: no scan started since its
@@ -70,6 +74,7 @@ class Scanner:
         """One sample (C; None with `fault` = SensorError reason); `button`: an event of button.py.
         Returns the result dict or None."""
         now = self.clock.ticks_ms()
+        self.gate.poll()
         if button == "long":  # arms a retest; the scan itself starts as usual (target or a short press)
             self.arm_retest()
             button = None
@@ -99,6 +104,7 @@ class Scanner:
         self._vdd = None
         self._present = True
         self._way.start()
+        self.gate.start()
         self._retest_of = self.last_seq if self._retest or self._auto_retest(now) else None
         self._retest = False
         self.state = SCANNING  # last: a MemoryError above leaves the scan idle, not half started
@@ -131,7 +137,7 @@ class Scanner:
 
     def _finish(self, now, t_site, flag):
         s = self.s
-        flags = [flag] if flag is not None else []
+        flags = [f for f in (flag, self.gate.flag()) if f is not None]
         t_amb, t_site = self._correct(t_site, flags)
         t_core, verdict, flags = screening.assess(s["cal"], s["mode"], t_site, t_amb, flags, s["threshold_c"])
         self.state = IDLE if self._by_button or s["trigger"] != "auto" else WAIT_LEAVE

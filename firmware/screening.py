@@ -37,7 +37,7 @@ _CAL_KEYS = ("id", "method", "ambient_c", "skin_c", "modes", "advice")
 # Flags that make a reading unusable as a screen (staff retest), those that mean no reading at all, and the
 # second signal that raises an alert below the threshold.
 _COND = ("cold_ambient", "hot_ambient", "not_skin", "cold_skin")
-INDETERMINATE_FLAGS = _COND + ("below_baseline", "unstable", "not_settled")
+INDETERMINATE_FLAGS = _COND + ("below_baseline", "unstable", "not_settled", "too_far")
 INVALID_FLAGS = ("sensor_fault",)
 ELEVATING_FLAGS = ("above_baseline",)
 
@@ -50,6 +50,7 @@ ADVICE = (
     ("not_skin", "no face in view: aim at the forehead or inner eye corner, retest"),
     ("cold_skin", "skin too cold for the ambient (fresh from the cold or wind): " + WARM_UP),
     ("below_baseline", "far below this lane's recent readings (cold face?): " + WARM_UP),
+    ("too_far", "not inside the marked distance (too far, too close or not measured): step to the mark, retest"),
     ("not_settled", "reading not settled: hold still at the marked distance, retest"),
     ("unstable", "reading unstable: hold still at the marked distance, retest"),
     ("above_baseline", "well above this lane's recent readings: confirm with a clinical thermometer"),

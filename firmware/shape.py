@@ -50,7 +50,18 @@ DEFAULTS = {
         "display_addr": None,
     },
     "intervals": {"health_s": 60, "wdt_ms": 8000},
-    "sensor": {"variant": "BAA", "address": 0x5A, "sample_ms": 20, "settle_ms": None, "iir": None, "fir": None},
+    # distance: a time-of-flight sensor on the same bus ("vl53l0x") or null; target_mm: the size of what must fill
+    # the view (null: by mode, distance.py). Together they give the distance window a scan is taken in.
+    "sensor": {
+        "variant": "BAA",
+        "address": 0x5A,
+        "sample_ms": 20,
+        "settle_ms": None,
+        "iir": None,
+        "fir": None,
+        "distance": None,
+        "target_mm": None,
+    },
     "scan": {
         "trigger": "auto",
         "margin_c": 3.0,
@@ -76,6 +87,7 @@ RANGES = {
     "sensor.settle_ms": (20, 7000),
     "sensor.iir": (0, 7),
     "sensor.fir": (0, 7),
+    "sensor.target_mm": (5, 300),
     "scan.margin_c": (0.5, 20.0),
     "scan.sweep_ms": (100, 5000),
     "scan.max_ms": (200, 10000),
@@ -102,4 +114,6 @@ OPTIONAL = {
     "sensor.settle_ms": "int",
     "sensor.iir": "int",
     "sensor.fir": "int",
+    "sensor.distance": "str",
+    "sensor.target_mm": "int",
 }

@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 
 from sim.mlx90614 import MLX90614
 from sim.travellers import Scene
+from sim.vl53l0x import VL53L0X
 
 Who = TypeVar("Who")
 
@@ -23,9 +24,16 @@ class Lane(Generic[Who]):
     """`who` stands for the one in front of the sensor (a traveller, an index): it is handed back in `present`."""
 
     def __init__(
-        self, chip: MLX90614, ambient_c: float, dwell_ms: int, gap_ms: int, give_up_ms: int | None = None
+        self,
+        chip: MLX90614,
+        ambient_c: float,
+        dwell_ms: int,
+        gap_ms: int,
+        give_up_ms: int | None = None,
+        ranger: VL53L0X | None = None,
     ) -> None:
         self.chip = chip
+        self.ranger = ranger  # a distance sensor beside the chip: it sees the scene's distance_mm
         self.dwell_ms, self.gap_ms, self.give_up_ms = dwell_ms, gap_ms, give_up_ms
         self.present: Who | None = None
         self.present_at: int | None = None  # None: nobody stands there
@@ -40,6 +48,8 @@ class Lane(Generic[Who]):
 
     def step_in(self, who: Who, scene: Scene, now: int) -> None:
         self.chip.set_scene(object_c=scene.object_c, ambient_c=scene.ambient_c, fill=scene.fill)
+        if self.ranger is not None:
+            self.ranger.set_target(scene.distance_mm)
         self._ambient_c = scene.ambient_c
         self.present, self.present_at, self.shown_at = who, now, None
 
@@ -68,5 +78,7 @@ class Lane(Generic[Who]):
 
     def step_out(self, now: int) -> None:
         self.chip.set_scene(object_c=self._ambient_c, ambient_c=self._ambient_c)
+        if self.ranger is not None:
+            self.ranger.set_target(None)
         self.present, self.present_at, self.shown_at = None, None, None
         self.free_at = now + self.gap_ms

@@ -183,11 +183,13 @@ def site_temperature(
 class Scene:
     """What the sensor sees (sim/mlx90614.py `set_scene`): an object at `object_c` filling `fill` of its field of
     view, in air at `ambient_c`. A traveller's scene comes from `scene`; a test may set one by hand (a cup of
-    tea is not a traveller)."""
+    tea is not a traveller). `distance_mm`: how far the target stands from the sensor, for a distance sensor
+    (None: not modelled); sim/fill.py `at_distance` sets it with the fill it gives."""
 
     object_c: float
     ambient_c: float = 22.0
     fill: float = 1.0
+    distance_mm: float | None = None
 
 
 def scene(
