@@ -55,7 +55,6 @@ _SESSION_COLS = columns(SessionRow)
 _OUTCOMES = ("cleared", "referred", "monitored", "turned_back")  # gateway/alerts.py OUTCOMES
 _FLAGS_AT = (_SCAN_COLS.index("flags"), _SCAN_COLS.index("gateway_flags"))
 _TALLIED = "site, retest_of, gateway_verdict, scanned_at"
-_CHUNK = 1000  # rows per multi-row INSERT (PostgreSQL takes at most 65535 parameters)
 _PARTITION_LOCK = 0x636B71  # pg_advisory_xact_lock: one instance makes a month's partition
 _MONTHS_BACK, _MONTHS_AHEAD = 24, 1  # monthly partitions are made for this window; other times: DEFAULT
 
@@ -107,6 +106,15 @@ def _node_merge() -> str:
     return _insert_sql("nodes", _NODE_COLS, 1, f"ON CONFLICT (site, node) DO UPDATE SET {', '.join(sets)}")
 
 
+def _unnest_sql(table: str, cols: Sequence[str], types: Sequence[str], suffix: str = "") -> str:
+    """A batch insert with one array parameter per column: one statement text whatever the batch size (the
+    driver parses and the server plans it once)."""
+    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    return f"INSERT INTO {table} ({_cols(cols)}) SELECT * FROM unnest({arrays}) {suffix}".rstrip()
+
+
+_INSERT_KEYS = _unnest_sql("scan_keys", ("site", "node", "seq", "scanned_at"), ("text", "text", "bigint", "bigint"),
+                           "ON CONFLICT DO NOTHING RETURNING site, node, seq")  # fmt: skip
 _UPSERT_NODE = _node_merge()
 _SAVE_ALERT = _insert_sql(
     "alerts",
@@ -185,8 +193,8 @@ _SQLSTATE_FAULTS = {
 
 
 class PostgresTransaction:
-    def __init__(self, conn: psycopg.Connection[Any], parts: _Partitions) -> None:
-        self._conn, self._parts = conn, parts
+    def __init__(self, conn: psycopg.Connection[Any], parts: _Partitions, scans_sql: str) -> None:
+        self._conn, self._parts, self._scans_sql = conn, parts, scans_sql
         self._stored: dict[tuple[str, str], int] = {}  # scans stored in this transaction per node (save_node)
 
     def _run(self, sql: str, args: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
@@ -199,19 +207,14 @@ class PostgresTransaction:
         first: dict[tuple[str, str, int], int] = {}
         for i, r in enumerate(rows):
             first.setdefault((r.site, r.node, r.seq), i)
-        inserted: set[tuple[str, str, int]] = set()
         keys = [rows[i] for i in first.values()]
-        for at in range(0, len(keys), _CHUNK):
-            part = keys[at : at + _CHUNK]
-            sql = _insert_sql("scan_keys", ("site", "node", "seq", "scanned_at"), len(part),
-                              "ON CONFLICT DO NOTHING RETURNING site, node, seq")  # fmt: skip
-            args = [v for r in part for v in (r.site, r.node, r.seq, r.scanned_at)]
-            inserted.update((s, n, q) for s, n, q in self._run(sql, args).fetchall())
+        columns = [[r.site for r in keys], [r.node for r in keys], [r.seq for r in keys], [r.scanned_at for r in keys]]
+        inserted = {(s, n, q) for s, n, q in self._run(_INSERT_KEYS, columns).fetchall()}
         new = [(r.site, r.node, r.seq) in inserted and first[(r.site, r.node, r.seq)] == i for i, r in enumerate(rows)]
         fresh = [r for r, n in zip(rows, new, strict=True) if n]
-        for at in range(0, len(fresh), _CHUNK):
-            part = fresh[at : at + _CHUNK]
-            self._run(_insert_sql("scans", _SCAN_COLS, len(part)), [v for r in part for v in _scan_params(r)])
+        if fresh:
+            values = [_scan_params(r) for r in fresh]
+            self._run(self._scans_sql, [list(col) for col in zip(*values, strict=True)])
         for r in fresh:
             self._stored[(r.site, r.node)] = self._stored.get((r.site, r.node), 0) + 1
         return new
@@ -338,6 +341,7 @@ class PostgresStore:
                                  " --db")  # fmt: skip
             migrate.apply_postgres(self._conn)
             self._premake()
+            self._scans_sql = _unnest_sql("scans", _SCAN_COLS, self._types("scans", _SCAN_COLS))
         except psycopg.Error as e:
             raise _error(self._where(), "opening the database", e) from e
 
@@ -352,6 +356,16 @@ class PostgresStore:
         if self._synchronous != "full":
             conn.execute("SET synchronous_commit = off")
         return conn
+
+    def _types(self, table: str, cols: Sequence[str]) -> list[str]:
+        found = dict(
+            self._conn.execute(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                (table,),
+            ).fetchall()
+        )
+        return [found[c] for c in cols]
 
     def _has_schema(self) -> bool:
         found = self._conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
@@ -395,7 +409,7 @@ class PostgresStore:
                 if ("alert_events", month_of(now) + 1) not in self._parts.known:
                     self._premake(now)
                 with conn.transaction():
-                    yield PostgresTransaction(conn, self._parts)
+                    yield PostgresTransaction(conn, self._parts, self._scans_sql)
             except psycopg.Error as e:
                 raise _error(self._where(), "writing", e) from e
 
