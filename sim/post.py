@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import itertools
 import json
 import random
 import time
@@ -27,13 +28,16 @@ from typing import Any
 
 import firmware
 from sim.clock import ScaledClock
-from sim.host.board import HostBoard
+from sim.host.board import DEFAULT_UNIX_MS, HostBoard
+from sim.host.udp import DnsStub, NtpStub
 from sim.lane import Lane
 from sim.mlx90614 import MLX90614
 from sim.scenario import Scenario, Site
 from sim.travellers import Population, Traveller, scene
 
 VARIANT = {"forehead": "BCC", "canthus": "DCI"}
+BROKER_NAME = "broker.checkpoint.sim"  # resolved by the node's own DNS client against its DnsStub
+Y2101_MS = 4_133_980_800_000
 DWELL_MS = 400  # a traveller stays this long after the verdict is shown
 GIVE_UP_MS = 4000  # no verdict by then (sensor fault): the traveller moves on unscanned
 GAP_MS = 800  # the next traveller steps up
@@ -76,7 +80,7 @@ def node_config(site: Site, node: str, broker_port: int) -> dict[str, Any]:
         "config_id": "sim-1",
         "mode": site.mode,
         "wifi": {"ssid": "checkpoint", "password": "simulated"},
-        "broker": {"host": "127.0.0.1", "port": broker_port, "keepalive_s": 30},
+        "broker": {"host": BROKER_NAME, "port": broker_port, "keepalive_s": 30},
         "sensor": {"variant": VARIANT[site.mode]},
     }
 
@@ -114,6 +118,8 @@ class SimNode:
         self.boots = 0
         self.powered = False
         self.wifi_up = True
+        self.ntp = NtpStub(lambda: DEFAULT_UNIX_MS + self.clock.ticks_ms())  # the node's NTP and DNS servers
+        self.dns = DnsStub()
 
     # --- power
     def power_on(self) -> None:
@@ -121,6 +127,7 @@ class SimNode:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "config.json").write_text(json.dumps(node_config(self.site, self.name, self.broker_port)))
         board = HostBoard(self.clock, str(self.root), {0x5A: self.chip})
+        board.link.attach(self.ntp, self.dns)
         if not self.wifi_up:
             board.link.cut()
         cfg, settings, reason = firmware.module("app").boot_config(board.root)
@@ -175,6 +182,36 @@ class SimNode:
                 self.board.link.restore()
             else:
                 self.board.link.cut()
+
+    def net_fault(self, kind: str, on: bool) -> None:
+        """A fault of sim.scenario.NET_FAULTS on (or off again)."""
+        if kind == "clock_jump":
+            self.ntp.offset_ms = Y2101_MS - self.ntp.unix_ms() if on else 0
+        elif kind == "ntp_bad_reply":
+            self.ntp.reply = "kod" if on else "ok"
+        elif kind == "dns_slow":
+            self.dns.delay_s = 5.0 / self.clock.speed if on else 0.0
+        uplink = getattr(self.firmware, "uplink", None)
+        if uplink is None:
+            return
+        if kind in ("clock_jump", "ntp_bad_reply") and on:
+            uplink.timesync.soon()  # the node asks now, not within the hour
+        elif kind == "receipt_loss":
+            self._lose_receipts(uplink.downlink, on)
+
+    def _lose_receipts(self, downlink: Any, on: bool) -> None:
+        """Every other receipt for this node never reaches it (the radio lost it): it must resend, in time."""
+        if not on:
+            vars(downlink).pop("on_message", None)
+            return
+        deliver = downlink.on_message
+        receipts = itertools.count()
+
+        def lossy(topic: str, payload: bytes, retained: bool) -> None:
+            if not topic.endswith("/receipt") or next(receipts) % 2:
+                deliver(topic, payload, retained)
+
+        downlink.on_message = lossy
 
     def sensor_fault(self, kind: str, on: bool) -> None:
         if on:

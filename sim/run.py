@@ -44,7 +44,7 @@ from gateway.ingest import origin_id
 from sim.broker import Broker, BrokerError
 from sim.post import RecordedScan, SimNode, install_task_tracking
 from sim.process import REPO, GatewayProcess
-from sim.scenario import Fault, Scenario, ScenarioError, Site, load
+from sim.scenario import NET_FAULTS, Fault, Scenario, ScenarioError, Site, load
 from sim.summary import Key, summarise
 from sim.watch import Watcher
 
@@ -188,8 +188,21 @@ class Simulation:
             await asyncio.to_thread(self._publish_garbage, node)
         elif f.kind == "identity_clash" and node:
             await self._replace_unit(node)
+        elif f.kind in NET_FAULTS and node:
+            await self._net_fault(node, f.kind, real)
         else:
             await self._shared_fault(f.kind, real)
+
+    async def _net_fault(self, node: SimNode, kind: str, real: float) -> None:
+        """A fault on a node's network for `real` seconds; dns_slow with a Wi-Fi blip (3 s of node time), so the
+        node must resolve the broker's name again while its DNS server is slow."""
+        node.net_fault(kind, True)
+        if kind == "dns_slow":
+            node.wifi(False)
+            await asyncio.sleep(3 / self.s.speed)
+            node.wifi(True)
+        await asyncio.sleep(real)
+        node.net_fault(kind, False)
 
     async def _shared_fault(self, kind: str, real: float) -> None:
         """A fault on the broker, the gateway or the gateway's disk, for `real` seconds."""

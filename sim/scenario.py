@@ -28,6 +28,10 @@ its seqs again at 0, so its scans collide with the stored ones. `disk_full`: the
 gateway's database fills up (24 KiB left) for `duration_s`; it needs root (the database goes on a tmpfs the
 simulator mounts) and the simulator's own database (no --db). Unknown keys are refused with the key named, so
 a typo never silently drops a fault.
+
+On a node's network (SimNode.net_fault): `clock_jump` (its NTP server jumps to 2101 and the node is made to
+ask), `ntp_bad_reply` (kiss-o'-death replies), `receipt_loss` (every other receipt for it is lost on the way
+in), `dns_slow` (its DNS server answers after 5 s of node time, and a Wi-Fi blip makes it resolve again).
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ from typing import Any
 
 IDENT = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 MODES = ("forehead", "canthus")
-NODE_FAULTS = ("wifi_drop", "sensor_error_flag", "sensor_bus_noise", "power_cut", "garbage", "identity_clash")
+NET_FAULTS = ("clock_jump", "ntp_bad_reply", "receipt_loss", "dns_slow")  # on a node's network (sim/post.py)
+NODE_FAULTS: tuple[str, ...] = ("wifi_drop", "sensor_error_flag", "sensor_bus_noise", "power_cut", "garbage")
+NODE_FAULTS += ("identity_clash", *NET_FAULTS)
 SHARED_FAULTS = ("broker_restart", "gateway_restart", "disk_full")
 FAULT_KINDS = NODE_FAULTS + SHARED_FAULTS
 

@@ -39,7 +39,8 @@ def test_every_fault_kind_was_applied(faulty: tuple[dict[str, Any], str, Path]) 
     kinds = {f["kind"] for f in summary["faults"]}
     assert kinds == {
         "wifi_drop", "broker_restart", "gateway_restart", "sensor_error_flag", "sensor_bus_noise",
-        "power_cut", "garbage", "identity_clash", "disk_full",
+        "power_cut", "garbage", "identity_clash", "disk_full", "clock_jump", "ntp_bad_reply", "receipt_loss",
+        "dns_slow",
     }  # fmt: skip
     assert "fault: gateway_restart" in progress and "fault: broker_restart" in progress
 
@@ -100,3 +101,45 @@ def test_a_replaced_unit_and_a_full_disk_lose_nothing(faulty: tuple[dict[str, An
     assert "is full (SQLITE_FULL)" in logs and "storing again after" in logs
     assert "Traceback" not in logs
     assert summary["lost"] == 0 and summary["alerts_missing"] == 0
+
+
+def firmware_log(workdir: Path) -> str:
+    return (workdir / "firmware.log").read_text()
+
+
+def test_the_nodes_time_survives_a_jumping_and_a_lying_ntp_server(faulty: tuple[dict[str, Any], str, Path]) -> None:
+    """clock_jump (bridge-2's NTP server at 2101) and ntp_bad_reply (room-2's: kiss-o'-death): both refused by
+    the node, whose scans all carry a time on the simulated day (2026-01-15), none in 2036 or 2101."""
+    summary, _, workdir = faulty
+    log = firmware_log(workdir)
+    assert "ntp: refused: stratum 0 (kiss-o'-death)" in log
+    assert "ntp: refused: time 41339808" in log or "ntp: refused: a step of" in log
+    scans = stored_scans(summary)
+    day0 = 1_768_464_000_000  # sim.host.board.DEFAULT_UNIX_MS
+    assert scans and all(day0 <= s["ts"] < day0 + 86_400_000 for s in scans if s["ts"] is not None)
+    assert summary["lost"] == 0 and summary["duplicates"] == 0
+
+
+def test_lost_receipts_are_refilled(faulty: tuple[dict[str, Any], str, Path]) -> None:
+    """receipt_loss on room-1: every other receipt lost for 30 s; each unreceipted scan is resent after its own
+    timeout and every one is stored once."""
+    summary, _, workdir = faulty
+    assert "uplink: no receipt for 120 s: resending seqs" in firmware_log(workdir)
+    assert summary["lost"] == 0 and summary["duplicates"] == 0 and summary["scans_stored"] == summary["scans_made"]
+
+
+def test_a_slow_dns_server_neither_stops_scanning_nor_the_uplink(faulty: tuple[dict[str, Any], str, Path]) -> None:
+    """dns_slow on bridge-2 with a Wi-Fi blip: the node's resolver gives up after 2 s and connects to the
+    broker's last address; it kept scanning meanwhile (its travellers got verdicts) and lost nothing."""
+    summary, _, workdir = faulty
+    assert "dns: broker.checkpoint.sim not resolved" in firmware_log(workdir)
+    assert "using the last address" in firmware_log(workdir)
+    assert summary["lost"] == 0
+
+
+def stored_scans(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "export", "--what", "scans", "--format", "jsonl", "--db", summary["db"]],
+        capture_output=True, text=True, cwd=REPO, timeout=120, check=True,
+    )  # fmt: skip
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
