@@ -37,8 +37,8 @@ class TlsTrap:
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self._sock.close()
         self._thread.join(5)
-        for t in self._sessions:  # each ends when its client has gone (or after its 10 s timeout)
-            t.join(15)
+        for session in self._sessions:  # each ends when its client has gone (or after its 10 s timeout)
+            session.join(15)
 
     def _serve(self) -> None:
         while True:
