@@ -1,7 +1,7 @@
 """The distance gate: a scan counts only where the target fills the MLX90614's field of view.
 
-A single-pixel sensor averages whatever its field of view holds (docs/domain.md §2.7): a forehead that fills
-95 % of it in a 22 C room reads about 0.8 C low on the core estimate, 85 % about 2.5 C low, and nothing in
+A single-pixel sensor averages whatever its field of view holds (docs/domain.md section 2.7): a forehead that fills
+95 % of it in a 22 C room reads about 0.8 C low on the core estimate, 85 % about 2.4 C low, and nothing in
 the reading says so. The view is a cone; a target of diameter `target_mm` fills it wholly while the spot
 2 d tan(FOV / 2) is no larger than the target, that is up to d = target_mm / (2 tan(FOV / 2)).
 
