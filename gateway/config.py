@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import firmware
 from gateway.errors import ConfigError
+from gateway.notify import settings as notify_settings
+from gateway.notify.settings import NotifySection
 from gateway.protocol import DEFAULT_PREFIX, is_identifier
 
 # firmware/ is untyped MicroPython-subset code, loaded the one way (firmware.module).
@@ -91,6 +93,7 @@ class WebSection:
     session_secret_file: str = "var/web-session.key"  # keys the stored session ids; made (0600) when missing
     session_hours: float = 12.0  # a session ends this long after login (one shift)
     poll_interval_s: float = 0.5  # how often live pages look for new alert events in the database
+    public_url: str = ""  # how people reach the console (https://...): links in notifications; "" = no link
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,9 @@ class Config:
     alerts: AlertsSection = AlertsSection()
     report: ReportSection = ReportSection()
     web: WebSection = WebSection()
+    notify: NotifySection = field(
+        default_factory=NotifySection
+    )  # receivers, routes, timings: gateway/notify/settings.py
 
 
 _SECRET_KEYS = {("mqtt", "password")}
@@ -136,6 +142,7 @@ def _ranges() -> dict[tuple[str, str], Callable[[Any], str | None]]:
         ("web", "port"): within(0, 65_535),
         ("web", "session_hours"): within(0.1, 168),
         ("web", "poll_interval_s"): within(0.05, 10),
+        ("web", "public_url"): lambda v: None if not v or v.startswith(("http://", "https://")) else "needs http(s)",
     }
 
 
@@ -207,26 +214,27 @@ def load(
 ) -> Config:
     """The effective config. `overrides` maps "section.key" to a value (from CLI flags)."""
     environ = os.environ if environ is None else environ
-    layers: dict[str, dict[str, Any]] = {f.name: {} for f in dataclasses.fields(Config)}
+    layers: dict[str, dict[str, Any]] = {f.name: {} for f in dataclasses.fields(Config) if f.name != "notify"}
     hints = get_type_hints(Config)
-    if path is not None:
-        for name, values in _read_toml(Path(path)).items():
-            if name not in layers:
-                raise ConfigError(f"[{name}] ({path}): unknown section; known: {', '.join(layers)}")
-            if not isinstance(values, dict):
-                raise ConfigError(f"{name} ({path}): must be a [section] table")
-            layers[name].update(_section(name, hints[name], values, False, str(path)))
+    file = _read_toml(Path(path)) if path is not None else {}
+    notify = notify_settings.parse(file.pop("notify", {}), str(path))  # tables: its own parser, the file only
+    for name, values in file.items():
+        if name not in layers:
+            raise ConfigError(f"[{name}] ({path}): unknown section; known: {', '.join(layers)}, notify")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{name} ({path}): must be a [section] table")
+        layers[name].update(_section(name, hints[name], values, False, str(path)))
     for var, text in environ.items():
         if var.startswith(ENV_PREFIX) and var != ENV_PREFIX + "CONFIG":
             name, _, key = var[len(ENV_PREFIX) :].lower().partition("_")
             if name not in layers:
-                continue  # another tool's variable (the simulator shares the prefix)
+                continue  # another tool's variable (the simulator shares the prefix), or a receiver's ${NAME}
             layers[name].update(_section(name, hints[name], {key: text}, True, "environment"))
     for dotted, value in (overrides or {}).items():
         name, _, key = dotted.partition(".")
         if value is not None:
             layers[name].update(_section(name, hints[name], {key: value}, False, "command line"))
-    return Config(**{name: hints[name](**values) for name, values in layers.items()})
+    return Config(**{name: hints[name](**values) for name, values in layers.items()}, notify=notify)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

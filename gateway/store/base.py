@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from gateway.notify.outbox import Outbox
 
 
 @dataclass(slots=True)
@@ -216,6 +219,11 @@ class Transaction(Protocol):
         ...
 
     def save_site(self, row: SiteRow) -> None: ...
+
+    def outbox(self) -> Outbox:
+        """The notification outbox on this transaction (gateway/notify/outbox.py); save_alert and update_alert
+        enqueue each event's notification through it."""
+        ...
 
     def save_user(self, row: UserRow) -> None: ...
 

@@ -30,6 +30,7 @@ from typing import Any
 import psycopg
 
 from gateway.errors import StorageFault, StoreError
+from gateway.notify.outbox import Outbox
 from gateway.store import migrate
 from gateway.store.base import (
     AlertEvent,
@@ -262,6 +263,10 @@ class PostgresTransaction:
     def _insert_event(self, event: AlertEvent) -> None:
         self._parts.ensure(self._conn, "alert_events", (event.at,))
         self._run(_INSERT_EVENT, _params(event, _EVENT_COLS))
+        self.outbox().enqueue(event)  # its notification, in the event's transaction
+
+    def outbox(self) -> Outbox:
+        return Outbox(self._run, "%s")
 
     def mark_published(self, events: list[tuple[str, int]], at: int) -> None:
         with self._conn.cursor() as cur:

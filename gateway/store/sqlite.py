@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import StorageFault, StoreError
+from gateway.notify.outbox import Outbox
 from gateway.store import migrate
 from gateway.store.base import (
     AlertEvent,
@@ -223,6 +224,7 @@ class SqliteTransaction:
     def save_alert(self, alert: AlertRow, event: AlertEvent) -> None:
         self._conn.execute(_UPSERT_ALERT, _params(alert, _ALERT_COLS))
         self._conn.execute(_INSERT_EVENT, _params(event, _EVENT_COLS))
+        self.outbox().enqueue(event)  # its notification, in the event's transaction
 
     def mark_published(self, events: list[tuple[str, int]], at: int) -> None:
         self._conn.executemany(
@@ -238,7 +240,11 @@ class SqliteTransaction:
         if self._conn.execute(_UPDATE_ALERT, (*values, alert.alert_id, seen_events)).rowcount != 1:
             return False
         self._conn.execute(_INSERT_EVENT, _params(event, _EVENT_COLS))
+        self.outbox().enqueue(event)
         return True
+
+    def outbox(self) -> Outbox:
+        return Outbox(self._conn.execute, "?")
 
     def save_site(self, row: SiteRow) -> None:
         self._conn.execute(_UPSERT_SITE, _params(row, _SITE_COLS))

@@ -1,0 +1,176 @@
+"""What a person reads: an alert event as a title and a body, in zh-CN or English, long or short. Pure.
+
+Each message says where (the post's name and id, the node), when (the site's local time with its zone named,
+and how long the alert has been open), what was read (the infrared core estimate, the skin reading: a screening
+estimate, not a diagnosis), what to do, and a link to the alert on the console. It carries no personal data:
+the alert holds none (no traveller's name, face or document), and a person is named only when they took or
+closed the alert. The long form is for chat and email; the short one (one line: what, where, when, the
+reading and the one thing to do in about 60 characters, then the link) for an SMS gateway. Every message ends
+with its stable id (ref), the same on a resend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from gateway import alerts
+from gateway.store.base import AlertEvent, AlertRow
+from gateway.web.i18n import Zones
+
+NOTIFIER = "notifier"  # the actor of an escalation the notifier makes
+_ZH, _EN = 0, 1
+_KIND = {
+    alerts.FEVER: ("发热", "Fever"),
+    alerts.NODE_OFFLINE: ("设备离线", "Node offline"),
+    alerts.SENSOR_FAULT: ("传感器故障", "Sensor fault"),
+    alerts.IDENTITY_CLASH: ("设备名称冲突", "Two units under one name"),
+    alerts.CLOCK_SKEW: ("设备时钟错误", "Node clock wrong"),
+}
+_DO = {
+    alerts.FEVER: ("请用体温计（口温/腋温）复测，并在控制台记录",
+                   "Re-check with a clinical thermometer and record it on the console"),
+    alerts.NODE_OFFLINE: ("请致电卡点：检查设备电源和网络", "Phone the post: check the node's power and network"),
+    alerts.SENSOR_FAULT: ("请清洁传感器窗口，或更换设备", "Clean the sensor window, or swap the unit"),
+    alerts.IDENTITY_CLASH: ("两台设备使用同一名称：请为每台设备单独命名", "Give each unit a name of its own"),
+    alerts.CLOCK_SKEW: ("请检查设备的网络时间（NTP）；其记录按网关时间归档", "Check the node's network time (NTP); its"
+                        " scans are filed under the gateway's time"),
+}  # fmt: skip
+_DO_SHORT = {
+    alerts.FEVER: ("请用体温计复测", "re-check with a thermometer"),
+    alerts.NODE_OFFLINE: ("请致电卡点", "phone the post"),
+    alerts.SENSOR_FAULT: ("请清洁或更换传感器", "clean or swap the sensor"),
+    alerts.IDENTITY_CLASH: ("请为设备单独命名", "rename one unit"),
+    alerts.CLOCK_SKEW: ("请检查 NTP", "check its NTP"),
+}
+_STATE = {
+    alerts.RAISED: ("", ""),
+    alerts.ESCALATED: ("已上报", "ESCALATED"),
+    alerts.ACKNOWLEDGED: ("已接手", "Acknowledged"),
+    alerts.RESOLVED: ("已关闭", "Resolved"),
+}
+_OUTCOME = {
+    "cleared": ("放行", "cleared to travel"),
+    "referred": ("转诊发热门诊", "referred to a fever clinic"),
+    "monitored": ("居家医学观察", "home medical observation"),
+    "turned_back": ("劝返", "turned back"),
+}
+_WORDS = {
+    "at": ("卡点", "at"),
+    "node": ("设备", "node"),
+    "when": ("时间", "When"),
+    "open": ("已持续 {m} 分钟", "open {m} min"),
+    "reading": ("读数", "Reading"),
+    "ir": ("红外 {core}", "IR {core}"),
+    "estimate": ("红外估算体温 {core}（体表 {skin}），为筛查估算，非诊断",
+                 "infrared core estimate {core} (skin {skin}); a screening estimate, not a diagnosis"),
+    "do": ("处理", "Do"),
+    "console": ("控制台", "Console"),
+    "reminder": ("第 {k} 次提醒：未接手", "Reminder {k}: not acknowledged"),
+    "escalated": ("{m} 分钟无人接手，已上报", "not acknowledged within {m} min: escalated"),
+    "by": ("处理人 {who}", "by {who}"),
+    "outcome": ("结果：{what}", "outcome: {what}"),
+    "detail": ("详情", "Detail"),
+    "ref": ("编号", "Ref"),
+    "summary": ("此接收方曾无法送达：自 {since} 起积压 {n} 条通知，以下按时间先后补发",
+                "{n} notifications were held since {since} while this receiver could not be reached; they follow,"
+                " oldest first"),
+    "test": ("体温筛查网关测试通知：此接收方可以收到告警",
+             "Test from the screening gateway: this receiver gets alerts"),
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Where the message goes and what it may say: the receiver's locale and form, the console's public URL
+    ("": no link), the sites' names and zones, and the time it is rendered."""
+
+    locale: str
+    form: str
+    console_url: str
+    site_names: dict[str, str]
+    zones: Zones
+    now: int
+
+
+def _i(locale: str) -> int:
+    return _EN if locale == "en" else _ZH
+
+
+def link(console_url: str, alert_id: str) -> str:
+    """The alert's page on the console, or "" without a public URL."""
+    return f"{console_url.rstrip('/')}/alerts/{quote(alert_id, safe=':')}" if console_url else ""
+
+
+def _c(value: float | None) -> str:
+    return "?" if value is None else f"{value:.1f} °C"
+
+
+def _headline(alert: AlertRow, event: AlertEvent, reminder: int, i: int) -> str:
+    kind = _KIND.get(alert.kind, (alert.kind, alert.kind))[i]
+    if reminder:
+        return f"{kind} · {_WORDS['reminder'][i].format(k=reminder)}"
+    state = _STATE.get(event.state, ("", ""))[i]
+    return f"{kind} · {state}" if state else kind
+
+
+def _what(alert: AlertRow, event: AlertEvent, i: int, short: bool = False) -> str:
+    """The reading of a fever, or the event's own news (who took it, the outcome)."""
+    parts = []
+    if alert.kind == alerts.FEVER:
+        reading = _WORDS["ir" if short else "estimate"][i]
+        parts.append(reading.format(core=_c(alert.t_core_c), skin=_c(alert.t_site_c)))
+    if event.state == alerts.ESCALATED and event.actor == NOTIFIER:
+        parts.append(_WORDS["escalated"][i].format(m=(event.at - alert.opened_at) // 60_000))
+    elif event.state in (alerts.ACKNOWLEDGED, alerts.ESCALATED):
+        parts.append(_WORDS["by"][i].format(who=event.actor.removeprefix("medic:")))
+    if event.state == alerts.RESOLVED and event.reason in _OUTCOME:
+        parts.append(_WORDS["outcome"][i].format(what=_OUTCOME[event.reason][i]))
+    return "; ".join(parts)
+
+
+def render(alert: AlertRow, event: AlertEvent, reminder: int, ref: str, ctx: Context) -> tuple[str, str]:
+    """(title, body) of one notification. `event` is the event it tells (for a reminder: the alert's latest)."""
+    i = _i(ctx.locale)
+    post = ctx.site_names.get(alert.site) or alert.site
+    where = f"{post} ({alert.site})" if post != alert.site else post
+    title = f"[{_headline(alert, event, reminder, i)}] {post} · {_WORDS['node'][i]} {alert.node}"
+    opened = ctx.zones.local(alert.opened_at, alert.site)
+    minutes = max(0, (ctx.now - alert.opened_at) // 60_000)
+    what = _what(alert, event, i)
+    do = "" if event.state == alerts.RESOLVED else _DO.get(alert.kind, ("", ""))[i]
+    url = link(ctx.console_url, alert.alert_id)
+    if ctx.form == "short":
+        do = "" if event.state == alerts.RESOLVED else _DO_SHORT.get(alert.kind, ("", ""))[i]
+        news = "; ".join(p for p in (_what(alert, event, i, short=True), do) if p)
+        head = f"[{_headline(alert, event, reminder, i)}] {post} {alert.node} {opened:%H:%M %Z}"
+        return title, " ".join(p for p in (head, news, url, f"#{ref}") if p)
+    lines = [
+        f"{_headline(alert, event, reminder, i)}: {where}, {_WORDS['node'][i]} {alert.node}",
+        f"{_WORDS['when'][i]}: {ctx.zones.show(alert.opened_at, alert.site)}, {_WORDS['open'][i].format(m=minutes)}"
+        if event.state != alerts.RESOLVED
+        else f"{_WORDS['when'][i]}: {ctx.zones.show(event.at, alert.site)}",
+    ]
+    if what:
+        lines.append(f"{_WORDS['reading'][i]}: {what}" if alert.kind == alerts.FEVER else what)
+    if alert.detail:
+        lines.append(f"{_WORDS['detail'][i]}: {alert.detail}")
+    if do:
+        lines.append(f"{_WORDS['do'][i]}: {do}")
+    if url:
+        lines.append(f"{_WORDS['console'][i]}: {url}")
+    lines.append(f"{_WORDS['ref'][i]}: {ref}")
+    return title, "\n".join(lines)
+
+
+def summary(n: int, since: int, site: str | None, ctx: Context) -> tuple[str, str]:
+    """The line before a backlog: how many, since when."""
+    i = _i(ctx.locale)
+    text = _WORDS["summary"][i].format(n=n, since=ctx.zones.show(since, site))
+    return text[:60], text
+
+
+def test_message(ctx: Context) -> tuple[str, str]:
+    i = _i(ctx.locale)
+    text = _WORDS["test"][i]
+    return text, f"{text} ({ctx.zones.show(ctx.now, None)})"
