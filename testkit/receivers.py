@@ -72,9 +72,10 @@ class Webhook(_Waitable):
                     owner.posts.append(Post(self.path, dict(self.headers), json.loads(raw or b"{}")))
                     hold = owner.hold_from is not None and index >= owner.hold_from
                     owner.held += hold
+                    release = owner._release
                     owner.cond.notify_all()
                 if hold:
-                    owner._release.wait(60)
+                    release.wait(60)
                 self.send_response(owner.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -86,6 +87,13 @@ class Webhook(_Waitable):
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
+
+    def hold(self, from_index: int | None) -> None:
+        """Hold requests from this index on (None: none), releasing any held now."""
+        self._release.set()
+        with self.cond:
+            self.hold_from, self.held = from_index, 0
+            self._release = threading.Event()
 
     def release(self) -> None:
         self._release.set()

@@ -2,8 +2,8 @@
 
 `send` returns None when the service took the message, else the error text as Apprise reported it (its
 warnings for this call): the caller redacts it before it is stored or logged. Apprise's own logger is cut off
-from the process's log handlers, because its debug lines may carry a URL with its token; every line the
-notifier writes about a delivery goes through the Redactor instead.
+from the process's log handlers, because its debug lines may carry a URL with its token, and whatever handler
+is attached to it anyway gets its records redacted (`redact_apprise_logs`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,35 @@ import logging
 
 import apprise
 
-logging.getLogger("apprise").propagate = False
-logging.getLogger("apprise").addHandler(logging.NullHandler())
+from gateway.notify.urls import Redactor
+
+_APPRISE_LOG = logging.getLogger("apprise")
+_APPRISE_LOG.propagate = False
+_APPRISE_LOG.addHandler(logging.NullHandler())
+# The HTTP client under Apprise logs each request line (with a token in the path) at DEBUG: not below WARNING.
+_HTTP_LOGS = [logging.getLogger(name) for name in ("urllib3", "urllib3.connectionpool", "requests")]
+for _log in _HTTP_LOGS:
+    _log.setLevel(logging.WARNING)
+
+
+class _RedactingFilter(logging.Filter):
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self.redactor.clean(record.getMessage()), None
+        return True
+
+
+def redact_apprise_logs(redactor: Redactor) -> None:
+    """Every record of Apprise's logger and of the HTTP client under it passes through `redactor` before any
+    handler sees it."""
+    for logger in (_APPRISE_LOG, *_HTTP_LOGS):
+        for f in list(logger.filters):
+            if isinstance(f, _RedactingFilter):
+                logger.removeFilter(f)
+        logger.addFilter(_RedactingFilter(redactor))
 
 
 class Sender:

@@ -27,7 +27,7 @@ from gateway.logs import RateLimitedLog
 from gateway.notify import messages, routing, urls
 from gateway.notify.messages import NOTIFIER, Context
 from gateway.notify.outbox import CANCELLED, SENT, Delivery, Outbox
-from gateway.notify.send import Sender
+from gateway.notify.send import Sender, redact_apprise_logs
 from gateway.notify.settings import NotifySection, Receiver
 from gateway.store.base import AlertEvent, AlertRow, Store, Transaction
 from gateway.web.i18n import Zones
@@ -51,6 +51,7 @@ class Notifier:
         self._store, self._settings, self._sender, self._clock = store, settings, sender, clock
         self._console_url, self._default_zone, self._environ = console_url, default_zone, environ
         self.redactor = urls.redactor(settings.receivers.values(), environ)
+        redact_apprise_logs(self.redactor)
         self._store_log = RateLimitedLog(log, 60_000, clock)
 
     def run(self, stop: threading.Event) -> None:
