@@ -25,7 +25,7 @@ from firmware import module as firmware_module
 from sim.broker import Broker, free_port
 from sim.host.udp import NtpStub
 from testkit.gateway import ReceiptingGateway
-from testkit.micropython import interpreters
+from testkit.micropython import compile_firmware, interpreters
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,7 +50,10 @@ class NodeProcess:
         self.cond = threading.Condition()
         opts_file = Path(opts["dir"] + ".json")
         opts_file.write_text(json.dumps(opts))
-        args = [*INTERPRETERS[interpreter], NODE_PROGRAM, str(FIRMWARE_DIR), str(opts_file)]
+        # MicroPython loads the firmware compiled to .mpy, as the device does: compiling source at import time
+        # fragments the small heap the TLS handshake then needs in one piece.
+        code = compile_firmware() if interpreter == "micropython" else FIRMWARE_DIR
+        args = [*INTERPRETERS[interpreter], NODE_PROGRAM, str(code), str(opts_file)]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()

@@ -1,7 +1,7 @@
 """A minimal node for the uplink tests: outbox + uplink + an app loop that appends scans, on MicroPython (and
 CPython), against a real Mosquitto. The Wi-Fi link is fake: up unless the file OPTS["linkdown"] exists.
 
-usage: micropython -X heapsize=112k net_uplink_node.py FIRMWARE_DIR OPTS_FILE
+usage: micropython -X heapsize=112k net_uplink_node.py FIRMWARE_DIR OPTS_FILE  (FIRMWARE_DIR: .py or .mpy)
 (a file: the MicroPython unix port dies with "FATAL: uncaught NLR" on any argv element of 256 bytes or more)
 OPTS_FILE holds a JSON object: dir, port, site, node, n (scans to append), interval_ms, linkdown (path),
 deadline_ms, and optional cafile (then the broker port is a TLS listener whose certificate that CA signed),
