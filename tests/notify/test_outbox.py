@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 
 from gateway import alerts
-from gateway.store import Store
+from gateway.store import Store, open_store
 from testkit.gateway import FakeClock
-from testkit.notify import act, raise_fever, scan_row
+from testkit.notify import act, deliveries, notifier, raise_fever, scan_row, settings
+from testkit.receivers import Webhook
 from testkit.service import ServiceLoop
 
 FEVER = {"t_site_c": 39.0, "t_amb_c": 24.0, "t_core_c": 39.5, "verdict": "elevated"}
@@ -47,3 +48,26 @@ def test_an_event_rolled_back_leaves_no_notification(store: Store, clock: FakeCl
         raise RuntimeError("the batch failed after the event was written")
     assert store.alert(change.alert.alert_id) is None
     assert _notifications(store) == []
+
+
+def test_the_outbox_runs_on_each_backend(any_db: str) -> None:
+    """Every statement of the outbox (enqueue, reminder, route, pending, record) on SQLite and PostgreSQL."""
+    store = open_store(any_db)
+    clock = FakeClock()
+    try:
+        with Webhook() as webhook:
+            section = settings({"receivers": {"m": {"url": webhook.url(), "locale": "en"}},
+                                "routes": [{"receivers": ["m"]}]})  # fmt: skip
+            n = notifier(store, section, clock)
+            alert = raise_fever(store, clock, seq=1)
+            clock.advance(10 * 60_000)
+            n.step()  # the event and reminder 1
+            act(store, alert.alert_id, lambda a: alerts.acknowledge(a, "medic:wang", "10.0.0.5", clock()))
+            n.step()
+            assert [p.body["message"].rsplit("Ref: ", 1)[1] for p in webhook.posts] == [
+                f"{alert.alert_id}#1",
+                f"{alert.alert_id}#r1",
+            ]
+        assert [(d[0].rsplit("#", 1)[1], d[2]) for d in deliveries(store)] == [("1", "sent"), ("r1", "sent")]
+    finally:
+        store.close()
