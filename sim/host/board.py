@@ -294,7 +294,7 @@ class VerdictDecoder:
     """Recognises a verdict pattern from pin events: its first beep, with the LEDs it lights (firmware/ui.py).
 
     The later beeps of the same pattern do not count (no LED changed since the previous beep). The "retest"
-    and "confirmed" patterns read as indeterminate and elevated: only the verdict patterns are told apart.
+    pattern reads as indeterminate; "agrees" and "late" (a gateway's verdict) have no beep and are not read.
     """
 
     def __init__(self) -> None:
