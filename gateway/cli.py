@@ -139,20 +139,20 @@ def _check_config(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 
 
 def _run(cfg: config_mod.Config) -> int:
-    from gateway import mqtt
+    from gateway import metrics, mqtt
     from gateway.service import Gateway
 
     logs.setup(cfg.gateway.log_level)
     config_mod.load_calibration(cfg.screening)  # first: a bad calibration or CA or password file stops us here
     transport = mqtt.transport(cfg)
     store = open_store(cfg.store.db, cfg.store.synchronous, create=True)
-    gateway = Gateway(cfg, store, transport)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     print(f"{PROG}: storing in {store.url}; listening on {transport.describe()}", flush=True)
     try:
-        gateway.run(stop)
+        with metrics.serving(cfg.metrics, cfg.store, store) as (metered, counts):  # [metrics] listen: /metrics
+            Gateway(cfg, metered, transport, metrics=counts).run(stop)
     finally:
         store.close()
     print(f"{PROG}: stopped", flush=True)

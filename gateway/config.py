@@ -97,6 +97,17 @@ class WebSection:
 
 
 @dataclass(frozen=True)
+class MetricsSection:
+    listen: str = ""  # host:port of the Prometheus endpoint (/metrics), e.g. "127.0.0.1:9108"; "" = off
+
+
+@dataclass(frozen=True)
+class HomeAssistantSection:
+    enabled: bool = False  # MQTT discovery of nodes and sites (gateway/homeassistant.py); no people's temperatures
+    discovery_prefix: str = "homeassistant"  # Home Assistant's discovery prefix (its MQTT integration's setting)
+
+
+@dataclass(frozen=True)
 class Config:
     gateway: GatewaySection = GatewaySection()
     mqtt: MqttSection = MqttSection()
@@ -106,6 +117,8 @@ class Config:
     alerts: AlertsSection = AlertsSection()
     report: ReportSection = ReportSection()
     web: WebSection = WebSection()
+    metrics: MetricsSection = MetricsSection()
+    homeassistant: HomeAssistantSection = HomeAssistantSection()
     notify: NotifySection = field(
         default_factory=NotifySection
     )  # receivers, routes, timings: gateway/notify/settings.py
@@ -143,7 +156,17 @@ def _ranges() -> dict[tuple[str, str], Callable[[Any], str | None]]:
         ("web", "session_hours"): within(0.1, 168),
         ("web", "poll_interval_s"): within(0.05, 10),
         ("web", "public_url"): lambda v: None if not v or v.startswith(("http://", "https://")) else "needs http(s)",
+        ("metrics", "listen"): _check_listen,
+        ("homeassistant", "discovery_prefix"): lambda v: None if v and not set(v) & set("+#") else "no wildcards",
     }
+
+
+def _check_listen(text: str) -> str | None:
+    """Empty (off) or host:port (a port from 0 to 65535; 0 = any free one)."""
+    host, _, port = text.rpartition(":")
+    if text and not (host and port.isdigit() and int(port) <= 65_535):
+        return "must be host:port, e.g. 127.0.0.1:9108 (or empty: off)"
+    return None
 
 
 def _check_broker(url: str) -> str | None:

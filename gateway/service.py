@@ -36,9 +36,11 @@ from gateway.errors import StorageFault, StoreError
 from gateway.fleet import Fleet
 from gateway.ingest import Incoming, Outcome, Writer
 from gateway.logs import RateLimitedLog
+from gateway.metrics import Metrics
 from gateway.protocol import Topics
+from gateway.quarantine import Limiter
 from gateway.screening import Screener
-from gateway.signing import Signer, load_registry
+from gateway.signing import Signer, load_registry, stored_signer
 from gateway.store.base import Store
 from gateway.transport import Transport
 
@@ -65,8 +67,11 @@ class Gateway:
         transport: Transport,
         clock: Callable[[], int] = wall_ms,
         monotonic: Callable[[], int] = monotonic_ms,
+        metrics: Metrics | None = None,
     ) -> None:
+        """`metrics`: counts batches and faults (gateway/metrics.py; its `metered(store)` counts what commits)."""
         self.cfg, self.store, self.transport = cfg, store, transport
+        self.metrics = metrics
         self.clock, self.monotonic = clock, monotonic
         self.topics = Topics(cfg.mqtt.topic_prefix)
         self._awaiting: dict[int, tuple[str, int]] = {}  # the transport's publish id -> alert event
@@ -88,10 +93,12 @@ class Gateway:
             {"forehead": cfg.screening.threshold_forehead_c, "canthus": cfg.screening.threshold_canthus_c},
         )
         fleet = Fleet(self.store.nodes(), self.monotonic())
-        writer = Writer(self.store, screener, fleet, cfg.alerts, self.topics, self.clock,
-                        cfg.ingest.verdict_to_node, self.monotonic)  # fmt: skip
+        registry = load_registry(cfg.gateway.registry)  # None (no registry: tests, the demo): every node admitted
+        limits = Limiter.stored(self.store.quarantine_sources(), self.monotonic)
+        writer = Writer(self.store, screener, fleet, cfg.alerts, self.topics, self.clock, cfg.ingest.verdict_to_node,
+                        self.monotonic, registry.known if registry else None, limits)  # fmt: skip
         self.writer = writer
-        self.signer = Signer(load_registry(cfg.gateway.registry), cfg.mqtt.topic_prefix, self.clock)
+        self.signer = stored_signer(registry, cfg.mqtt.topic_prefix, cfg.gateway.instance, self.store, self.clock)
         self.transport.start()
         try:
             self._deliver(writer.pending_events(), [])
@@ -145,9 +152,12 @@ class Gateway:
     def _stored(self, writer: Writer, batch: list[Incoming]) -> Outcome | None:
         """The batch processed (a silence check when empty), or None after a storage fault: the batch is held,
         acknowledged to nobody, and tried again after a backoff."""
+        started = time.perf_counter()  # a measurement for people (commit latency), not a duration of the logic
         try:
             outcome = self._process(writer, batch) if batch else writer.check_silence()
         except StorageFault as e:
+            if self.metrics is not None:
+                self.metrics.storage_fault()
             now = self.monotonic()
             if self._fault_since is None:
                 self._fault_since = now
@@ -163,6 +173,8 @@ class Gateway:
             held_s = (self.monotonic() - self._fault_since) / 1000
             log.warning("storing again after %.1f s of storage faults; nothing was lost", held_s)
             self._fault_since, self._retry_ms = None, _RETRY_MS[0]
+        if self.metrics is not None and batch:
+            self.metrics.batch(len(batch), time.perf_counter() - started, outcome)
         return outcome
 
     def _take(self, timeout: float) -> list[Incoming]:
