@@ -31,8 +31,11 @@ class Link:
     def rssi(self):
         return -60
 
-    def ntp_unix_ms(self):
-        return None
+    def ntp_server(self):
+        return None  # no time server: this run is about the broker's certificate
+
+    def dns_server(self):
+        return None  # the broker is given by address
 
 
 async def main():
