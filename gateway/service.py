@@ -34,6 +34,7 @@ from collections.abc import Callable
 from gateway.config import Config, load_calibration
 from gateway.errors import StorageFault, StoreError
 from gateway.fleet import Fleet
+from gateway.homeassistant import announcer
 from gateway.ingest import Incoming, Outcome, Writer
 from gateway.logs import RateLimitedLog
 from gateway.metrics import Metrics
@@ -95,6 +96,7 @@ class Gateway:
         writer = Writer(self.store, screener, fleet, cfg.alerts, self.topics, self.clock,
                         cfg.ingest.verdict_to_node, self.monotonic)  # fmt: skip
         self.writer = writer
+        self._ha = announcer(cfg, self.clock, self.monotonic)  # None unless [homeassistant] enabled
         self.signer = Signer(load_registry(cfg.gateway.registry), cfg.mqtt.topic_prefix, self.clock)
         self.transport.start()
         try:
@@ -130,6 +132,8 @@ class Gateway:
                 outcome = self._stored(writer, [])
                 if outcome is not None:
                     self._deliver(outcome, [])
+                if self._ha is not None:
+                    self._deliver(self._ha.step(self.store), [])
 
     def _watch_connection(self, writer: Writer) -> None:
         """On every (re)connection: publish every open alert's retained state (the broker may have lost it)."""
@@ -145,6 +149,9 @@ class Gateway:
                 return
             self._connected = True
             self._deliver(states, [])
+            if self._ha is not None:  # Home Assistant's discovery, again: the broker may have lost it
+                self._ha.reconnected()
+                self._deliver(self._ha.step(self.store), [])
 
     def _stored(self, writer: Writer, batch: list[Incoming]) -> Outcome | None:
         """The batch processed (a silence check when empty), or None after a storage fault: the batch is held,
