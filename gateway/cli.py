@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from gateway import config as config_mod
-from gateway import export, logs, provision, push, report, retention
+from gateway import backup, export, logs, provision, push, report, retention
 from gateway.errors import GatewayError
 from gateway.notify import commands as notify_commands
 from gateway.store import Store, open_store
@@ -86,6 +86,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     pc.set_defaults(func=_configured(push.run))
     web_commands.register(sub, common, _configured)  # web, users, sites: the console (gateway/web/)
     retention.register(sub, common, _configured)  # retention --older-than DAYS
+    backup.register(sub, common, _configured)  # backup --to FILE | --restore FILE: gateway/backup.py
     notify_commands.register(sub, common, _configured)  # notify [--test RECEIVER]: gateway/notify/
     provision.register(sub)  # node keys, broker passwd and ACL, node configs (gateway/provision.py)
     ev = sub.add_parser("evaluate", parents=common, conflict_handler="resolve",

@@ -257,7 +257,17 @@ def load(
         name, _, key = dotted.partition(".")
         if value is not None:
             layers[name].update(_section(name, hints[name], {key: value}, False, "command line"))
-    return Config(**{name: hints[name](**values) for name, values in layers.items()}, notify=notify)
+    cfg = Config(**{name: hints[name](**values) for name, values in layers.items()}, notify=notify)
+    _require_tls(cfg)
+    return cfg
+
+
+def _require_tls(cfg: Config) -> None:
+    """With a node registry (production) the broker is reached over TLS; plain MQTT only on this machine."""
+    parts = urlsplit(cfg.mqtt.broker)
+    if cfg.gateway.registry and parts.scheme != "mqtts" and parts.hostname not in ("127.0.0.1", "::1", "localhost"):
+        raise ConfigError(f"mqtt.broker: {cfg.mqtt.broker} is plain MQTT with a node registry (gateway.registry):"
+                          " use mqtts://host:8883 and mqtt.ca_file (deploy/gateway.example.toml)")  # fmt: skip
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

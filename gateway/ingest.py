@@ -30,18 +30,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway import alerts
+from gateway import alerts, quarantine
 from gateway.config import AlertsSection
 from gateway.errors import StoreError
 from gateway.fleet import Fleet, Transition
 from gateway.logs import RateLimitedLog
 from gateway.nodeclock import AHEAD, BEHIND, OK, Judgement, NodeClocks
-from gateway.protocol import PROTOCOL_VERSION, Health, Rejection, Scan, Status, Topics, parse
+from gateway.protocol import NODE_KINDS, PROTOCOL_VERSION, Health, Message, Rejection, Scan, Status, Topics, parse
 from gateway.screening import Assessment, Screener
 from gateway.store.base import AlertEvent, AlertRow, QuarantineRow, ScanRow, Store, Transaction
 
 log = logging.getLogger("gateway.ingest")
-QUARANTINE_HEAD_BYTES = 256
+QUARANTINE_HEAD_BYTES = quarantine.PAYLOAD_HEAD_BYTES
+_IDENTIFIER_MAX = 32  # contract.is_identifier
 RESOLVED_STATES_MS = 24 * 3_600_000  # alerts resolved this recently get their retained state cleared again
 
 
@@ -115,12 +116,21 @@ class Writer:
         clock: Callable[[], int],
         verdict_to_node: bool = True,
         monotonic: Callable[[], int] | None = None,
+        known: Callable[[str, str], bool] | None = None,
+        limits: quarantine.Limiter | None = None,
     ) -> None:
-        """`clock`: wall ms; `monotonic`: ms for durations (a unit test without one measures them on `clock`)."""
+        """`clock`: wall ms; `monotonic`: ms for durations (a unit test without one measures them on `clock`).
+        `known(site, node)`: whether the node registry holds that node (None: no registry, every node is
+        admitted); a scan, status or health from any other is quarantined as unknown_identity and creates
+        nothing else. `limits`: what decides which refused messages keep a row (gateway/quarantine.py)."""
         self._store, self._screener, self._fleet = store, screener, fleet
         self._policy, self._topics, self._clock = policy, topics, clock
         self._monotonic = monotonic or clock
         self._verdict_to_node = verdict_to_node
+        self._known = known
+        self.limits = limits or quarantine.Limiter(self._monotonic)
+        # the longest topic a node can have: longer ones are refused before parse (whose topic cache they would fill)
+        self._max_topic = len(topics.prefix.rstrip("/")) + 3 + 2 * _IDENTIFIER_MAX + max(map(len, NODE_KINDS))
         self._faults = alerts.SensorFaultTracker(
             policy.sensor_fault_count, policy.sensor_fault_window_s * 1000, policy.sensor_fault_clear_after
         )
@@ -140,7 +150,7 @@ class Writer:
         acknowledges nothing and may call again with the same batch (after a storage fault)."""
         now, mono = self._clock(), self._monotonic()
         acc = _Batch()
-        parsed = [parse(self._topics.prefix, m.topic, m.payload) for m in batch]
+        parsed = [self._parse(m) for m in batch]
         with self._guard():
             scans = {i: self._screen(p, now) for i, p in enumerate(parsed) if isinstance(p, Scan)}
             with self._store.transaction() as tx:
@@ -159,6 +169,15 @@ class Writer:
                 marked = self._finish(tx, now)
         del self._published[:marked]
         return self._outgoing(acc)
+
+    def _parse(self, msg: Incoming) -> Message | Rejection | None:
+        """parse(), after two gates: a topic too long to be a node's, and a node not in the registry."""
+        if len(msg.topic) > self._max_topic:
+            return Rejection("bad_topic")
+        item = parse(self._topics.prefix, msg.topic, msg.payload)
+        if self._known is None or not isinstance(item, Scan | Status | Health) or self._known(item.site, item.node):
+            return item
+        return Rejection(quarantine.UNKNOWN_IDENTITY, item.site, item.node)  # no seq: no receipt
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
@@ -186,10 +205,7 @@ class Writer:
                 log.exception("processing a message on %r failed; quarantined as internal_error", msg.topic)
                 self.rejections["internal_error"] += 1
                 with self._guard(), self._store.transaction() as tx:
-                    head = msg.payload[:QUARANTINE_HEAD_BYTES]
-                    tx.insert_quarantine(
-                        QuarantineRow(self._clock(), msg.topic, "internal_error", len(msg.payload), head)
-                    )
+                    self._keep(tx, msg, Rejection("internal_error"), self._clock())
                 continue
             total.publish += outcome.publish
             total.new += outcome.new
@@ -369,14 +385,24 @@ class Writer:
             self._save(tx, change, acc)
 
     def _quarantine(self, tx: Transaction, msg: Incoming, rej: Rejection, now: int, acc: _Batch) -> None:
-        head = msg.payload[:QUARANTINE_HEAD_BYTES]
-        tx.insert_quarantine(QuarantineRow(now, msg.topic, rej.reason, len(msg.payload), head, rej.site, rej.node))
         acc.outcome.rejected += 1
         self.rejections[rej.reason] += 1
         if rej.site is not None and rej.node is not None and rej.seq is not None:
             acc.rejected[(rej.site, rej.node)].append(rej.seq)
-        who = f"{rej.site}/{rej.node}" if rej.site else "?"
-        self._reject_log.warning((who, rej.reason), f"quarantined a message from {who} on {msg.topic!r}: {rej.reason}")
+        self._keep(tx, msg, rej, now)
+
+    def _keep(self, tx: Transaction, msg: Incoming, rej: Rejection, now: int) -> None:
+        """A refused message counted against its source, and its bounded row stored if the limits allow."""
+        source, kept = self.limits.admit(quarantine.source_of(msg.topic, rej.site, rej.node), rej.reason)
+        tx.count_quarantine(source, rej.reason, kept, now)
+        topic = quarantine.topic_head(msg.topic)
+        if kept:
+            head = msg.payload[: quarantine.PAYLOAD_HEAD_BYTES]
+            tx.insert_quarantine(QuarantineRow(now, topic, rej.reason, len(msg.payload), head, rej.site, rej.node))
+        self._reject_log.warning(
+            (source, rej.reason),
+            f"quarantined a message from {source} on {topic!r}: {rej.reason}" + ("" if kept else " (counted only)"),
+        )
 
     def _verdict_out(self, row: ScanRow, threshold_c: float, fever: AlertRow | None) -> Outgoing:
         body = {

@@ -39,8 +39,9 @@ from gateway.ingest import Incoming, Outcome, Writer
 from gateway.logs import RateLimitedLog
 from gateway.metrics import Metrics
 from gateway.protocol import Topics
+from gateway.quarantine import Limiter
 from gateway.screening import Screener
-from gateway.signing import Signer, load_registry
+from gateway.signing import Signer, load_registry, stored_signer
 from gateway.store.base import Store
 from gateway.transport import Transport
 
@@ -93,11 +94,13 @@ class Gateway:
             {"forehead": cfg.screening.threshold_forehead_c, "canthus": cfg.screening.threshold_canthus_c},
         )
         fleet = Fleet(self.store.nodes(), self.monotonic())
-        writer = Writer(self.store, screener, fleet, cfg.alerts, self.topics, self.clock,
-                        cfg.ingest.verdict_to_node, self.monotonic)  # fmt: skip
+        registry = load_registry(cfg.gateway.registry)  # None (no registry: tests, the demo): every node admitted
+        limits = Limiter.stored(self.store.quarantine_sources(), self.monotonic)
+        writer = Writer(self.store, screener, fleet, cfg.alerts, self.topics, self.clock, cfg.ingest.verdict_to_node,
+                        self.monotonic, registry.known if registry else None, limits)  # fmt: skip
         self.writer = writer
         self._ha = announcer(cfg, self.clock, self.monotonic)  # None unless [homeassistant] enabled
-        self.signer = Signer(load_registry(cfg.gateway.registry), cfg.mqtt.topic_prefix, self.clock)
+        self.signer = stored_signer(registry, cfg.mqtt.topic_prefix, cfg.gateway.instance, self.store, self.clock)
         self.transport.start()
         try:
             self._deliver(writer.pending_events(), [])

@@ -10,15 +10,20 @@ the gateway's user because it holds each node's HMAC key:
 code, so both ends frame it the same way; docs/protocol.md "Signed downlink"); messages to nodes not in the
 registry, and every message when no registry is configured, go out unsigned (protocol v1 as before).
 
-The counter is the gateway's wall clock in ms, raised by one when two messages to a node fall in the same ms:
-it increases across gateway restarts without being stored. A gateway clock set back by T (or a second gateway
-instance whose clock runs behind) has its commands refused as replays for up to T; each node reports them in
-its status (auth_refused), and scans stay safe in the node's outbox meanwhile.
+The counter (one per gateway instance, for every node) is max(the wall clock in ms, the last counter + 1): it
+never goes back, whatever the clock does. Its ceiling is written ahead to the store (`downlink_counters`,
+CEILING_AHEAD_MS above the counter, so at most one write per 10 s of counters) and read back at start: a gateway
+whose clock was stepped back, or restarted with a clock behind, goes on from above the last counter it may have
+sent, and the nodes keep accepting its receipts and verdicts (the counter runs ahead of the clock until the
+clock catches up). A second instance whose clock runs behind another's by T has its commands to a node that
+heard the other refused as replays for up to T (each node reports them in its status: auth_refused; scans stay
+safe in the node's outbox meanwhile).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -26,12 +31,15 @@ from pathlib import Path
 from typing import Any
 
 import firmware
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StoreError
 from gateway.ingest import Outgoing
+from gateway.store.base import Store
 
 _auth: Any = firmware.module("auth")  # the node's own framing and HMAC (MicroPython subset, untyped)
 _contract: Any = firmware.module("contract")
 REGISTRY_VERSION = 1
+CEILING_AHEAD_MS = 10_000
+log = logging.getLogger("gateway.signing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +72,14 @@ class Registry:
         nodes = {}
         for name, n in doc["nodes"].items():
             site, _, node = name.partition("/")
-            nodes[(site, node)] = NodeEntry(site, node, n["key"], n["user"], n["since"], n.get("retired"))
+            try:
+                entry = NodeEntry(site, node, n["key"], n["user"], n["since"], n.get("retired"))
+                bytes.fromhex(entry.key)
+            except (KeyError, TypeError, ValueError) as e:
+                raise ConfigError(f"gateway.registry: {p}: node {name!r} is not a registry entry ({e!r})") from None
+            if len(entry.key) != 64 or not (_contract.is_identifier(site) and _contract.is_identifier(node)):
+                raise ConfigError(f"gateway.registry: {p}: node {name!r} needs a site/node name and a 64-digit key")
+            nodes[(site, node)] = entry
         return cls(nodes)
 
     def save(self, path: str | Path) -> None:
@@ -84,6 +99,10 @@ class Registry:
         e = self.nodes.get((site, node))
         return e if e is not None and e.retired is None else None
 
+    def known(self, site: str, node: str) -> bool:
+        """Whether the gateway admits what this node sends (provisioned and not retired)."""
+        return self.active(site, node) is not None
+
     def retire(self, site: str, node: str, now: int) -> None:
         self.nodes[(site, node)] = replace(self.nodes[(site, node)], retired=now)
 
@@ -94,14 +113,34 @@ def load_registry(path: str) -> Registry | None:
 
 
 class Signer:
-    def __init__(self, registry: Registry | None, prefix: str, clock: Callable[[], int]) -> None:
-        self._registry, self._prefix, self._clock = registry, prefix + "/", clock
-        self._last: dict[tuple[str, str], int] = {}
+    """`last`: the stored ceiling (Store.counter) the counter starts above; `persist(ceiling)`: writes a new one
+    (Transaction.raise_counter in a transaction of its own). Without them the counter starts at the clock."""
 
-    def counter(self, site: str, node: str) -> int:
-        """The next counter for this node: the wall clock in ms, or one above the last if that is not above it."""
-        ctr = max(self._clock(), self._last.get((site, node), 0) + 1)
-        self._last[(site, node)] = ctr
+    def __init__(
+        self,
+        registry: Registry | None,
+        prefix: str,
+        clock: Callable[[], int],
+        last: int = 0,
+        persist: Callable[[int], None] | None = None,
+    ) -> None:
+        self._registry, self._prefix, self._clock = registry, prefix + "/", clock
+        self._last = self._ceiling = last
+        self._persist = persist
+
+    def counter(self) -> int:
+        """The next counter: the wall clock in ms, or one above the last if that is not above it. A counter above
+        the stored ceiling goes out only after a new ceiling is stored (if that fails: logged, and it goes out
+        anyway; after a restart the node may then refuse a few commands as replays until the counter passes)."""
+        ctr = max(self._clock(), self._last + 1)
+        if ctr > self._ceiling:
+            self._ceiling = ctr + CEILING_AHEAD_MS
+            if self._persist is not None:
+                try:
+                    self._persist(self._ceiling)
+                except StoreError as e:
+                    log.warning("cannot store the downlink counter's ceiling %d: %s", self._ceiling, e)
+        self._last = ctr
         return ctr
 
     def seal(self, out: Outgoing) -> Outgoing:
@@ -114,7 +153,17 @@ class Signer:
         entry = self._registry.active(parts[0], parts[1])
         if entry is None:
             return out
-        return replace(out, payload=sign(entry.key, out.topic, out.payload, self.counter(parts[0], parts[1])))
+        return replace(out, payload=sign(entry.key, out.topic, out.payload, self.counter()))
+
+
+def stored_signer(registry: Registry | None, prefix: str, name: str, store: Store, clock: Callable[[], int]) -> Signer:
+    """The signer of gateway instance `name`, its counter going on from the ceiling stored under that name."""
+
+    def persist(ceiling: int) -> None:
+        with store.transaction() as tx:
+            tx.raise_counter(name, ceiling)
+
+    return Signer(registry, prefix, clock, store.counter(name), persist)
 
 
 def sign(key_hex: str, topic: str, payload: bytes, ctr: int) -> bytes:

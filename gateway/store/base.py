@@ -122,6 +122,19 @@ class QuarantineRow:
 
 
 @dataclass(slots=True)
+class QuarantineSource:
+    """Refused messages counted per source (gateway/quarantine.py), kept as rows or dropped by the limits."""
+
+    source: str  # "site/node", the topic's root, or "*" (sources past the named ones)
+    first_at: int
+    last_at: int
+    last_reason: str
+    kept: int
+    dropped: int
+    identity_row: int  # 1: its one unknown_identity row is stored
+
+
+@dataclass(slots=True)
 class SiteReport:
     site: str
     screened: int = 0  # travellers: scans that are not retests
@@ -181,6 +194,14 @@ class Transaction(Protocol):
         ...
 
     def insert_quarantine(self, row: QuarantineRow) -> None: ...
+
+    def count_quarantine(self, source: str, reason: str, kept: bool, at: int) -> None:
+        """Count one refused message against its source (quarantine_sources), its row kept or dropped."""
+        ...
+
+    def raise_counter(self, name: str, ceiling: int) -> None:
+        """downlink_counters[name] = max(stored, ceiling) (gateway/signing.py)."""
+        ...
 
     def scan_origin(self, site: str, node: str, seq: int) -> tuple[int, int] | None:
         """(boot, uptime_ms) of the stored scan: a resend carries the same; a node that reuses a seq does not."""
@@ -268,6 +289,12 @@ class Store(Protocol):
     def alert_events(self, alert_id: str) -> list[AlertEvent]: ...
 
     def quarantine(self, since: int | None, until: int | None, site: str | None) -> Iterator[QuarantineRow]: ...
+
+    def quarantine_sources(self) -> list[QuarantineSource]: ...
+
+    def counter(self, name: str) -> int:
+        """The stored downlink counter ceiling of `name` (0: none yet)."""
+        ...
 
     def report(self, start: int, end: int) -> list[SiteReport]: ...
 

@@ -31,12 +31,14 @@ import psycopg
 
 from gateway.errors import StorageFault, StoreError
 from gateway.notify.outbox import Outbox
+from gateway.quarantine import UNKNOWN_IDENTITY
 from gateway.store import migrate
 from gateway.store.base import (
     AlertEvent,
     AlertRow,
     NodeRow,
     QuarantineRow,
+    QuarantineSource,
     ScanRow,
     SessionRow,
     SiteReport,
@@ -50,6 +52,7 @@ _ALERT_COLS = columns(AlertRow)
 _EVENT_COLS = columns(AlertEvent)
 _NODE_COLS = columns(NodeRow)
 _QUARANTINE_COLS = columns(QuarantineRow)
+_SOURCE_COLS = columns(QuarantineSource)
 _SITE_COLS = columns(SiteRow)
 _USER_COLS = columns(UserRow)
 _SESSION_COLS = columns(SessionRow)
@@ -129,6 +132,17 @@ _INSERT_EVENT = _insert_sql("alert_events", _EVENT_COLS)
 _INSERT_QUARANTINE = _insert_sql("quarantine", _QUARANTINE_COLS)
 _INSERT_CLASH = _insert_sql(
     "scan_clashes", _SCAN_COLS, 1, "ON CONFLICT (site, node, seq, boot, uptime_ms) DO NOTHING RETURNING seq"
+)
+_COUNT_QUARANTINE = (
+    "INSERT INTO quarantine_sources (source, first_at, last_at, last_reason, kept, dropped, identity_row)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (source) DO UPDATE SET last_at = excluded.last_at,"
+    " last_reason = excluded.last_reason, kept = quarantine_sources.kept + excluded.kept,"
+    " dropped = quarantine_sources.dropped + excluded.dropped,"
+    " identity_row = CASE WHEN excluded.identity_row = 1 THEN 1 ELSE quarantine_sources.identity_row END"
+)
+_RAISE_COUNTER = (
+    "INSERT INTO downlink_counters (name, ceiling) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET ceiling ="
+    " CASE WHEN excluded.ceiling > downlink_counters.ceiling THEN excluded.ceiling ELSE downlink_counters.ceiling END"
 )
 _UPSERT_SITE = _upsert_sql("sites", _SITE_COLS, ("site",))
 _UPSERT_USER = _upsert_sql("users", _USER_COLS, ("username",))
@@ -236,6 +250,13 @@ class PostgresTransaction:
     def insert_quarantine(self, row: QuarantineRow) -> None:
         self._parts.ensure(self._conn, "quarantine", (row.received_at,))
         self._run(_INSERT_QUARANTINE, _params(row, _QUARANTINE_COLS))
+
+    def count_quarantine(self, source: str, reason: str, kept: bool, at: int) -> None:
+        identity_row = int(kept and reason == UNKNOWN_IDENTITY)
+        self._run(_COUNT_QUARANTINE, (source, at, at, reason, int(kept), int(not kept), identity_row))
+
+    def raise_counter(self, name: str, ceiling: int) -> None:
+        self._run(_RAISE_COUNTER, (name, ceiling))
 
     def save_node(self, row: NodeRow) -> None:
         values = list(_params(row, _NODE_COLS))
@@ -479,6 +500,14 @@ class PostgresStore:
         where, args = _where(since, until, site, "received_at")
         sql = f"SELECT {_cols(_QUARANTINE_COLS)} FROM quarantine{where} ORDER BY received_at"
         return (QuarantineRow(*r) for r in self._select(sql, args))
+
+    def quarantine_sources(self) -> list[QuarantineSource]:
+        sql = f"SELECT {', '.join(_SOURCE_COLS)} FROM quarantine_sources ORDER BY source"
+        return [QuarantineSource(*r) for r in self._select(sql)]
+
+    def counter(self, name: str) -> int:
+        found = list(self._select("SELECT ceiling FROM downlink_counters WHERE name = %s", (name,)))
+        return int(found[0][0]) if found else 0
 
     def report(self, start: int, end: int) -> list[SiteReport]:
         first = "retest_of IS NULL"
