@@ -6,7 +6,7 @@ PORT ?= /dev/ttyUSB0
 DURATION ?=
 FIRMWARE_SRC := $(filter-out firmware/__init__.py firmware/main.py,$(wildcard firmware/*.py))
 
-.PHONY: setup test lint format demo firmware deploy console bench screening-docs clean
+.PHONY: setup test lint format demo firmware deploy deploy-check console bench screening-docs clean
 
 setup:
 	@scripts/setup.sh
@@ -37,17 +37,24 @@ firmware: setup
 	@if [ -f firmware/main.py ]; then cp firmware/main.py build/firmware/; fi
 	@echo "firmware: $$(ls build/firmware | wc -l) files in build/firmware/"
 
-# NODE_CONFIG: a node's config.json (from `checkpoint-gateway provision`, Wi-Fi filled in); its broker CA file
-# (broker.cafile, beside it) goes onto the node too. Refused while a placeholder is left (scripts/deploy_check.py).
-NODE_CONFIG ?= firmware/config.json
+# NODE=<site>/<node>: that node's files from `checkpoint-gateway provision --dir $(NODE_DIR)` (its config.json with
+# the Wi-Fi filled in, and its broker CA file beside it); or NODE_CONFIG=<a config.json> directly. Refused, naming
+# each field to fill, while a placeholder, the HMAC key or the CA file is missing (scripts/deploy_check.py).
+# `make deploy-check NODE=...` runs only that check, without a board (docs/firmware.md, "Deploying a node").
+NODE ?=
+NODE_DIR ?= /etc/checkpoint
+NODE_CONFIG ?= $(if $(NODE),$(NODE_DIR)/nodes/$(NODE)/config.json,firmware/config.json)
+deploy-check: setup
+	@test -f $(NODE_CONFIG) || { echo "deploy: $(NODE_CONFIG) missing: checkpoint-gateway provision --dir $(NODE_DIR) SITE/NODE writes one per node"; exit 1; }
+	@$(PY) scripts/deploy_check.py $(NODE_CONFIG)
+
 deploy: firmware
-	@test -f $(NODE_CONFIG) || { echo "deploy: $(NODE_CONFIG) missing: checkpoint-gateway provision writes one per node"; exit 1; }
-	@$(PY) scripts/deploy_check.py $(NODE_CONFIG) > build/deploy-ca.txt
+	@mkdir -p build && $(MAKE) -s deploy-check NODE_CONFIG=$(NODE_CONFIG) > build/deploy-ca.txt
 	$(VENV)/bin/mpremote connect $(PORT) fs cp build/firmware/* :
 	$(VENV)/bin/mpremote connect $(PORT) fs cp "$$(cat build/deploy-ca.txt)" :$$($(PY) -c "import json,sys; print(json.load(open(sys.argv[1]))['broker']['cafile'])" $(NODE_CONFIG))
 	$(VENV)/bin/mpremote connect $(PORT) fs cp $(NODE_CONFIG) :config.json
 	$(VENV)/bin/mpremote connect $(PORT) reset
-	@echo "deploy: done; watch it with: make console PORT=$(PORT)"
+	@echo "deploy: copied $$(ls build/firmware | wc -l) firmware files, $(NODE_CONFIG) as config.json and $$(cat build/deploy-ca.txt) to $(PORT); watch it with: make console PORT=$(PORT)"
 
 console: setup
 	$(VENV)/bin/mpremote connect $(PORT) repl

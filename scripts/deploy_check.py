@@ -33,16 +33,17 @@ def check(path: Path) -> Path | None:
     cfg, reason = firmware.module("config").validate(given)
     if cfg is None:
         raise SystemExit(f"deploy: {path}: {reason}")
-    left = placeholders(given)
-    if left:
-        raise SystemExit(f"deploy: {path}: fill in {', '.join(left)} (still a placeholder)")
+    todo = [f"{key} (still a placeholder)" for key in placeholders(given)]
     if cfg["broker"]["hmac_key"] is None:
-        raise SystemExit(f"deploy: {path}: broker.hmac_key missing (make the config with checkpoint-gateway provision)")
+        todo.append("broker.hmac_key (missing: make the config with checkpoint-gateway provision)")
     if not cfg["broker"]["tls"]:
-        raise SystemExit(f"deploy: {path}: broker.tls is false: nodes talk to the broker over TLS only")
-    ca = path.parent / cfg["broker"]["cafile"]
-    if not ca.is_file():
-        raise SystemExit(f"deploy: {path}: broker.cafile {ca} is missing (the broker's CA certificate)")
+        todo.append("broker.tls (false: nodes talk to the broker over TLS only)")
+    ca = path.parent / str(cfg["broker"]["cafile"])
+    if cfg["broker"]["tls"] and not ca.is_file():
+        todo.append(f"broker.cafile ({ca} is missing: the broker's CA certificate, beside config.json)")
+    if todo:
+        fields = ", ".join(t.split(" ", 1)[0] for t in todo)
+        raise SystemExit(f"deploy: {path}: fill in {fields}:\n" + "\n".join(f"  {t}" for t in todo))
     return ca
 
 
