@@ -15,7 +15,9 @@ with sim/host/ supplying a board with this interface:
                              dns_server() -> (host, port) or None (udp.py does the exchanges,
                              bounded, on the event loop: never ntptime or getaddrinfo, which block it)
     display()                SSD1306 on the same bus if pins.display_addr is set and the driver is installed
-    block_ms(ms)             a blocking wait (EEPROM writes at boot only)
+    block_ms(ms)             a blocking wait (EEPROM writes and the sensor's re-power at boot only)
+    power_on_reset()         True if this boot began with power applied (the sensor on the same supply was
+                             re-powered too), not a watchdog, soft or deep-sleep reset
     keep_blinking(ui)        safe mode: keep the blink code going from a timer and return to the REPL
 """
 
@@ -129,6 +131,10 @@ class Board:
 
     def block_ms(self, ms):
         time.sleep_ms(ms)
+
+    def power_on_reset(self):
+        """ESP-IDF reports the EN (reset) button as a power-on too: re-power a kiosk by its supply, not EN."""
+        return machine.reset_cause() == machine.PWRON_RESET
 
     def keep_blinking(self, ui):
         self._timer = machine.Timer(0)

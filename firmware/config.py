@@ -106,8 +106,6 @@ def _check(cfg):
         raise ConfigError("mode: canthus needs a narrow-FOV sensor (" + ", ".join(NARROW_FOV) + ")")
     if (sensor["iir"] is None) != (sensor["fir"] is None):
         raise ConfigError("sensor: iir and fir are set together")
-    if sensor["iir"] is not None and sensor["settle_ms"] is None:
-        raise ConfigError("sensor.settle_ms: required with a custom filter (datasheet table 8.3)")
     if cfg["scan"]["max_ms"] < settle_ms(cfg):
         raise ConfigError("scan.max_ms: shorter than the sensor's settling time")
     _check_calibration(cfg["calibration"], cfg["mode"])
@@ -140,9 +138,15 @@ def validate(given):
 
 
 def settle_ms(cfg):
-    """Settling time of the configured sensor and filter, ms."""
+    """Settling time of the configured sensor and filter, ms (the node uses the part's: sensorboot.py)."""
     s = cfg["sensor"]
-    return s["settle_ms"] if s["settle_ms"] is not None else SETTLE_MS[s["variant"]]
+    if s["settle_ms"] is not None:
+        return s["settle_ms"]
+    if s["iir"] is None:
+        return SETTLE_MS[s["variant"]]
+    import mlx90614
+
+    return mlx90614.settle_ms(SETTLE_MS[s["variant"]], s["iir"], s["fir"])
 
 
 def calibration(cfg):

@@ -31,8 +31,7 @@ DOWNLINK = ("receipt", "verdict", "config")  # gateway -> node
 ALERTS, GATEWAY = "alerts", "gateway"
 RESERVED = (ALERTS, GATEWAY)
 
-REQ, NULL, OPT = 0, 1, 2
-INT64 = 9223372036854775807
+REQ, NULL, OPT, INT64 = 0, 1, 2, 9223372036854775807
 # The node's wall clock, Unix ms, as it reads it (null when never synced): the gateway judges it against its own
 # and never refuses a scan for it (a clock at 2036 or 2101 is still a traveller's scan). 2**53: JSON-safe.
 TS_RANGE = (0, 9007199254740992)
@@ -77,6 +76,7 @@ STATUS = (
     ("config_error", "text", 1, 200, OPT),  # why the node refused the last pushed config
     ("auth_refused", "int", 0, INT64, OPT),  # downlink messages refused (auth.py): how many, the last why
     ("auth_error", "text", 1, 200, OPT),
+    ("sensor_error", "text", 1, 200, OPT),  # why the node refuses to screen (sensor_repower_needed: ...)
 )
 HEALTH = (
     ("v", "int", VERSION, VERSION, REQ),

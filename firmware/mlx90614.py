@@ -37,6 +37,11 @@ _CMD_SLEEP = const(0xFF)
 REASONS = ("nack", "bus_timeout", "bus_error", "pec", "invalid_ffff", "error_flag", "not_ready")
 REASONS += ("eeprom_verify",)
 SUPPLY_C_PER_V = 0.6  # datasheet, supply voltage dependence: 0.6 C/V around 3.0 V
+# Settling time by config register 1 (datasheet, IIR/FIR settings and settling time; docs/sensor.md): the
+# variant's time at the factory setting (IIR 100 %, FIR 1024) times a factor per FIR and per IIR code, anchored
+# on the table's span (FIR 128 on a BAA 0.04 s, IIR 13 % on a DCI 7.0 s) and interpolated in between.
+FIR_PERCENT = (40, 40, 40, 40, 40, 55, 75, 100)  # FIR codes 0-7 (0-3 "not recommended"); ints: no heap boxes
+IIR_PERCENT = (290, 620, 850, 1077, 100, 140, 190, 240)  # IIR codes 0-7: 50 25 17 13 100 80 67 57 %
 
 
 class SensorError(Exception):
@@ -75,6 +80,11 @@ def celsius(raw):
 def compensate_supply(t_c, vdd):
     """Object temperature corrected for the supply voltage: To - (VDD - 3.0) * 0.6."""
     return t_c - (vdd - 3.0) * SUPPLY_C_PER_V
+
+
+def settle_ms(factory_ms, iir, fir):
+    """Time to 90 % of a step (ms) at IIR/FIR codes, for a part settling in `factory_ms` at the factory filter."""
+    return (factory_ms * FIR_PERCENT[fir] * IIR_PERCENT[iir] + 5000) // 10000
 
 
 def _bus_reason(e):
@@ -209,7 +219,8 @@ class MLX90614:
         return cfg & 0x07, (cfg >> 8) & 0x07
 
     def set_filter(self, iir, fir, sleep_ms):
-        """Store IIR code 0-7 and FIR code 4-7 (0-3 not recommended) unless already set; True if written."""
+        """Store IIR code 0-7 and FIR code 4-7 (0-3 not recommended) unless already set; True if written.
+        The part runs it only after a power cycle (firmware/sensorboot.py)."""
         if not 0 <= iir <= 7 or not 4 <= fir <= 7:
             raise ValueError("IIR code must be 0-7 and FIR code 4-7")
         cfg = self.read_eeprom(_CELL_CONFIG1)

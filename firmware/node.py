@@ -57,12 +57,16 @@ class Node:
         b, cfg = self.board, self._cfg
         b.setup(cfg)
         self._setup_ui(cfg["pins"])
-        self._setup_sensor(cfg["sensor"])
+        import sensorboot  # boot only: re-powers the part after an EEPROM write, reads what it runs
+
+        self.sensor, self.settle_ms, self.refusal = sensorboot.start(b, cfg["sensor"], cfg["pins"], app.log)
+        app.unload("sensorboot")
+        self.settings["settle_ms"] = self.settle_ms or self.settings["settle_ms"]
         self.boot = health.boot_count(b.root)
         self.outbox = outbox.Outbox(b.root + "outbox")
         app.log("boot", self.boot, "outbox", self.outbox.open())
         self.identity = {"site": cfg["site"], "node": cfg["node"], "fw": FW, "boot": self.boot}
-        self.identity["config_id"] = self.config_id
+        self.identity["config_id"], self.identity["sensor_error"] = self.config_id, self.refusal  # in status
         self.scanner = scanner.Scanner(self.clock, self.settings, self.boot, FW, self.stats.uptime_ms, b.i2c)
         self.scanner.last_seq = self.outbox.next_seq - 1 if self.outbox.next_seq else None
         self.press = button.Button(cfg["scan"]["long_press_ms"])
@@ -83,12 +87,6 @@ class Node:
         self.ui = ui.UI(self.clock, pins, self.board.display())
         self.button = self.board.inp(p["button"]) if p["button"] is not None else None
 
-    def _setup_sensor(self, s):
-        self.sensor = mlx90614.MLX90614(self.board.i2c, s["address"], 3)
-        if s["iir"] is not None:
-            wrote = self.sensor.set_filter(s["iir"], s["fir"], self.board.block_ms)
-            app.log("sensor: filter", s["iir"], s["fir"], "written" if wrote else "already set")
-
     # --- the scan task: sensor -> scanner -> outbox -> ui -> kick; never awaits the network
     async def scan_task(self):
         while True:
@@ -99,6 +97,8 @@ class Node:
     def step(self):
         now = self.clock.ticks_ms()
         self.scan_tick = now
+        if self.refusal is not None:  # the part may run other settings than the scan assumes: no verdict
+            return self.ui.keep("repower", "SENSOR: CYCLE POWER")
         ev = None
         if self.button is not None:
             ev = self.press.update(self.button.value() == 0, now, self.clock.ticks_diff)
@@ -106,8 +106,7 @@ class Node:
                 self.ui.show("retest")
         fault = t_obj = t_amb = None
         try:
-            t_amb = self.sensor.ambient()
-            t_obj = self.sensor.object()
+            t_amb, t_obj = self.sensor.ambient(), self.sensor.object()
         except mlx90614.SensorError as e:
             fault = e.reason
         before = self.scanner.state
@@ -187,6 +186,7 @@ class Node:
         except OSError as e:
             return False, "cannot persist: " + str(e)
         self.settings = config.scan_settings(cfg)
+        self.settings["settle_ms"] = self.settle_ms or self.settings["settle_ms"]  # the part's, read at boot
         self.scanner.configure(self.settings)
         self.uplink.cfg["health_interval_s"] = cfg["intervals"]["health_s"]
         self.config_id = self.identity["config_id"] = cfg["config_id"]

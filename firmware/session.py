@@ -130,6 +130,8 @@ class Session:
             s["fw"], s["boot"], s["config_id"] = i["fw"], i["boot"], i["config_id"]
             if self.config_error is not None:
                 s["config_error"] = self.config_error[:_ERROR_MAX]
+            if i.get("sensor_error"):
+                s["sensor_error"] = i["sensor_error"]  # the node refuses to screen (node.py)
             if self.auth_refused:
                 s["auth_refused"] = self.auth_refused
                 s["auth_error"] = (self.auth_error or "refused")[:_ERROR_MAX]

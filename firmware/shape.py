@@ -48,6 +48,7 @@ DEFAULTS = {
         "led_link": 2,
         "supply_adc": None,
         "display_addr": None,
+        "sensor_power": None,  # an output switching the MLX90614's supply (high = on): sensorboot.py
     },
     "intervals": {"health_s": 60, "wdt_ms": 8000},
     # distance: a time-of-flight sensor on the same bus ("vl53l0x") or null; target_mm: the size of what must fill
@@ -111,6 +112,7 @@ OPTIONAL = {
     "broker.password": "str",
     "pins.supply_adc": "int",
     "pins.display_addr": "int",
+    "pins.sensor_power": "int",
     "sensor.settle_ms": "int",
     "sensor.iir": "int",
     "sensor.fir": "int",

@@ -15,6 +15,7 @@ Only changes are written. The table below is the one in docs/firmware.md.
     late           green + amber 3 slow blinks       -                        a gateway verdict for an earlier scan
     retest         amber 2 quick blinks              1 short beep             next scan is a retest
     fault          red + amber slow blink (repeats)  -                        sensor not answering
+    repower        amber, then red + amber, 1 s each (repeats)  -             not screening: cycle the power
     safe           red blinks N times, pause (rep.)  -                        safe mode, code N
     link LED       on: broker connected; slow blink: Wi-Fi only; fast blink: broker certificate refused;
                    off: no Wi-Fi (set_link: linkstate.py events)
@@ -50,8 +51,9 @@ PATTERNS = {
     "late": _p(*(((300, G | A), (300, 0)) * 3)),
     "retest": _p((80, A | BUZ), (120, 0), (80, A), (120, 0)),
     "fault": _p((500, R | A), (500, 0)),
+    "repower": _p((1000, A), (1000, R | A)),
 }
-REPEAT = ("scanning", "fault", "safe")
+REPEAT = ("scanning", "fault", "repower", "safe")
 
 
 def safe_pattern(code):
@@ -100,6 +102,12 @@ class UI:
         t = result["t_core_c"]
         line = ("%.1fC " % t if t is not None else "--.-C ") + result["verdict"]
         self.show(result["verdict"], line)
+
+    def keep(self, name, line=None):
+        """Show a repeating pattern unless it is showing already, and play it on."""
+        if self.state != name:
+            self.show(name, line)
+        self.tick()
 
     def safe_mode(self, code):
         self.show("safe", None, safe_pattern(code))

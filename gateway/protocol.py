@@ -79,6 +79,7 @@ class Status:
     config_error: str | None = None
     auth_refused: int | None = None  # downlink messages the node refused for their MAC or counter
     auth_error: str | None = None
+    sensor_error: str | None = None  # why the node refuses to screen (its sensor must be re-powered)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,9 @@ import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
+from firmware import module as firmware_module
 from sim.clock import TickSource
 from sim.i2c import Nack
 
@@ -53,10 +55,11 @@ CONFIG_DUAL_ZONE = 0x0040  # config 1 bit 6
 # The IIR/FIR table (datasheet, config register 1 and "settling time" table, 0.04-7.0 s over all settings).
 # Modelled as settle(variant factory) * FIR factor * IIR factor: FIR 1024 / IIR 100% is the factory setting,
 # a shorter FIR is faster (FIR 128 on a BAA gives the table's 0.04 s), a stronger IIR slower (IIR 13% on a DCI
-# gives the table's 7.0 s). Intermediate steps are interpolated, not read from the table.
-FIR_FACTOR = {0: 0.4, 1: 0.4, 2: 0.4, 3: 0.4, 4: 0.4, 5: 0.55, 6: 0.75, 7: 1.0}  # 0-3 "not recommended"
-# IIR codes 4, 5, 6, 7, 0, 1, 2, 3 = 100, 80, 67, 57, 50, 25, 17, 13 %.
-IIR_FACTOR = {4: 1.0, 5: 1.4, 6: 1.9, 7: 2.4, 0: 2.9, 1: 6.2, 2: 8.5, 3: 7.0 / 0.65}
+# gives the table's 7.0 s). Intermediate steps are interpolated, not read from the table. One table: the
+# driver's (firmware/mlx90614.py), which the node reads the part's settling time from.
+_driver: Any = firmware_module("mlx90614")
+FIR_FACTOR: dict[int, float] = {code: pc / 100 for code, pc in enumerate(_driver.FIR_PERCENT)}  # 0-3 "not rec."
+IIR_FACTOR: dict[int, float] = {code: pc / 100 for code, pc in enumerate(_driver.IIR_PERCENT)}  # 4 = 100%
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,7 @@ class MLX90614:
         self._object_c, self._object2_c, self._ambient_c = 20.0, 20.0, 20.0
         self._fill, self._background_c = 1.0, 20.0
         self._zones = (_Lag(20.0, 0), _Lag(20.0, 0))
+        self._off = False
         self.power_cycle()
 
     # --- the world around the chip ---
@@ -185,11 +189,28 @@ class MLX90614:
 
     def power_cycle(self) -> None:
         """Power off and on: EEPROM settings load, the filter restarts, data valid after 0.25 s."""
+        self._off = False
         self._asleep = False
         self._emissivity_raw = self._eeprom[CELL_EMISSIVITY]
         self._config1 = self._eeprom[CELL_CONFIG1]
         self._busy_until = self._now()
         self._restart()
+
+    def power(self, on: bool) -> None:
+        """The supply switched (a board's sensor_power pin): off, the part answers nothing (its RAM and running
+        settings are gone); on again after being off, it starts as at power-up (`power_cycle`)."""
+        if not on:
+            self._off = True
+        elif self._off:
+            self.power_cycle()
+
+    @property
+    def powered(self) -> bool:
+        return not self._off
+
+    def settle_ms(self) -> float:
+        """The settling time of the filter the part runs now (config register 1 as loaded at power-up), ms."""
+        return settling_time_s(self.variant, self._config1) * 1000.0
 
     def wake(self) -> None:
         """The wake request (SCL high, SDA low >= 33 ms, done by the board's pins): the address reloads."""
@@ -233,7 +254,7 @@ class MLX90614:
         return "stuck_bus" in self._faults
 
     def acks(self, addr: int) -> bool:
-        if self._asleep or "no_device" in self._faults:
+        if self._off or self._asleep or "no_device" in self._faults:
             return False
         return addr in (0x00, self._active_address)  # every part also answers 0x00
 

@@ -17,6 +17,7 @@ from sim.host.udp import DnsStub, NtpStub
 from sim.i2c import MachineI2C, ReadableBuffer, SMBusDevice, WritableBuffer
 
 LED_NAMES = ("green", "amber", "red")
+SENSOR_POWER = "sensor_power"  # the pin whose level powers the simulated parts that have a supply (power(on))
 # What the LEDs show at the moment a verdict pattern starts (the buzzer's first beep): see firmware/ui.py.
 VERDICT_LEDS = {
     ("green",): "normal",
@@ -207,6 +208,7 @@ class HostBoard:
     events: list[PinEvent] = field(default_factory=list)
     inputs: dict[str, int] = field(default_factory=dict)
     watchdog: HostWDT | None = None
+    cold_boot: bool = True  # power_on_reset(): False for a board restarted by its watchdog or in software
     safe_mode_shown: bool = False
     on_tick: list[Callable[[int], None]] = field(default_factory=list)
     on_pin: list[Callable[[PinEvent], None]] = field(default_factory=list)
@@ -251,6 +253,9 @@ class HostBoard:
         if advance is not None:
             advance(ms)
 
+    def power_on_reset(self) -> bool:
+        return self.cold_boot
+
     def keep_blinking(self, ui: Any) -> None:
         self.safe_mode_shown = True
 
@@ -261,6 +266,11 @@ class HostBoard:
             f(now)
 
     def record(self, name: str, value: int) -> None:
+        if name == SENSOR_POWER:  # the switch in the sensors' supply (pins.sensor_power)
+            for device in self.devices.values():
+                power = getattr(device, "power", None)
+                if power is not None:
+                    power(bool(value))
         ev = PinEvent(self.clock.ticks_ms(), name, value)
         self.events.append(ev)
         for f in self.on_pin:

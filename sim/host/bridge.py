@@ -58,6 +58,7 @@ class BridgeServer:
             ord("f"): self._feed,
             ord("S"): lambda p: board.setup(None if not p else self._cfg),
             ord("B"): self._blink,
+            ord("P"): lambda p: _bool(board.power_on_reset()),
         }
         self._cfg: dict[str, object] | None = None
 

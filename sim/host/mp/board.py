@@ -162,7 +162,14 @@ class Board:
         return None
 
     def block_ms(self, ms):
-        time.sleep_ms(ms // self.clock.speed)  # type: ignore[attr-defined]
+        """Block for `ms` of the firmware's time (time.sleep_ms on the ESP32): at 20x a 10 ms EEPROM wait is
+        0.5 ms here, which ms // speed rounded to nothing (the part was still busy when read back)."""
+        end = self.clock.ticks_ms() + ms
+        while self.clock.ticks_ms() < end:
+            time.sleep_us(1000 // self.clock.speed + 1)  # type: ignore[attr-defined]
+
+    def power_on_reset(self):
+        return self.call(ord("P"))[0] == 1
 
     def keep_blinking(self, ui):
         self.call(ord("B"))
