@@ -27,16 +27,14 @@ import clock as clockmod
 import machine
 import network
 
-NTP_SERVER = ("pool.ntp.org", 123)
-
-
 class Link:
     """Station-mode Wi-Fi. connect() waits for the join without blocking the loop; backoff is the uplink's."""
 
-    def __init__(self, ssid, password, clock, join_ms=15000):
+    def __init__(self, ssid, password, clock, ntp_host, join_ms=15000):
         self._ssid = ssid
         self._password = password
         self._clock = clock
+        self._ntp = (ntp_host, 123) if ntp_host else None
         self._join_ms = join_ms
         self._wlan = network.WLAN(network.STA_IF)
 
@@ -68,7 +66,8 @@ class Link:
             return None
 
     def ntp_server(self):
-        return NTP_SERVER
+        """config ntp_host, port 123 (None: no time server, scans carry ts null)."""
+        return self._ntp
 
     def dns_server(self):
         """The DNS server DHCP gave, or None."""
@@ -95,7 +94,7 @@ class Board:
             return
         p = cfg["pins"]
         self.i2c = machine.I2C(0, scl=machine.Pin(p["scl"]), sda=machine.Pin(p["sda"]), freq=100000)
-        self.link = Link(cfg["wifi"]["ssid"], cfg["wifi"]["password"], self.clock)
+        self.link = Link(cfg["wifi"]["ssid"], cfg["wifi"]["password"], self.clock, cfg["ntp_host"])
         if p["supply_adc"] is not None:
             self._adc = machine.ADC(machine.Pin(p["supply_adc"]))
             self._adc.atten(machine.ADC.ATTN_11DB)

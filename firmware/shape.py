@@ -24,6 +24,7 @@ DEFAULTS = {
     "threshold_c": None,
     "calibration": None,
     "wifi": {"ssid": "", "password": ""},
+    "ntp_host": "pool.ntp.org",  # a post's own access point or the gateway machine where there is no internet
     # cafile: the CA certificate (PEM or DER) that signed the broker's, a file beside config.json: required with
     # tls. hmac_key: 64 hex digits, the per-node key the gateway signs receipts, verdicts and configs with
     # (auth.py, docs/security.md); without it the node trusts whatever its broker delivers.

@@ -19,7 +19,8 @@ in health):
   - a time inside [FLOOR_MS, CEILING_MS) (this firmware was built after the floor);
   - after the first sync: within MAX_STEP_MS of the node's own running clock, which keeps wall time from
     its monotonic tick between syncs (clock.py); a server that jumps (to 2036, to 2101, by an hour) is not
-    followed. Crystal drift is about 0.2 s an hour.
+    followed, unless STEP_CONFIRM replies in a row agree on the step (so a wrong first sync is not kept for
+    good; the gateway flags a node clock that is off, docs/protocol.md). Crystal drift is about 0.2 s an hour.
 NTP seconds count from 1900 in 32 bits: values with the top bit clear are in the era after 2036-02-07.
 """
 
@@ -126,6 +127,7 @@ class Resolver:
 
 NTP_TIMEOUT_MS = 1500
 MAX_STEP_MS = 60000
+STEP_CONFIRM = 3  # replies in a row that must agree on a larger step before the clock takes it
 FLOOR_MS = 1735689600000  # 2025-01-01
 CEILING_MS = 4102444800000  # 2100-01-01
 RETRY_MS = 60000  # after a failed or refused exchange
@@ -166,6 +168,7 @@ class TimeSync:
         self.interval_ms = interval_ms
         self._last = None  # tick of the last exchange tried
         self._wait = 0
+        self._step = None  # (step ms, replies in a row that said it): a large step waiting to be confirmed
 
     def soon(self):
         """Ask the server at the next chance (the simulator's clock_jump fault; a person at the REPL)."""
@@ -209,6 +212,15 @@ class TimeSync:
         if not FLOOR_MS <= ms < CEILING_MS:
             return "time %d outside %d..%d" % (ms, FLOOR_MS, CEILING_MS)
         own = self.clock.unix_ms()
-        if own is not None and abs(ms - own) > MAX_STEP_MS:
-            return "a step of %d ms against the node's own clock (at most %d)" % (ms - own, MAX_STEP_MS)
+        step = 0 if own is None else ms - own
+        if abs(step) <= MAX_STEP_MS:
+            self._step = None
+            return None
+        # A larger step is taken only when the server says it STEP_CONFIRM times in a row (a wrong first sync
+        # is not kept for good; one bad reply does not move the clock).
+        seen = self._step[1] + 1 if self._step is not None and abs(step - self._step[0]) <= MAX_STEP_MS else 1
+        self._step = (step, seen)
+        if seen < STEP_CONFIRM:
+            return "a step of %d ms against the node's own clock (%d of %d replies)" % (step, seen, STEP_CONFIRM)
+        self._step = None
         return None

@@ -123,3 +123,11 @@ def test_scan_settings_carry_mode_threshold_and_calibration() -> None:
     s = config.scan_settings(cfg)
     assert s["mode"] == "canthus" and s["threshold_c"] == 37.3 and s["settle_ms"] == 650 and s["sample_ms"] == 20
     assert s["cal"]["id"] == firmware_module("calibration").CALIBRATION["id"]
+
+
+def test_the_ntp_host_is_configurable_for_a_post_without_internet() -> None:
+    """A post on a local access point has no pool.ntp.org: the node asks the host it is given (empty: none)."""
+    assert config.validate(minimal())[0]["ntp_host"] == "pool.ntp.org"
+    assert config.validate(minimal(ntp_host="10.0.0.2"))[0]["ntp_host"] == "10.0.0.2"
+    assert config.validate(minimal(ntp_host=""))[0]["ntp_host"] == ""
+    assert config.validate(minimal(ntp_host=123)) == (None, "ntp_host: must be a string")

@@ -79,6 +79,19 @@ def test_only_plausible_ntp_time_sets_the_clock(tmp_path: Path, stubs: dict[str,
     assert max(int(ln[4]) for ln in lines) < LOOP_GAP_MS, lines  # the silent server's 1.5 s never held the loop
 
 
+def test_a_wrong_first_sync_is_not_kept_for_good(tmp_path: Path, stubs: dict[str, NtpStub | DnsStub]) -> None:
+    """The first sync after boot came from a server an hour off: the node follows the right time once three
+    replies in a row agree on the step back, and not before (one reply never moves a running clock far)."""
+    order = ["hour", "good", "good", "good", "good"]
+    lines = run(tmp_path, [stubs[k].port for k in order], stubs["dns"].port, [])
+    clock = [None if ln[2] == "None" else int(ln[2]) for ln in lines]
+    refused = [int(ln[3]) for ln in lines]
+    assert clock[0] is not None and abs(clock[0] - (T + HOUR)) < 5000  # nothing to judge the first one by
+    assert refused[1:3] == [1, 2] and all(abs(c - (T + HOUR)) < 5000 for c in clock[1:3] if c is not None)
+    assert abs(clock[3] - T) < 5000 and refused[3] == 2  # the third agreeing reply: taken
+    assert abs(clock[4] - T) < 5000 and refused[4] == 2
+
+
 def test_a_slow_dns_server_never_holds_the_loop(tmp_path: Path, stubs: dict[str, NtpStub | DnsStub]) -> None:
     slow = run(tmp_path, [], stubs["slow_dns"].port, ["broker.checkpoint.test", "10.0.0.7"])
     assert slow[0][2].startswith("error:") and int(slow[0][3]) < LOOP_GAP_MS  # gave up after 2 s, loop ran
