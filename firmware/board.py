@@ -27,6 +27,7 @@ import clock as clockmod
 import machine
 import network
 
+
 class Link:
     """Station-mode Wi-Fi. connect() waits for the join without blocking the loop; backoff is the uplink's."""
 
