@@ -17,8 +17,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from gateway import config as config_mod
 from gateway import backup, export, logs, provision, push, report, retention
+from gateway import config as config_mod
 from gateway.errors import GatewayError
 from gateway.notify import commands as notify_commands
 from gateway.store import Store, open_store
