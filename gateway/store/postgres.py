@@ -20,7 +20,6 @@ last commits, as SQLite's NORMAL on a power cut).
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,35 +29,20 @@ from typing import Any
 import psycopg
 
 from gateway.errors import StorageFault, StoreError
-from gateway.notify.outbox import Outbox
-from gateway.quarantine import UNKNOWN_IDENTITY
 from gateway.store import migrate
-from gateway.store.base import (
-    AlertEvent,
-    AlertRow,
-    NodeRow,
-    QuarantineRow,
-    QuarantineSource,
-    ScanRow,
-    SessionRow,
-    SiteReport,
-    SiteRow,
-    UserRow,
-    columns,
+from gateway.store.base import AlertEvent, AlertRow, NodeRow, QuarantineRow, ScanRow
+from gateway.store.common import (
+    ALERT_COLS,
+    NODE_COLS,
+    SCAN_COLS,
+    SqlReads,
+    SqlTransaction,
+    cols,
+    insert_sql,
+    params,
+    scan_params,
 )
 
-_SCAN_COLS = columns(ScanRow)
-_ALERT_COLS = columns(AlertRow)
-_EVENT_COLS = columns(AlertEvent)
-_NODE_COLS = columns(NodeRow)
-_QUARANTINE_COLS = columns(QuarantineRow)
-_SOURCE_COLS = columns(QuarantineSource)
-_SITE_COLS = columns(SiteRow)
-_USER_COLS = columns(UserRow)
-_SESSION_COLS = columns(SessionRow)
-_OUTCOMES = ("cleared", "referred", "monitored", "turned_back")  # gateway/alerts.py OUTCOMES
-_FLAGS_AT = (_SCAN_COLS.index("flags"), _SCAN_COLS.index("gateway_flags"))
-_TALLIED = "site, retest_of, gateway_verdict, scanned_at"
 _PARTITION_LOCK = 0x636B71  # pg_advisory_xact_lock: one instance makes a month's partition
 _MONTHS_BACK, _MONTHS_AHEAD = 24, 1  # monthly partitions are made for this window; other times: DEFAULT
 
@@ -66,24 +50,6 @@ _MONTHS_BACK, _MONTHS_AHEAD = 24, 1  # monthly partitions are made for this wind
 class Conflict(StorageFault):
     """Another gateway instance wrote the same alert (or node alert of a kind) at the same time: the batch is
     held and tried again, and the retry reads what the other instance wrote."""
-
-
-def _cols(cols: Sequence[str]) -> str:
-    return ", ".join(cols)
-
-
-def _marks(n: int) -> str:
-    return "(" + ", ".join(["%s"] * n) + ")"
-
-
-def _insert_sql(table: str, cols: Sequence[str], rows: int = 1, conflict: str = "") -> str:
-    values = ", ".join([_marks(len(cols))] * rows)
-    return f"INSERT INTO {table} ({_cols(cols)}) VALUES {values} {conflict}".rstrip()
-
-
-def _upsert_sql(table: str, cols: Sequence[str], key: Sequence[str]) -> str:
-    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in key)
-    return _insert_sql(table, cols, 1, f"ON CONFLICT ({_cols(key)}) DO UPDATE SET {updates}")
 
 
 def _node_merge() -> str:
@@ -99,7 +65,7 @@ def _node_merge() -> str:
     health = {"health_at", "uptime_ms", "heap_free", "rssi", "outbox_depth", "outbox_drops", "outbox_errors",
               "sensor_errors", "supply_v", "task_restarts"}  # fmt: skip
     sets = []
-    for c in _NODE_COLS:
+    for c in NODE_COLS:
         if c in ("site", "node"):
             continue
         if c in special:
@@ -107,78 +73,29 @@ def _node_merge() -> str:
         else:
             cond = newer_health if c in health else newer_seen
             sets.append(f"{c} = CASE WHEN {cond} THEN excluded.{c} ELSE nodes.{c} END")
-    return _insert_sql("nodes", _NODE_COLS, 1, f"ON CONFLICT (site, node) DO UPDATE SET {', '.join(sets)}")
+    return insert_sql("nodes", NODE_COLS, f"ON CONFLICT (site, node) DO UPDATE SET {', '.join(sets)}")
 
 
-def _unnest_sql(table: str, cols: Sequence[str], types: Sequence[str], suffix: str = "") -> str:
+def _unnest_sql(table: str, names: Sequence[str], types: Sequence[str], suffix: str = "") -> str:
     """A batch insert with one array parameter per column: one statement text whatever the batch size (the
     driver parses and the server plans it once)."""
     arrays = ", ".join(f"%s::{t}[]" for t in types)
-    return f"INSERT INTO {table} ({_cols(cols)}) SELECT * FROM unnest({arrays}) {suffix}".rstrip()
+    return f"INSERT INTO {table} ({cols(names)}) SELECT * FROM unnest({arrays}) {suffix}".rstrip()
 
 
 _INSERT_KEYS = _unnest_sql("scan_keys", ("site", "node", "seq", "scanned_at"), ("text", "text", "bigint", "bigint"),
                            "ON CONFLICT DO NOTHING RETURNING site, node, seq")  # fmt: skip
 _UPSERT_NODE = _node_merge()
-_SAVE_ALERT = _insert_sql(
+_SAVE_ALERT = insert_sql(
     "alerts",
-    _ALERT_COLS,
-    1,
+    ALERT_COLS,
     "ON CONFLICT (alert_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _ALERT_COLS if c != "alert_id")
+    + ", ".join(f"{c} = excluded.{c}" for c in ALERT_COLS if c != "alert_id")
     + " WHERE alerts.events < excluded.events RETURNING alert_id",
 )
-_INSERT_EVENT = _insert_sql("alert_events", _EVENT_COLS)
-_INSERT_QUARANTINE = _insert_sql("quarantine", _QUARANTINE_COLS)
-_INSERT_CLASH = _insert_sql(
-    "scan_clashes", _SCAN_COLS, 1, "ON CONFLICT (site, node, seq, boot, uptime_ms) DO NOTHING RETURNING seq"
+_INSERT_CLASH = insert_sql(
+    "scan_clashes", SCAN_COLS, "ON CONFLICT (site, node, seq, boot, uptime_ms) DO NOTHING RETURNING seq"
 )
-_COUNT_QUARANTINE = (
-    "INSERT INTO quarantine_sources (source, first_at, last_at, last_reason, kept, dropped, identity_row)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (source) DO UPDATE SET last_at = excluded.last_at,"
-    " last_reason = excluded.last_reason, kept = quarantine_sources.kept + excluded.kept,"
-    " dropped = quarantine_sources.dropped + excluded.dropped,"
-    " identity_row = CASE WHEN excluded.identity_row = 1 THEN 1 ELSE quarantine_sources.identity_row END"
-)
-_RAISE_COUNTER = (
-    "INSERT INTO downlink_counters (name, ceiling) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET ceiling ="
-    " CASE WHEN excluded.ceiling > downlink_counters.ceiling THEN excluded.ceiling ELSE downlink_counters.ceiling END"
-)
-_UPSERT_SITE = _upsert_sql("sites", _SITE_COLS, ("site",))
-_UPSERT_USER = _upsert_sql("users", _USER_COLS, ("username",))
-_INSERT_SESSION = _insert_sql("sessions", _SESSION_COLS)
-_UPDATE_ALERT = (
-    f"UPDATE alerts SET {', '.join(f'{c} = %s' for c in _ALERT_COLS if c != 'alert_id')}"
-    " WHERE alert_id = %s AND events = %s"
-)
-
-
-def _scan_params(row: ScanRow) -> list[Any]:
-    values = [getattr(row, c) for c in _SCAN_COLS]
-    for i in _FLAGS_AT:
-        values[i] = json.dumps(list(values[i])) if values[i] else "[]"
-    return values
-
-
-def _scan_row(values: Sequence[Any]) -> ScanRow:
-    row = ScanRow(*values)
-    row.flags = tuple(json.loads(row.flags))  # type: ignore[arg-type]
-    row.gateway_flags = tuple(json.loads(row.gateway_flags))  # type: ignore[arg-type]
-    return row
-
-
-def _params(row: object, cols: Sequence[str]) -> tuple[Any, ...]:
-    return tuple(getattr(row, c) for c in cols)
-
-
-def _where(since: int | None, until: int | None, site: str | None, time_col: str) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    args: list[Any] = []
-    for clause, value in ((f"{time_col} >= %s", since), (f"{time_col} < %s", until), ("site = %s", site)):
-        if value is not None:
-            clauses.append(clause)
-            args.append(value)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
 def month_of(ms: int) -> int:
@@ -207,12 +124,14 @@ _SQLSTATE_FAULTS = {
 }
 
 
-class PostgresTransaction:
+class PostgresTransaction(SqlTransaction):
+    mark = "%s"
+
     def __init__(self, conn: psycopg.Connection[Any], parts: _Partitions, scans_sql: str) -> None:
         self._conn, self._parts, self._scans_sql = conn, parts, scans_sql
         self._stored: dict[tuple[str, str], int] = {}  # scans stored in this transaction per node (save_node)
 
-    def _run(self, sql: str, args: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+    def _execute(self, sql: str, args: Sequence[Any]) -> psycopg.Cursor[Any]:
         return self._conn.execute(sql, args or None)
 
     def insert_scans(self, rows: list[ScanRow]) -> list[bool]:
@@ -228,66 +147,33 @@ class PostgresTransaction:
         new = [(r.site, r.node, r.seq) in inserted and first[(r.site, r.node, r.seq)] == i for i, r in enumerate(rows)]
         fresh = [r for r, n in zip(rows, new, strict=True) if n]
         if fresh:
-            values = [_scan_params(r) for r in fresh]
+            values = [scan_params(r) for r in fresh]
             self._run(self._scans_sql, [list(col) for col in zip(*values, strict=True)])
         for r in fresh:
             self._stored[(r.site, r.node)] = self._stored.get((r.site, r.node), 0) + 1
         return new
 
     def insert_clash(self, row: ScanRow) -> bool:
-        return self._run(_INSERT_CLASH, _scan_params(row)).fetchone() is not None
-
-    def stored_scan(self, site: str, node: str, seq: int) -> ScanRow | None:
-        sql = f"SELECT {_cols(_SCAN_COLS)} FROM scans WHERE site = %s AND node = %s AND seq = %s"
-        found = self._run(sql, (site, node, seq)).fetchone()
-        return _scan_row(found) if found else None
-
-    def scan_origin(self, site: str, node: str, seq: int) -> tuple[int, int] | None:
-        sql = "SELECT boot, uptime_ms FROM scans WHERE site = %s AND node = %s AND seq = %s"
-        found = self._run(sql, (site, node, seq)).fetchone()
-        return (int(found[0]), int(found[1])) if found else None
+        return self._run(_INSERT_CLASH, scan_params(row)).fetchone() is not None
 
     def insert_quarantine(self, row: QuarantineRow) -> None:
         self._parts.ensure(self._conn, "quarantine", (row.received_at,))
-        self._run(_INSERT_QUARANTINE, _params(row, _QUARANTINE_COLS))
-
-    def count_quarantine(self, source: str, reason: str, kept: bool, at: int) -> None:
-        identity_row = int(kept and reason == UNKNOWN_IDENTITY)
-        self._run(_COUNT_QUARANTINE, (source, at, at, reason, int(kept), int(not kept), identity_row))
-
-    def raise_counter(self, name: str, ceiling: int) -> None:
-        self._run(_RAISE_COUNTER, (name, ceiling))
+        super().insert_quarantine(row)
 
     def save_node(self, row: NodeRow) -> None:
-        values = list(_params(row, _NODE_COLS))
-        values[_NODE_COLS.index("scans")] = self._stored.get((row.site, row.node), 0)
+        values = list(params(row, NODE_COLS))
+        values[NODE_COLS.index("scans")] = self._stored.get((row.site, row.node), 0)
         self._run(_UPSERT_NODE, values)
 
-    def _alert(self, where: str, args: Sequence[Any]) -> AlertRow | None:
-        sql = f"SELECT {_cols(_ALERT_COLS)} FROM alerts WHERE {where} ORDER BY opened_at DESC LIMIT 1"
-        found = self._run(sql, args).fetchone()
-        return AlertRow(*found) if found else None
-
-    def fever_alert_for(self, site: str, node: str, seq: int) -> AlertRow | None:
-        where = "kind = 'fever' AND site = %s AND node = %s AND (seq = %s OR last_seq = %s)"
-        return self._alert(where, (site, node, seq, seq))
-
-    def open_alert(self, kind: str, site: str, node: str) -> AlertRow | None:
-        return self._alert("kind = %s AND site = %s AND node = %s AND state <> 'resolved'", (kind, site, node))
-
     def save_alert(self, alert: AlertRow, event: AlertEvent) -> None:
-        if self._run(_SAVE_ALERT, _params(alert, _ALERT_COLS)).fetchone() is None:
+        if self._run(_SAVE_ALERT, params(alert, ALERT_COLS)).fetchone() is None:
             raise Conflict(f"alert {alert.alert_id} was changed by another gateway instance at the same time"
                            " (its event counter moved on): retrying, on what that instance wrote")  # fmt: skip
         self._insert_event(event)
 
     def _insert_event(self, event: AlertEvent) -> None:
         self._parts.ensure(self._conn, "alert_events", (event.at,))
-        self._run(_INSERT_EVENT, _params(event, _EVENT_COLS))
-        self.outbox().enqueue(event)  # its notification, in the event's transaction
-
-    def outbox(self) -> Outbox:
-        return Outbox(self._run, "%s")
+        super()._insert_event(event)
 
     def mark_published(self, events: list[tuple[str, int]], at: int) -> None:
         with self._conn.cursor() as cur:
@@ -295,37 +181,6 @@ class PostgresTransaction:
                 "UPDATE alert_events SET published_at = %s WHERE alert_id = %s AND n = %s",
                 [(at, alert_id, n) for alert_id, n in events],
             )
-
-    def alert(self, alert_id: str) -> AlertRow | None:
-        return self._alert("alert_id = %s", (alert_id,))
-
-    def update_alert(self, alert: AlertRow, event: AlertEvent, seen_events: int) -> bool:
-        values = [getattr(alert, c) for c in _ALERT_COLS if c != "alert_id"]
-        if self._run(_UPDATE_ALERT, (*values, alert.alert_id, seen_events)).rowcount != 1:
-            return False
-        self._insert_event(event)
-        return True
-
-    def save_site(self, row: SiteRow) -> None:
-        self._run(_UPSERT_SITE, _params(row, _SITE_COLS))
-
-    def save_user(self, row: UserRow) -> None:
-        self._run(_UPSERT_USER, _params(row, _USER_COLS))
-
-    def save_session(self, row: SessionRow) -> None:
-        self._run(_INSERT_SESSION, _params(row, _SESSION_COLS))
-
-    def delete_sessions(self, username: str | None = None, session_id: str | None = None) -> None:
-        if username is not None:
-            self._run("DELETE FROM sessions WHERE username = %s", (username,))
-        if session_id is not None:
-            self._run("DELETE FROM sessions WHERE session_id = %s", (session_id,))
-
-    def record_login_failure(self, username: str, address: str, at: int) -> None:
-        self._run("INSERT INTO login_failures VALUES (%s, %s, %s)", (username, address, at))
-
-    def forget_login_failures(self, before: int) -> None:
-        self._run("DELETE FROM login_failures WHERE at < %s", (before,))
 
 
 class _Partitions:
@@ -352,8 +207,10 @@ class _Partitions:
             pass  # the DEFAULT partition already holds rows of that month: they (and the month) stay there
 
 
-class PostgresStore:
+class PostgresStore(SqlReads):
     """The Store interface (gateway/store/base.py) on a PostgreSQL database."""
+
+    mark = "%s"
 
     def __init__(self, url: str, synchronous: str = "full", create: bool = True) -> None:
         self.url = url
@@ -367,7 +224,7 @@ class PostgresStore:
                                  " --db")  # fmt: skip
             migrate.apply_postgres(self._conn)
             self._premake()
-            self._scans_sql = _unnest_sql("scans", _SCAN_COLS, self._types("scans", _SCAN_COLS))
+            self._scans_sql = _unnest_sql("scans", SCAN_COLS, self._types("scans", SCAN_COLS))
         except psycopg.Error as e:
             raise _error(self._where(), "opening the database", e) from e
 
@@ -439,137 +296,12 @@ class PostgresStore:
             except psycopg.Error as e:
                 raise _error(self._where(), "writing", e) from e
 
-    def _select(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def _fetch(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
                 return self._ready().execute(sql, args or None).fetchall()
             except psycopg.Error as e:
                 raise _error(self._where(), "reading", e) from e
-
-    def _one(self, sql: str, args: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        rows = self._select(sql, args)
-        return rows[0] if rows else None
-
-    def nodes(self, site: str | None = None) -> list[NodeRow]:
-        where, args = _where(None, None, site, "")
-        return [NodeRow(*r) for r in self._select(f"SELECT {_cols(_NODE_COLS)} FROM nodes{where} ORDER BY site, node",
-                                                  args)]  # fmt: skip
-
-    def _with_events(self, join_where: str, args: Sequence[Any] = ()) -> list[tuple[AlertRow, AlertEvent]]:
-        cols = ", ".join([f"a.{c}" for c in _ALERT_COLS] + [f"e.{c}" for c in _EVENT_COLS])
-        k = len(_ALERT_COLS)
-        return [(AlertRow(*r[:k]), AlertEvent(*r[k:])) for r in self._select(f"SELECT {cols} {join_where}", args)]
-
-    def unpublished_events(self) -> list[tuple[AlertRow, AlertEvent]]:
-        return self._with_events("FROM alert_events e JOIN alerts a ON a.alert_id = e.alert_id"
-                                 " WHERE e.published_at IS NULL ORDER BY e.at, e.alert_id, e.n")  # fmt: skip
-
-    def alert_states(self, resolved_since: int) -> list[tuple[AlertRow, AlertEvent]]:
-        return self._with_events(
-            "FROM alerts a JOIN alert_events e ON e.alert_id = a.alert_id AND e.n = a.events"
-            " WHERE a.state <> 'resolved' OR a.resolved_at >= %s ORDER BY a.opened_at, a.alert_id",
-            (resolved_since,),
-        )
-
-    def events_since(self, at: int) -> list[tuple[AlertRow, AlertEvent]]:
-        return self._with_events("FROM alert_events e JOIN alerts a ON a.alert_id = e.alert_id"
-                                 " WHERE e.at >= %s ORDER BY e.at, e.alert_id, e.n", (at,))  # fmt: skip
-
-    def scans(self, since: int | None, until: int | None, site: str | None) -> Iterator[ScanRow]:
-        where, args = _where(since, until, site, "scanned_at")
-        sql = f"SELECT {_cols(_SCAN_COLS)} FROM scans{where} ORDER BY site, node, seq"
-        return (_scan_row(r) for r in self._select(sql, args))
-
-    def clashes(self, since: int | None, until: int | None, site: str | None) -> Iterator[ScanRow]:
-        where, args = _where(since, until, site, "scanned_at")
-        sql = f"SELECT {_cols(_SCAN_COLS)} FROM scan_clashes{where} ORDER BY site, node, seq, received_at"
-        return (_scan_row(r) for r in self._select(sql, args))
-
-    def alerts(self, since: int | None, until: int | None, site: str | None, open_only: bool = False) -> list[AlertRow]:
-        where, args = _where(since, until, site, "opened_at")
-        if open_only:
-            where += (" AND" if where else " WHERE") + " state <> 'resolved'"
-        sql = f"SELECT {_cols(_ALERT_COLS)} FROM alerts{where} ORDER BY opened_at, alert_id"
-        return [AlertRow(*r) for r in self._select(sql, args)]
-
-    def alert_events(self, alert_id: str) -> list[AlertEvent]:
-        sql = f"SELECT {_cols(_EVENT_COLS)} FROM alert_events WHERE alert_id = %s ORDER BY n"
-        return [AlertEvent(*r) for r in self._select(sql, (alert_id,))]
-
-    def quarantine(self, since: int | None, until: int | None, site: str | None) -> Iterator[QuarantineRow]:
-        where, args = _where(since, until, site, "received_at")
-        sql = f"SELECT {_cols(_QUARANTINE_COLS)} FROM quarantine{where} ORDER BY received_at"
-        return (QuarantineRow(*r) for r in self._select(sql, args))
-
-    def quarantine_sources(self) -> list[QuarantineSource]:
-        sql = f"SELECT {', '.join(_SOURCE_COLS)} FROM quarantine_sources ORDER BY source"
-        return [QuarantineSource(*r) for r in self._select(sql)]
-
-    def counter(self, name: str) -> int:
-        found = list(self._select("SELECT ceiling FROM downlink_counters WHERE name = %s", (name,)))
-        return int(found[0][0]) if found else 0
-
-    def report(self, start: int, end: int) -> list[SiteReport]:
-        first = "retest_of IS NULL"
-        counts = ", ".join(
-            f"SUM(CASE WHEN {first} AND gateway_verdict = '{v}' THEN 1 ELSE 0 END)"
-            for v in ("normal", "elevated", "indeterminate", "invalid")
-        )
-        sql = (
-            f"SELECT site, SUM(CASE WHEN {first} THEN 1 ELSE 0 END), SUM(CASE WHEN {first} THEN 0 ELSE 1 END),"
-            f" {counts} FROM (SELECT {_TALLIED} FROM scans UNION ALL SELECT {_TALLIED} FROM scan_clashes) t"
-            " WHERE scanned_at >= %s AND scanned_at < %s GROUP BY site ORDER BY site"
-        )
-        out = {}
-        for site, screened, retests, normal, elevated, indeterminate, invalid in self._select(sql, (start, end)):
-            n = [int(x) for x in (screened, retests, normal, elevated, indeterminate, invalid)]
-            out[site] = SiteReport(site, n[0], n[1], n[2], n[3], 0, n[4], n[5])
-        online = "SELECT site, SUM(CASE WHEN state = 'online' THEN 1 ELSE 0 END) FROM nodes GROUP BY site"
-        for site, n in self._select(online):
-            out.setdefault(site, SiteReport(site)).nodes_up = int(n)
-        outcomes = ", ".join(
-            f"SUM(CASE WHEN a.state = 'resolved' AND a.reason = '{o}' THEN 1 ELSE 0 END)" for o in _OUTCOMES
-        )
-        tallies = (
-            "SELECT a.site, SUM(CASE WHEN a.confirmed_at IS NOT NULL THEN 1 ELSE 0 END),"
-            " SUM(CASE WHEN EXISTS (SELECT 1 FROM alert_events e WHERE e.alert_id = a.alert_id"
-            f" AND e.method IS NOT NULL) THEN 1 ELSE 0 END), {outcomes}"
-            " FROM alerts a JOIN scans s ON s.site = a.site AND s.node = a.node AND s.seq = a.seq"
-            " WHERE a.kind = 'fever' AND s.scanned_at >= %s AND s.scanned_at < %s GROUP BY a.site"
-        )
-        for site, confirmed, checked, cleared, referred, monitored, turned_back in self._select(tallies, (start, end)):
-            r = out.setdefault(site, SiteReport(site))
-            r.confirmed, r.rechecked = int(confirmed), int(checked)
-            r.cleared, r.referred, r.monitored, r.turned_back = map(int, (cleared, referred, monitored, turned_back))
-        return [out[site] for site in sorted(out)]
-
-    def alert(self, alert_id: str) -> AlertRow | None:
-        found = self._one(f"SELECT {_cols(_ALERT_COLS)} FROM alerts WHERE alert_id = %s", (alert_id,))
-        return AlertRow(*found) if found else None
-
-    def sites(self) -> list[SiteRow]:
-        return [SiteRow(*r) for r in self._select(f"SELECT {_cols(_SITE_COLS)} FROM sites ORDER BY site")]
-
-    def users(self) -> list[UserRow]:
-        return [UserRow(*r) for r in self._select(f"SELECT {_cols(_USER_COLS)} FROM users ORDER BY username")]
-
-    def user(self, username: str) -> UserRow | None:
-        found = self._one(f"SELECT {_cols(_USER_COLS)} FROM users WHERE username = %s", (username,))
-        return UserRow(*found) if found else None
-
-    def session(self, session_id: str, now: int) -> SessionRow | None:
-        sql = f"SELECT {_cols(_SESSION_COLS)} FROM sessions WHERE session_id = %s AND expires_at > %s"
-        found = self._one(sql, (session_id, now))
-        return SessionRow(*found) if found else None
-
-    def login_failures(self, username: str, address: str, since: int) -> tuple[int, int]:
-        sql = (
-            "SELECT SUM(CASE WHEN username = %s THEN 1 ELSE 0 END), SUM(CASE WHEN address = %s THEN 1 ELSE 0 END)"
-            " FROM login_failures WHERE at >= %s"
-        )
-        found = self._one(sql, (username, address, since))
-        by_user, by_address = found if found else (0, 0)
-        return int(by_user or 0), int(by_address or 0)
 
     def drop_older_than(self, cutoff: int) -> dict[str, int]:
         """Retention (gateway/retention.py): every whole month before the month of `cutoff` goes, as partitions

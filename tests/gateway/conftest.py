@@ -10,15 +10,32 @@ from typing import Any
 
 import pytest
 
+from gateway.store import Store, open_store
 from sim.broker import Broker
 from sim.watch import Watcher
 from testkit.gateway import InProcessGateway, make_config
 from testkit.node import NodePublisher
+from testkit.service import ServiceLoop
 
 
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'gateway.db'}"
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = open_store(db_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def loop(store: Store) -> Iterator[ServiceLoop]:
+    """The service loop on an in-memory broker with a FakeClock (testkit/service.py), on `store`."""
+    running = ServiceLoop(store).start()
+    yield running
+    running.stop()
 
 
 @pytest.fixture

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.store import Store, open_store
+from gateway.store import Store
 from sim.broker import Broker
 from sim.watch import Watcher
 from testkit.node import scan_payload
@@ -129,13 +126,6 @@ def test_a_resolved_alert_leaves_no_retained_state(start_gateway, nodes, private
         assert offline not in medic.sync()
     finally:
         medic.close()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(f"sqlite:///{tmp_path / 'gateway.db'}")
-    yield s
-    s.close()
 
 
 def test_a_clean_stop_right_after_an_alert_does_not_publish_it_again(store: Store) -> None:

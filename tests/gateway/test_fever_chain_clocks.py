@@ -7,31 +7,11 @@ fix a +1 h step raised 5 of 5 false node_offline alerts and a -1 h step hid a si
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from gateway.store import Store, open_store
 from testkit.service import ServiceLoop
 
 HOUR = 3_600_000
 NODES = [f"n{i}" for i in range(1, 6)]
 INVALID = {"t_site_c": None, "t_amb_c": None, "t_core_c": None, "verdict": "invalid", "flags": ["sensor_fault"]}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(f"sqlite:///{tmp_path / 'gateway.db'}")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def loop(store: Store) -> Iterator[ServiceLoop]:
-    running = ServiceLoop(store).start()
-    yield running
-    running.stop()
 
 
 def test_a_wall_clock_step_forward_raises_no_false_offline(loop: ServiceLoop) -> None:

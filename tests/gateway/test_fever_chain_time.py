@@ -12,14 +12,12 @@ The service loop on an in-memory broker (testkit/service.py); the gateway's cloc
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.store import Store, open_store
+from gateway.store import Store
 from testkit.service import ServiceLoop
 
 T0 = 1_767_225_600_000  # the gateway's clock: 2026-01-01T00:00:00Z
@@ -28,20 +26,6 @@ KOD_2036 = 2_085_978_496_000  # 2036-02-07T06:28:16Z: NTP time 0 (a Kiss-o'-Deat
 BOOTED = 60_000  # the node booted 60 s before T0
 FEVER = {"t_site_c": 39.0, "t_amb_c": 24.0, "t_core_c": 39.5, "verdict": "elevated"}
 HOUR = 3_600_000
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(f"sqlite:///{tmp_path / 'gateway.db'}")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def loop(store: Store) -> Iterator[ServiceLoop]:
-    running = ServiceLoop(store).start()
-    yield running
-    running.stop()
 
 
 def made_now(loop: ServiceLoop, seq: int, ts: int | None, **fields: Any) -> None:
