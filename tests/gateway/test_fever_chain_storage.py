@@ -46,18 +46,18 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def fill(disk: Path, leave: int) -> Path:
-    """Fill the filesystem with one file, then free `leave` bytes of it; returns the file."""
+    """Fill the filesystem with one file, then free `leave` bytes of it; returns the file. Unbuffered: a buffered
+    file would try its last block again when closed, and fail there."""
     filler = disk / "filler"
-    with open(filler, "wb") as f:
+    with open(filler, "wb", buffering=0) as f:
         block = b"\0" * 65_536
+        size = 0
         try:
             while True:
-                f.write(block)
-                f.flush()
+                size += f.write(block) or 0
         except OSError as e:
             if e.errno != errno.ENOSPC:
                 raise
-        size = f.tell()
         f.truncate(max(0, size - leave))
     return filler
 
