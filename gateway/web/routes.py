@@ -115,14 +115,25 @@ class Pages:
                 return self.c.page(request, "message.html", v, status=404, word="not_found")
             if not v.acts_on(alert.site):
                 return self.c.page(request, "message.html", v, status=403, word="forbidden")
+            if action == "acknowledge" and alert.acknowledged_at is not None:
+                return self._taken(request, v, alert)
             try:
                 change = _change(action, alert, v, _address(request), dict(form), self.c.clock(),
                                  views.rechecks(self.c.store.alert_events(alert_id)))  # fmt: skip
             except alerts.Refused as e:
                 return self.c.page(request, "message.html", v, status=409, word="refused", detail=str(e), back=alert_id)
             if not tx.update_alert(change.alert, change.event, seen_events=alert.events):
+                now = self.c.store.alert(alert_id)
+                if action == "acknowledge" and now is not None and now.acknowledged_at is not None:
+                    return self._taken(request, v, now)
                 return self.c.page(request, "message.html", v, status=409, word="conflict", back=alert_id)
         return RedirectResponse(f"/alerts/{alert_id}", status_code=303)
+
+    def _taken(self, request: Request, v: Visitor, alert: AlertRow) -> Response:
+        """The loser of a race to acknowledge: who holds the alert, since when (local)."""
+        who = (alert.acknowledged_by or "").split(":")[-1]
+        detail = f"{who} · {self.c.zones().show(alert.acknowledged_at, alert.site)}"
+        return self.c.page(request, "message.html", v, status=409, word="taken", detail=detail, back=alert.alert_id)
 
     async def events(self, request: Request) -> Response:
         v = self.visitor(request)

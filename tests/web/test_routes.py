@@ -121,7 +121,7 @@ def test_two_medics_acknowledging_see_one_winner(client: TestClient, store: Stor
     client.cookies.clear()
     client.cookies.update(wang_cookie)
     late = client.post(f"/alerts/{alert_id}/acknowledge", data={"csrf": wang})
-    assert late.status_code == 409 and "medic:li" in late.text
+    assert late.status_code == 409 and "此告警已由他人接手" in late.text and "li · 2026-12-01 06:45:56 CST" in late.text
     assert [e.actor for e in store.alert_events(alert_id)] == ["gateway", "medic:li"]
 
 
