@@ -31,6 +31,7 @@ NODE_OFFLINE = "node_offline"
 SENSOR_FAULT = "sensor_fault"
 IDENTITY_CLASH = "identity_clash"
 CLOCK_SKEW = "clock_skew"
+KINDS = (FEVER, NODE_OFFLINE, SENSOR_FAULT, IDENTITY_CLASH, CLOCK_SKEW)
 RAISED = "raised"
 ACKNOWLEDGED = "acknowledged"
 ESCALATED = "escalated"

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from gateway import alerts as alerts_mod
 from gateway import backup, export, logs, provision, push, report, retention
 from gateway import config as config_mod
 from gateway.errors import GatewayError
@@ -59,6 +60,7 @@ def _query_parsers(sub: Any, common: list[argparse.ArgumentParser]) -> None:
     nodes.set_defaults(func=_configured(_nodes))
     al = sub.add_parser("alerts", parents=common, help="alerts (open ones by default)")
     al.add_argument("--all", action="store_true", help="include resolved alerts")
+    al.add_argument("--kind", choices=alerts_mod.KINDS, help="only alerts of this kind")
     al.add_argument("--format", choices=("table", "json"), default="table")
     _filters(al)
     al.set_defaults(func=_configured(_alerts))
@@ -125,6 +127,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GatewayError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `export | head`: the reader left; say nothing (Python docs, "Note on SIGPIPE")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush must not fail again
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except OSError as e:  # the disk, a file or the network failed under a command: the cause, not a traceback
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
 
 
 def _configured(command: Callable[[argparse.Namespace, config_mod.Config], int]) -> Callable[[argparse.Namespace], int]:
@@ -177,7 +187,7 @@ def _export(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     with _store(cfg) as store:
         items = export.rows(store, args.what, since, until, args.site)
         if args.out:
-            with open(args.out, "w", encoding="utf-8", newline="") as f:
+            with export.open_out(args.out) as f:
                 n = export.write(args.what, args.format, items, f)
             print(f"{PROG}: wrote {n} {args.what} to {args.out}", file=sys.stderr)
         else:
@@ -197,6 +207,7 @@ def _alerts(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     until = report.parse_time(args.until, tz, "--until")
     with _store(cfg) as store:
         found = store.alerts(since, until, args.site, open_only=not args.all)
+    found = [a for a in found if args.kind in (None, a.kind)]
     _print_rows([_asdict(a) for a in found], args.format, _ALERT_COLUMNS)
     return 0
 

@@ -12,14 +12,29 @@ import csv
 import dataclasses
 import json
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import IO, Any, get_type_hints
 
+from gateway.errors import ConfigError
 from gateway.store.base import AlertRow, QuarantineRow, ScanRow, Store, columns
 
 WHATS = ("scans", "alerts", "quarantine", "clashes")
 FORMATS = ("csv", "jsonl")
 _ROW_TYPES: dict[str, type] = {"scans": ScanRow, "alerts": AlertRow, "quarantine": QuarantineRow, "clashes": ScanRow}
 _FLAG_SEP = ";"
+
+
+def open_out(path: str) -> IO[str]:
+    """The file an export is written to (--out), or a ConfigError naming what is wrong with the path."""
+    out = Path(path)
+    if out.is_dir():
+        raise ConfigError(f"--out {path} is a folder: name a file in it, e.g. {out / 'export.csv'}")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {path}: there is no folder {out.parent} (create it first: mkdir -p {out.parent})")
+    try:
+        return open(out, "w", encoding="utf-8", newline="")
+    except OSError as e:
+        raise ConfigError(f"--out {path}: {e.strerror}") from None
 
 
 def fields(what: str) -> tuple[str, ...]:
