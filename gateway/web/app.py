@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gateway.store.base import Store
-from gateway.web import i18n, routes
+from gateway.web import api, i18n, routes
 from gateway.web.auth import Sessions, Visitor
 
 HERE = Path(__file__).parent
@@ -60,7 +60,11 @@ def create_app(
     templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
     console = Console(store, Sessions(store, secret, session_hours), default_zone, poll_interval_s, clock, templates)
     app = Starlette(
-        routes=[*routes.routes(console), Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
+        routes=[
+            *routes.routes(console),
+            *api.routes(console),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ]
     )
     app.state.console = console
     return app

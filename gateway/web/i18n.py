@@ -36,6 +36,8 @@ _WORDS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
     "fever": ("发热", "Fever"),
     "node_offline": ("设备离线", "Node offline"),
     "sensor_fault": ("传感器故障", "Sensor fault"),
+    "identity_clash": ("设备身份冲突", "Identity clash"),
+    "clock_skew": ("设备时钟偏差", "Clock skew"),
     "active_unack": ("未处理", "Active, unacknowledged"),
     "active_ack": ("处理中", "Active, acknowledged"),
     "cleared_unack": ("已关闭", "Cleared"),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,7 @@ from starlette.routing import Route
 from gateway import alerts
 from gateway.errors import ConfigError
 from gateway.store.base import AlertRow
-from gateway.web import views
+from gateway.web import actions, views
 from gateway.web.auth import COOKIE, LoginRefused, Visitor, csrf_ok
 
 if TYPE_CHECKING:
@@ -75,7 +74,7 @@ class Pages:
     def _board_ctx(self, request: Request, v: Visitor) -> dict[str, Any]:
         site, kind = request.query_params.get("site", ""), request.query_params.get("kind", "")
         open_, closed = views.board(self.c.store, v, self.c.zones(), self.c.clock(), site, kind)
-        return {"open_alerts": open_, "closed_alerts": closed, "site": site, "kind": kind}
+        return {"open_alerts": open_, "closed_alerts": closed, "site": site, "kind": kind, "kinds": alerts.KINDS}
 
     async def board_page(self, request: Request) -> Response:
         v = self.visitor(request)
@@ -109,31 +108,17 @@ class Pages:
         if not csrf_ok(v, str(form.get("csrf", ""))):
             return PlainTextResponse("CSRF token missing or wrong", status_code=403)
         alert_id, action = request.path_params["alert_id"], request.path_params["action"]
-        with self.c.store.transaction() as tx:
-            alert = tx.alert(alert_id)
-            if alert is None or not v.sees(alert.site):
-                return self.c.page(request, "message.html", v, status=404, word="not_found")
-            if not v.acts_on(alert.site):
-                return self.c.page(request, "message.html", v, status=403, word="forbidden")
-            if action == "acknowledge" and alert.acknowledged_at is not None:
-                return self._taken(request, v, alert)
-            try:
-                change = _change(action, alert, v, _address(request), dict(form), self.c.clock(),
-                                 views.rechecks(self.c.store.alert_events(alert_id)))  # fmt: skip
-            except alerts.Refused as e:
-                return self.c.page(request, "message.html", v, status=409, word="refused", detail=str(e), back=alert_id)
-            if not tx.update_alert(change.alert, change.event, seen_events=alert.events):
-                now = self.c.store.alert(alert_id)
-                if action == "acknowledge" and now is not None and now.acknowledged_at is not None:
-                    return self._taken(request, v, now)
-                return self.c.page(request, "message.html", v, status=409, word="conflict", back=alert_id)
-        return RedirectResponse(f"/alerts/{alert_id}", status_code=303)
+        done = actions.perform(self.c.store, v, alert_id, action, dict(form), _address(request), self.c.clock())
+        if done.word == "":
+            return RedirectResponse(f"/alerts/{alert_id}", status_code=303)
+        back = alert_id if done.alert is not None else None
+        detail = self._held(done.alert) if done.word == "taken" and done.alert else done.detail
+        return self.c.page(request, "message.html", v, status=done.status, word=done.word, detail=detail, back=back)
 
-    def _taken(self, request: Request, v: Visitor, alert: AlertRow) -> Response:
-        """The loser of a race to acknowledge: who holds the alert, since when (local)."""
+    def _held(self, alert: AlertRow) -> str:
+        """Who holds an alert, since when (local): what the loser of a race to acknowledge reads."""
         who = (alert.acknowledged_by or "").split(":")[-1]
-        detail = f"{who} · {self.c.zones().show(alert.acknowledged_at, alert.site)}"
-        return self.c.page(request, "message.html", v, status=409, word="taken", detail=detail, back=alert.alert_id)
+        return f"{who} · {self.c.zones().show(alert.acknowledged_at, alert.site)}"
 
     async def events(self, request: Request) -> Response:
         v = self.visitor(request)
@@ -223,25 +208,6 @@ class Pages:
 
 def routes(c: Console) -> list[Route]:
     return Pages(c).table()
-
-
-def _change(
-    action: str, alert: AlertRow, v: Visitor, address: str, form: dict[str, Any], now: int, rechecks: int
-) -> alerts.Change:
-    note = str(form.get("note", "")).strip()[:500]
-    if action == "acknowledge":
-        return alerts.acknowledge(alert, v.actor, address, now)
-    if action == "escalate":
-        return alerts.escalate(alert, v.actor, address, note, now)
-    if action == "resolve":
-        return alerts.resolve_by(alert, v.actor, address, str(form.get("outcome", "")), note, rechecks, now)
-    if action == "recheck":
-        try:
-            reading = float(str(form.get("reading_c", "")).replace(",", "."))
-        except ValueError:
-            reading = math.nan
-        return alerts.recheck(alert, v.actor, address, str(form.get("method", "")), reading, now)
-    raise alerts.Refused(f"no action {action!r}")
 
 
 async def _live(c: Console, v: Visitor, request: Request) -> AsyncIterator[str]:
