@@ -38,6 +38,8 @@ ESCALATED = "escalated"
 RESOLVED = "resolved"
 ACTOR = "gateway"
 OUTCOMES = ("cleared", "referred", "monitored", "turned_back")  # cleared to travel, fever clinic, home obs.
+HANDLED = "handled"  # the outcome of a node alert that only a person can close (CLOSED_BY_PEOPLE), with a note
+CLOSED_BY_PEOPLE = (IDENTITY_CLASH,)  # nothing the node sends shows the clash is over: renamed, cleared, retired
 METHODS = ("oral", "axillary", "tympanic", "rectal")  # clinical thermometers
 READING_C = (34.0, 43.0)  # a clinical reading outside this is a typing error
 
@@ -172,8 +174,13 @@ def escalate(alert: AlertRow, actor: str, address: str, note: str, now: int) -> 
 
 def resolve_by(alert: AlertRow, actor: str, address: str, outcome: str, note: str, rechecks: int, now: int) -> Change:
     """A medic closes a fever with its outcome (the event's reason), after at least one clinical re-check
-    (`rechecks`: how many the alert has). Node alerts resolve themselves when the node is back."""
+    (`rechecks`: how many the alert has). Node alerts resolve themselves when the node is back, except those in
+    CLOSED_BY_PEOPLE (an identity clash), which a person closes as HANDLED with a note."""
     _open(alert, "resolve")
+    if alert.kind in CLOSED_BY_PEOPLE:
+        if outcome != HANDLED or not note.strip():
+            raise Refused(f"{alert.alert_id}: close a {alert.kind} alert as {HANDLED!r} with a note of what was done")
+        return _change(alert, RESOLVED, HANDLED, now, None, None, actor, note=note, address=address)
     if alert.kind != FEVER:
         raise Refused(f"{alert.alert_id}: a {alert.kind} alert resolves itself")
     if outcome not in OUTCOMES:

@@ -59,6 +59,7 @@ _WORDS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
     "resolve": ("结案", "Resolve"),
     "outcome": ("处置结果", "Outcome"),
     "cleared": ("放行", "Cleared to travel"),
+    "handled": ("已处理", "Handled"),
     "referred": ("转诊发热门诊", "Referred to a fever clinic"),
     "monitored": ("居家医学观察", "Home medical observation"),
     "turned_back": ("劝返", "Turned back"),

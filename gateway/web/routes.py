@@ -97,7 +97,12 @@ class Pages:
             return self.c.page(request, "message.html", v, status=404, word="not_found")
         events = self.c.store.alert_events(alert.alert_id)
         a = views.view(alert, v, self.c.zones(), self.c.clock())
-        extra: dict[str, Any] = {"describe": views.describe, "methods": alerts.METHODS, "outcomes": alerts.OUTCOMES}
+        extra: dict[str, Any] = {
+            "describe": views.describe,
+            "methods": alerts.METHODS,
+            "outcomes": alerts.OUTCOMES,
+            "closed_by_people": alerts.CLOSED_BY_PEOPLE,
+        }
         return self.c.page(request, "alert.html", v, a=a, events=events, rechecks=views.rechecks(events), **extra)
 
     async def act(self, request: Request) -> Response:

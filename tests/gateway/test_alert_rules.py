@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from gateway import alerts
 from gateway.store.base import AlertRow, ScanRow
 
@@ -216,3 +218,17 @@ def test_event_payload_is_what_medics_clients_receive() -> None:
 
 def _fields(alert: AlertRow) -> dict[str, Any]:
     return {name: getattr(alert, name) for name in AlertRow.__dataclass_fields__}
+
+
+def test_an_identity_clash_is_closed_by_a_person_with_a_note_and_nothing_else() -> None:
+    """Nothing a node sends shows that a clash is over (the spare renamed, the old unit retired): a person closes
+    it as handled, saying what was done; other node alerts and the fever outcomes are refused for it."""
+    clash = alerts.raise_node(alerts.IDENTITY_CLASH, "bridge", "n3", "two_units", T0).alert
+    for outcome, note in (("handled", ""), ("handled", "   "), ("referred", "renamed the spare")):
+        with pytest.raises(alerts.Refused, match="as 'handled' with a note"):
+            alerts.resolve_by(clash, "li.wei", "10.0.0.9", outcome, note, 0, T0 + 1)
+    done = alerts.resolve_by(clash, "li.wei", "10.0.0.9", "handled", "spare renamed n3b", 0, T0 + 60_000)
+    assert (done.alert.state, done.event.reason, done.event.actor) == ("resolved", "handled", "li.wei")
+    offline = alerts.raise_node(alerts.NODE_OFFLINE, "bridge", "n3", "silent", T0).alert
+    with pytest.raises(alerts.Refused, match="resolves itself"):
+        alerts.resolve_by(offline, "li.wei", "10.0.0.9", "handled", "looked at it", 0, T0 + 1)
