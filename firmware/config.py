@@ -167,6 +167,7 @@ def scan_settings(cfg):
     s["settle_ms"] = settle_ms(cfg)
     s["cal"] = calibration(cfg)
     s["window_mm"] = distance.window_of(cfg)  # None without a distance sensor
+    s["node"] = cfg["node"]  # retest codes start with its last digit (conditions.py)
     return s
 
 

@@ -22,7 +22,7 @@ VERDICTS = ("normal", "elevated", "indeterminate", "invalid")
 STATES = ("online", "offline")
 # Flag names; the index is the bit in the outbox record (record.py). Append only: never reorder or reuse.
 FLAGS = ("cold_ambient", "hot_ambient", "not_skin", "unstable", "not_settled", "sensor_fault", "low_supply")
-FLAGS += ("cold_skin", "below_baseline", "above_baseline", "too_far")
+FLAGS += ("cold_skin", "below_baseline", "above_baseline", "too_far", "sensor_unsettled")
 
 # Topics: {prefix}/{site}/{node}/{kind}; the gateway's own under {prefix}/alerts/{site} and
 # {prefix}/gateway/{instance}/status: those words are never a site or node.
@@ -37,15 +37,11 @@ REQ, NULL, OPT, INT64 = 0, 1, 2, 9223372036854775807
 TS_RANGE = (0, 9007199254740992)
 # MLX90614 datasheet section 8.7.1 (docs/domain.md): object -70.01..382.19 C, ambient -40..125 C. Outside is not
 # a reading (0xFFFF = 1037.55 C is the classic broken-bus value).
-T_SITE_RANGE = (-70.01, 382.19)
-T_AMB_RANGE = (-40.0, 125.0)
-T_CORE_RANGE = (-100.0, 400.0)
+T_SITE_RANGE, T_AMB_RANGE, T_CORE_RANGE = (-70.01, 382.19), (-40.0, 125.0), (-100.0, 400.0)
 # A fever threshold, C: a screen between 37.0 (below it most healthy people alarm) and 38.5 (above it definite
 # fevers pass); 37.3 is China's screening line, 38.0 the WHO/CDC fever definition (docs/screening.md).
 THRESHOLD_C = (37.0, 38.5)
-TEXT_MAX = 64
-FLAGS_MAX = 16
-SEQS_MAX = 1000
+TEXT_MAX, FLAGS_MAX, SEQS_MAX, CODE_MAX = 64, 16, 1000, 999  # CODE_MAX: retest codes are three digits
 
 SCAN = (
     ("v", "int", VERSION, VERSION, REQ),
@@ -64,6 +60,9 @@ SCAN = (
     ("samples", "int", 0, 1000000, REQ),
     ("duration_ms", "int", 0, 3600000, REQ),
     ("retest_of", "int", 0, INT64, NULL),  # and < seq
+    ("code", "int", 0, CODE_MAX, OPT),  # retest codes (conditions.py, record layout 2): the case's code,
+    ("retest_code", "int", 0, CODE_MAX, OPT),  # the code this scan retests,
+    ("wait_s", "int", 0, 86400, OPT),  # and the wait before a retest helps (the scanner's or the traveller's)
     ("fw", "text", 1, TEXT_MAX, REQ),
     ("cal", "text", 1, TEXT_MAX, REQ),
 )

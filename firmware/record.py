@@ -4,11 +4,12 @@ A scan is about 45 bytes here instead of about 330 bytes of JSON, so 10,000 scan
 flash. The scan dict the node hands in has every protocol field except v/site/node/seq (those are added by
 `to_payload`, from the outbox seq and the node's identity).
 
-Byte layout, version 1. "uv" is an unsigned LEB128 varint (7 bits a byte, low bits first, high bit = more
-follows); "sv" a signed value zigzag-mapped to an uv ((n << 1) ^ (n >> 63)); temperatures are stored as
+Byte layout, version 2 (version 1, written before retest codes, is still read: it ends after cal, and its code,
+retest_code and wait_s are null). "uv" is an unsigned LEB128 varint (7 bits a byte, low bits first, high bit =
+more follows); "sv" a signed value zigzag-mapped to an uv ((n << 1) ^ (n >> 63)); temperatures are stored as
 sv of round(t * 100), i.e. exact to 0.01 C whatever the float width (the ESP32 port uses 32-bit floats).
 
-    byte 0       layout version (1)
+    byte 0       layout version (2)
     byte 1       bit 0 mode (0 forehead, 1 canthus); bits 1-2 verdict (index in VERDICTS);
                  presence bits: 3 ts, 4 t_site_c, 5 t_amb_c, 6 t_core_c, 7 retest_of (absent = null)
     uv           flags bitmask: bit i = FLAGS[i]
@@ -23,18 +24,23 @@ sv of round(t * 100), i.e. exact to 0.01 C whatever the float width (the ESP32 p
     uv           retest_of                            only if present
     u8 + bytes   fw (printable ASCII, no quote or backslash, at most contract.TEXT_MAX bytes)
     u8 + bytes   cal (same rules)
+    uv           code + 1 (0 = null)                  layout 2 only
+    uv           retest_code + 1 (0 = null)           layout 2 only
+    uv           wait_s + 1 (0 = null)                layout 2 only
 
 MODES, VERDICTS and FLAGS (the bit of each flag) come from contract.py; FLAGS is append-only there: a new flag
-takes the next bit, a bit is never reused or reordered. `unpack` returns
-flags in FLAGS order (a set of conditions, not a sequence).
+takes the next bit, a bit is never reused or reordered. `unpack` returns flags in FLAGS order (a set of
+conditions, not a sequence).
 """
 
-from contract import FLAGS, MODES, SCAN, TEXT_MAX, VERDICTS, is_plain
+from contract import FLAGS, MODES, OPT, SCAN, TEXT_MAX, VERDICTS, is_plain
 
-LAYOUT = 1
+LAYOUT = 2
+LAYOUTS = (1, 2)  # readable: records already on flash keep their layout until they are receipted
 
 _TEMPS = ("t_site_c", "t_amb_c", "t_core_c")
 _IGNORED = ("v", "site", "node", "seq")  # the message's header: added by to_payload, not stored
+_TAIL = ("code", "retest_code", "wait_s")  # layout 2; optional in the scan dict the node hands in
 _FIELDS = tuple([f[0] for f in SCAN if f[0] not in _IGNORED])
 _TEMP_LIMIT = 1000.0  # |t| beyond this is not a reading; also rejects NaN and infinities
 
@@ -90,14 +96,18 @@ def _head(scan, opt):
     return head
 
 
-def pack(scan):
-    """The bytes of one scan (layout above). ValueError names the first bad or missing field."""
+def _check_names(scan):
     for k in scan:
         if k not in _FIELDS and k not in _IGNORED:
             raise ValueError("scan: unknown field " + repr(k))
     for k in _FIELDS:
-        if k not in scan:
+        if k not in scan and k not in _TAIL:
             raise ValueError("scan: missing field " + k)
+
+
+def pack(scan):
+    """The bytes of one scan (layout above). ValueError names the first bad or missing field."""
+    _check_names(scan)
     opt = (scan["ts"], scan["t_site_c"], scan["t_amb_c"], scan["t_core_c"], scan["retest_of"])
     buf = bytearray((LAYOUT, _head(scan, opt)))
     _put(buf, _flag_bits(scan["flags"]))
@@ -117,6 +127,8 @@ def pack(scan):
         b = _text(name, scan[name])
         buf.append(len(b))
         buf.extend(b)
+    for name in _TAIL:  # layout 2's retest codes, each + 1 (0 = null)
+        _put(buf, 0 if scan.get(name) is None else _uint(name, scan[name]) + 1)
     return bytes(buf)
 
 
@@ -158,7 +170,8 @@ class _Reader:
 def _decode(b):
     """The stored values as ints (temperatures in centi-degrees C); ValueError on a malformed record."""
     r = _Reader(b)
-    if r.byte() != LAYOUT:
+    layout = r.byte()
+    if layout not in LAYOUTS:
         raise ValueError("record: unknown layout " + str(b[0]))
     head = r.byte()
     d = {"mode": MODES[head & 1], "verdict": VERDICTS[(head >> 1) & 3]}
@@ -176,6 +189,10 @@ def _decode(b):
     d["retest_of"] = r.uv() if head & 0x80 else None
     d["fw"] = r.text()
     d["cal"] = r.text()
+    for name in _TAIL:  # absent when null: the dict stays as small as layout 1's (the TLS heap's margin)
+        n = r.uv() if layout > 1 else 0
+        if n:
+            d[name] = n - 1
     if r.i != len(b):
         raise ValueError("record: trailing bytes")
     return d
@@ -187,6 +204,8 @@ def unpack(b):
     for name in _TEMPS:
         if d[name] is not None:
             d[name] = d[name] / 100
+    for name in _TAIL:
+        d.setdefault(name, None)
     return d
 
 
@@ -212,11 +231,11 @@ def _json(kind, v):
 
 
 def to_payload(seq, b, site, node):
-    """Protocol-v1 JSON (bytes) for the scan topic, fields in contract.SCAN order. Temperatures are written from
-    the stored centi-degrees, so the payload is byte-identical on the ESP32, MicroPython unix and CPython."""
+    """Protocol-v1 JSON (bytes) for the scan topic, fields in contract.SCAN order; an optional field only with a
+    value (a scan that opens no case is as long as before retest codes: the TLS heap's margin). Temperatures are
+    written from the stored centi-degrees: the payload is byte-identical on the ESP32, MicroPython and CPython."""
     d = _decode(b)
-    d["v"] = 1
-    d["site"] = site
-    d["node"] = node
-    d["seq"] = _uint("seq", seq)
-    return ("{" + ",".join(['"' + f[0] + '":' + _json(f[1], d[f[0]]) for f in SCAN]) + "}").encode()
+    d["v"], d["site"], d["node"], d["seq"] = 1, site, node, _uint("seq", seq)
+    parts = ['"' + f[0] + '":' + _json(f[1], d[f[0]]) for f in SCAN if f[4] != OPT or f[0] in d]
+    parts[0], parts[-1] = "{" + parts[0], parts[-1] + "}"  # two long strings, not four: a fragmented heap
+    return ",".join(parts).encode()

@@ -16,6 +16,7 @@ gate of distance.py ranges at every sample and adds too_far to a scan not taken 
 """
 
 import canthus
+import conditions
 import distance
 import forehead
 import mlx90614
@@ -37,7 +38,10 @@ class Scanner:
         self._uptime = uptime
         self._t_boot = clock.ticks_ms()
         self.state = IDLE
-        self.last_seq = None  # type: int | None  # set by the node after the outbox append: what a retest links to
+        self._last_seq = None  # the node sets last_seq after the outbox append: what a retest links to
+        self.codes = conditions.Codes(conf["node"]) if "node" in conf else None  # retest codes of cases
+        self.ambient = conditions.AmbientWatch()
+        self._retest_code = None
         self.faults = 0
         self._retest = False
         self._last_end = None
@@ -66,9 +70,22 @@ class Scanner:
             return False
         return self.clock.ticks_diff(self.clock.ticks_ms(), self._last_end) <= window_ms
 
-    def arm_retest(self):
-        """The next scan re-checks the previous one (button long-press)."""
-        self._retest = self.last_seq is not None
+    @property
+    def last_seq(self):
+        return self._last_seq
+
+    @last_seq.setter
+    def last_seq(self, seq):
+        """The node stored the last result under `seq`: its case (if any) now knows its scan."""
+        self._last_seq = seq
+        if self.codes is not None and seq is not None:
+            self.codes.recorded(seq)
+
+    def arm_retest(self, code=None):
+        """The next scan re-checks a case: the one with `code` (entered by staff, from any node of the site), else
+        the node's oldest pending case, else the previous scan (button long-press)."""
+        self._retest_code = code
+        self._retest = code is not None or self.last_seq is not None
 
     def feed(self, t_obj, t_amb, supply_v=None, fault=None, button=None):
         """One sample (C; None with `fault` = SensorError reason); `button`: an event of button.py.
@@ -80,6 +97,8 @@ class Scanner:
             button = None
         if fault is not None:
             self.faults += 1
+        else:
+            self.ambient.feed(now, t_amb, self.clock.ticks_diff)
         margin = self.s["margin_c"]
         if self.state == WAIT_LEAVE:
             if button is None and (fault is not None or t_obj - t_amb >= margin / 2):
@@ -105,7 +124,12 @@ class Scanner:
         self._present = True
         self._way.start()
         self.gate.start()
-        self._retest_of = self.last_seq if self._retest or self._auto_retest(now) else None
+        retest = self._retest or self._auto_retest(now)
+        self._retest_of = self.last_seq if retest else None
+        codes = self.codes
+        self._retest_code = codes.retested(self._retest_code) if retest and codes is not None else None
+        if self._retest_code is not None and codes is not None:  # its scan here, or none (another node's case)
+            self._retest_of = codes.seq_of(self._retest_code)
         self._retest = False
         self.state = SCANNING  # last: a MemoryError above leaves the scan idle, not half started
 
@@ -138,7 +162,10 @@ class Scanner:
     def _finish(self, now, t_site, flag):
         s = self.s
         flags = [f for f in (flag, self.gate.flag()) if f is not None]
+        if self.ambient.unsettled(self.clock.ticks_diff):
+            flags.append("sensor_unsettled")
         t_amb, t_site = self._correct(t_site, flags)
+        t_amb, t_site = _r2(t_amb), _r2(t_site)  # decided on the values published, as the gateway does
         t_core, verdict, flags = screening.assess(s["cal"], s["mode"], t_site, t_amb, flags, s["threshold_c"])
         self.state = IDLE if self._by_button or s["trigger"] != "auto" else WAIT_LEAVE
         self._last_end = now
@@ -178,6 +205,9 @@ class Scanner:
             "samples": self.n,
             "duration_ms": self.clock.ticks_diff(now, self._t0),
             "retest_of": self._retest_of,
+            "code": None if self.codes is None else self.codes.case(self._retest_code, verdict),
+            "retest_code": self._retest_code,
+            "wait_s": conditions.wait_s(flags, self.ambient, s["cal"]["ambient_c"][0], self.clock.ticks_diff),
             "fw": self.fw,
             "cal": s["cal"]["id"],
         }

@@ -37,18 +37,20 @@ _CAL_KEYS = ("id", "method", "ambient_c", "skin_c", "modes", "advice")
 # Flags that make a reading unusable as a screen (staff retest), those that mean no reading at all, and the
 # second signal that raises an alert below the threshold.
 _COND = ("cold_ambient", "hot_ambient", "not_skin", "cold_skin")
-INDETERMINATE_FLAGS = _COND + ("below_baseline", "unstable", "not_settled", "too_far")
+INDETERMINATE_FLAGS = _COND + ("below_baseline", "unstable", "not_settled", "too_far", "sensor_unsettled")
 INVALID_FLAGS = ("sensor_fault",)
 ELEVATING_FLAGS = ("above_baseline",)
 
-WARM_UP = "let the traveller warm up 5-10 minutes indoors, retest"
+WARM_UP = "retest after 10 minutes inside (the traveller need not leave if the scanner is the cause)"
+WARM_SCANNER = "warm the scanner (heated housing or booth), wait until it has settled, retest"
 # Advice for staff, by flag, in priority order. A calibration may carry its own "advice" dict (same keys).
 ADVICE = (
     ("sensor_fault", "sensor fault: use a clinical thermometer, report the node"),
-    ("cold_ambient", "too cold here for a reading (sensor ambient below range): screen indoors; " + WARM_UP),
-    ("hot_ambient", "too hot here for a reading (sensor ambient above range): screen in the shade, retest"),
+    ("cold_ambient", "scanner too cold (its sensor below the calibration's range): " + WARM_SCANNER),
+    ("hot_ambient", "scanner too hot (its sensor above the calibration's range): shade it, wait, retest"),
+    ("sensor_unsettled", "scanner not settled (its temperature is changing): keep it where it is, wait, retest"),
     ("not_skin", "no face in view: aim at the forehead or inner eye corner, retest"),
-    ("cold_skin", "skin too cold for the ambient (fresh from the cold or wind): " + WARM_UP),
+    ("cold_skin", "traveller's skin too cold (fresh from the cold or wind): " + WARM_UP),
     ("below_baseline", "far below this lane's recent readings (cold face?): " + WARM_UP),
     ("too_far", "not inside the marked distance (too far, too close or not measured): step to the mark, retest"),
     ("not_settled", "reading not settled: hold still at the marked distance, retest"),
@@ -184,7 +186,7 @@ def _verdict(t_core, threshold_c, flags):
     """Elevated at or above the threshold or with an elevating flag, else normal."""
     if not THRESHOLD_C[0] <= threshold_c <= THRESHOLD_C[1]:
         raise ValueError("threshold_c " + repr(threshold_c) + " is outside " + repr(THRESHOLD_C))
-    if t_core >= threshold_c:
+    if round(t_core, 2) >= threshold_c:  # the published estimate decides, on the node and the gateway
         return ELEVATED
     for f in ELEVATING_FLAGS:
         if f in flags:
@@ -199,7 +201,7 @@ def _estimate(cal, mode, t_site, t_amb, out):
             out.append(f)
     t_core = core_estimate(cal, mode, t_site, t_amb)
     floor = cal["modes"][mode].get("min_core_c")
-    if floor is not None and t_core < floor and "not_skin" not in out and "cold_skin" not in out:
+    if floor is not None and round(t_core, 2) < floor and "not_skin" not in out and "cold_skin" not in out:
         out.append("cold_skin")
     return t_core
 

@@ -9,7 +9,8 @@ Only changes are written. The table below is the one in docs/firmware.md.
     scanning       amber steady                      -                        hold still
     normal         green 2 s                         1 short beep             pass
     elevated       red 5 s                           3 long beeps             call the medic
-    indeterminate  amber blinking 3 s                2 short beeps            retest after warming up
+    indeterminate  amber blinking 3 s                2 short beeps            retest (the traveller: cold skin...)
+    scanner        amber 0.4 s, then 1 s twice       1 long beep              indeterminate: the scanner is not ready
     invalid        red + amber fast blink 3 s        1 long beep              sensor fault: no reading
     agrees         red steady 5 s                    -                        the gateway's screen also reads elevated
     late           green + amber 3 slow blinks       -                        a gateway verdict for an earlier scan
@@ -21,6 +22,7 @@ Only changes are written. The table below is the one in docs/firmware.md.
                    off: no Wi-Fi (set_link: linkstate.py events)
 """
 
+import conditions
 from linkstate import DOWN, REFUSED, UP, WIFI
 
 _BLINK = {WIFI: 500, REFUSED: 100}  # link LED half-periods, ms: Wi-Fi only; broker refused (certificate)
@@ -50,10 +52,24 @@ PATTERNS = {
     "agrees": _p((5000, R)),
     "late": _p(*(((300, G | A), (300, 0)) * 3)),
     "retest": _p((80, A | BUZ), (120, 0), (80, A), (120, 0)),
+    "scanner": _p((400, A | BUZ), (200, 0), (1000, A), (400, 0), (1000, A)),
     "fault": _p((500, R | A), (500, 0)),
     "repower": _p((1000, A), (1000, R | A)),
 }
 REPEAT = ("scanning", "fault", "repower", "safe")
+
+
+def reason_lines(who, result, wait_s, code):
+    """The display's lines 2-4 (16 characters each) for a case: reason, action, code."""
+    flags = result.get("flags", ())
+    if who == conditions.SCANNER:
+        why = "COLD" if "cold_ambient" in flags else "HOT" if "hot_ambient" in flags else "SETTLING"
+        text = "\nSCANNER " + why + "\n" + ("move it warmer" if wait_s is None else "wait %d s" % wait_s)
+    elif who == conditions.TRAVELLER:
+        text = "\nCOLD SKIN\nretest %d min in" % ((wait_s or 600) // 60)
+    else:
+        text = "\nmedic: thermometer" if result["verdict"] == "elevated" else ""
+    return text + ("" if code is None else "\ncode %03d" % code)
 
 
 def safe_pattern(code):
@@ -98,10 +114,13 @@ class UI:
             self._text(line)
 
     def show_result(self, result):
-        """The verdict of one scan, with its core estimate on the display."""
+        """The verdict of one scan, with its core estimate on the display; a case adds whose conditions failed,
+        what to do and its retest code (docs/firmware.md, "What staff see and hear")."""
         t = result["t_core_c"]
         line = ("%.1fC " % t if t is not None else "--.-C ") + result["verdict"]
-        self.show(result["verdict"], line)
+        who = conditions.whose(result.get("flags", ())) if result["verdict"] == "indeterminate" else None
+        line += reason_lines(who, result, result.get("wait_s"), result.get("code"))
+        self.show("scanner" if who == conditions.SCANNER else result["verdict"], line)
 
     def keep(self, name, line=None):
         """Show a repeating pattern unless it is showing already, and play it on."""
@@ -147,7 +166,8 @@ class UI:
             return
         try:
             d.fill(0)
-            d.text(line, 0, 0)
+            for i, part in enumerate(line.split("\n")[:4]):
+                d.text(part, 0, 8 * i)
             d.show()
         except OSError as e:  # the display shares the bus; a display fault must not stop scanning
             print("ui: display error", e)

@@ -217,10 +217,14 @@ def _report(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     start, end = report.day_bounds(args.day, tz)
     with _store(cfg) as store:
         tallies = store.report(start, end)
+        cases = report.retest_tally(store.scans(start, end, None))
     if args.format == "json":
-        print(json.dumps({"day": args.day, "timezone": tz, "sites": [report.as_dict(r) for r in tallies]}))
+        sites = [report.as_dict(r) for r in tallies]
+        print(json.dumps({"day": args.day, "timezone": tz, "sites": sites, "retest_cases": cases}))
     else:
         print(report.table(args.day, tallies))
+        if cases:
+            print(report.retest_table(cases))
     return 0
 
 

@@ -44,6 +44,7 @@ log = logging.getLogger("gateway.ingest")
 QUARANTINE_HEAD_BYTES = quarantine.PAYLOAD_HEAD_BYTES
 _IDENTIFIER_MAX = 32  # contract.is_identifier
 RESOLVED_STATES_MS = 24 * 3_600_000  # alerts resolved this recently get their retained state cleared again
+CASE_MS = 24 * 3_600_000  # a retest code names a case of the site opened this recently (codes: a site and a day)
 
 
 @dataclass(slots=True)
@@ -264,6 +265,7 @@ class Writer:
             scan.t_amb_c, scan.t_core_c, scan.verdict, scan.flags, scan.samples, scan.duration_ms,
             scan.retest_of, scan.fw, scan.cal, a.t_core_c, a.verdict, a.flags, a.cal, now, filed,
             None if judged is None else judged.skew_ms,
+            code=scan.code, retest_code=scan.retest_code, wait_s=scan.wait_s,
         )  # fmt: skip
         return _Screened(row, a, judged)
 
@@ -290,7 +292,12 @@ class Writer:
     def _retest_target(self, tx: Transaction, row: ScanRow, origin: str) -> AlertRow | None:
         """The fever alert a retest updates: only when the scan it names is stored from the same boot, earlier
         (after an identity clash a seq may name the other unit's scan: then the retest alerts on its own)."""
-        if row.retest_of is None or origin:
+        if origin:
+            return None
+        if row.retest_code is not None and row.retest_of is None:  # a case opened on another node of the site
+            case = tx.case_scan(row.site, row.retest_code, row.received_at - CASE_MS)
+            return None if case is None else tx.fever_alert_for(row.site, case[0], case[1])
+        if row.retest_of is None:
             return None
         target = tx.scan_origin(row.site, row.node, row.retest_of)
         if target is None or target[0] != row.boot or target[1] > row.uptime_ms:

@@ -64,6 +64,10 @@ class Scan:
     samples: int
     duration_ms: int
     retest_of: int | None
+    # Retest codes (contract.SCAN): keyword-only, so a Scan built by position keeps its meaning.
+    code: int | None = dataclasses.field(default=None, kw_only=True)
+    retest_code: int | None = dataclasses.field(default=None, kw_only=True)
+    wait_s: int | None = dataclasses.field(default=None, kw_only=True)
     fw: str
     cal: str
 
@@ -232,16 +236,25 @@ def _bounds(table: Any) -> dict[str, tuple[Any, Any]]:
     return {f[0]: (f[2], f[3]) for f in table}
 
 
-_SCAN_FIELDS = frozenset(contract.names(contract.SCAN))
+_SCAN_FIELDS = frozenset(f[0] for f in contract.SCAN if f[4] != contract.OPT)  # the optional ones may be absent
 _B = _bounds(contract.SCAN)
 _TS, _T_SITE, _T_AMB, _T_CORE = _B["ts"], _B["t_site_c"], _B["t_amb_c"], _B["t_core_c"]
 _SAMPLES, _DURATION, _INT64 = _B["samples"][1], _B["duration_ms"][1], contract.INT64
 _TEXT_MAX, _FLAGS_MAX = contract.TEXT_MAX, contract.FLAGS_MAX
+_CODE, _WAIT = _B["code"], _B["wait_s"][1]
 
 
 def _temp_ok(value: Any, bounds: tuple[float, float]) -> bool:
     # NaN and infinities fail the range test; ints are range-tested before any float conversion.
     return value is None or (type(value) in (int, float) and bounds[0] <= value <= bounds[1])
+
+
+def _code_ok(value: Any) -> bool:
+    return value is None or (type(value) is int and _CODE[0] <= value <= _CODE[1])
+
+
+def _wait_ok(value: Any) -> bool:
+    return value is None or (type(value) is int and 0 <= value <= _WAIT)
 
 
 def _text_ok(value: Any) -> bool:
@@ -258,6 +271,7 @@ def read_scan_fast(obj: dict[str, Any], site: str, node: str) -> Scan | None:
     samples, duration_ms, retest_of = obj["samples"], obj["duration_ms"], obj["retest_of"]
     t_site_c, t_amb_c, t_core_c, flags = obj["t_site_c"], obj["t_amb_c"], obj["t_core_c"], obj["flags"]
     mode, verdict, fw, cal = obj["mode"], obj["verdict"], obj["fw"], obj["cal"]
+    code, retest_code, wait_s = obj.get("code"), obj.get("retest_code"), obj.get("wait_s")
     if not (
         type(v) is int and v == PROTOCOL_VERSION and obj["site"] == site and obj["node"] == node
         and type(seq) is int and 0 <= seq <= _INT64
@@ -271,6 +285,7 @@ def read_scan_fast(obj: dict[str, Any], site: str, node: str) -> Scan | None:
         and type(verdict) is str and verdict in VERDICTS
         and _temp_ok(t_site_c, _T_SITE) and _temp_ok(t_amb_c, _T_AMB) and _temp_ok(t_core_c, _T_CORE)
         and _text_ok(fw) and _text_ok(cal)
+        and _code_ok(code) and _code_ok(retest_code) and _wait_ok(wait_s)
         and type(flags) is list and len(flags) <= _FLAGS_MAX
         and all(type(f) is str and contract.is_flag(f) for f in flags)
     ):  # fmt: skip
@@ -281,6 +296,7 @@ def read_scan_fast(obj: dict[str, Any], site: str, node: str) -> Scan | None:
         None if t_amb_c is None else float(t_amb_c),
         None if t_core_c is None else float(t_core_c),
         verdict, tuple(flags), samples, duration_ms, retest_of, fw, cal,
+        code=code, retest_code=retest_code, wait_s=wait_s,
     )  # fmt: skip
 
 
@@ -289,8 +305,9 @@ def to_dict(message: Message) -> dict[str, Any]:
     values = dict(dataclasses.asdict(message), v=PROTOCOL_VERSION)
     if isinstance(message, Scan):
         values["flags"] = list(message.flags)
-    names = contract.names(_TABLES[type(message)])
-    return {n: values[n] for n in names if n in values and (values[n] is not None or isinstance(message, Scan))}
+    kept = contract.NULL if isinstance(message, Scan) else contract.REQ  # a scan's null fields are written null,
+    fields = _TABLES[type(message)]  # but an optional one only with a value (as the node's record.to_payload)
+    return {f[0]: values[f[0]] for f in fields if f[0] in values and (values[f[0]] is not None or f[4] <= kept)}
 
 
 def scan_to_dict(scan: Scan) -> dict[str, Any]:

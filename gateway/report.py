@@ -1,4 +1,4 @@
-"""The county's daily tallies per site, and the time arguments of the CLI."""
+"""The county's daily tallies per site, the retest cases (issue 14), and the time arguments of the CLI."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import datetime as dt
 import time
 import zoneinfo
 from collections.abc import Iterable
+from typing import Any
 
 from gateway.errors import ConfigError
-from gateway.store.base import SiteReport
+from gateway.store.base import ScanRow, SiteReport
 
 COLUMNS = (
     "site",
@@ -80,4 +81,45 @@ def table(day: str, reports: Iterable[SiteReport], timezone: str = "") -> str:
     ]
     for r in [*rows, total]:
         lines.append("  ".join(str(r[c]).rjust(widths[c]) for c in COLUMNS))
+    return "\n".join(lines)
+
+
+RETEST_COLUMNS = (
+    "site", "cases", "elevated_cases", "indeterminate_cases", "retested", "then_normal", "then_elevated",
+    "then_indeterminate", "never_retested",
+)  # fmt: skip
+
+
+def retest_tally(rows: Iterable[ScanRow]) -> list[dict[str, Any]]:
+    """Per site: cases opened (an elevated or indeterminate scan with a code), how many were retested (a later
+    scan on any node of the site naming the code) and the last retest's verdict, and how many never were.
+    A code given again later opens a new case: later retests belong to it."""
+    cases: dict[tuple[str, int], dict[str, Any]] = {}
+    opened: list[dict[str, Any]] = []
+    for r in sorted(rows, key=lambda r: (r.received_at, r.site, r.node, r.seq)):
+        if r.retest_code is None and r.code is not None and r.gateway_verdict in ("elevated", "indeterminate"):
+            case: dict[str, Any] = {"site": r.site, "verdict": r.gateway_verdict, "outcome": None}
+            cases[(r.site, r.code)] = case
+            opened.append(case)
+        elif r.retest_code is not None and (r.site, r.retest_code) in cases:
+            cases[(r.site, r.retest_code)]["outcome"] = r.gateway_verdict
+    out: dict[str, dict[str, Any]] = {}
+    for case in opened:
+        t = out.setdefault(case["site"], dict.fromkeys(RETEST_COLUMNS, 0) | {"site": case["site"]})
+        t["cases"] += 1
+        t[case["verdict"] + "_cases"] += 1
+        if case["outcome"] is None:
+            t["never_retested"] += 1
+        else:
+            t["retested"] += 1
+            if case["outcome"] in ("normal", "elevated", "indeterminate"):
+                t["then_" + case["outcome"]] += 1
+    return [out[site] for site in sorted(out)]
+
+
+def retest_table(tallies: list[dict[str, Any]]) -> str:
+    """The retest cases as a fixed-width table (a case: indeterminate or elevated with a code)."""
+    widths = {c: max(len(c), *(len(str(t[c])) for t in tallies)) for c in RETEST_COLUMNS}
+    lines = ["retest cases (by code, any node of the site)", "  ".join(c.rjust(widths[c]) for c in RETEST_COLUMNS)]
+    lines += ["  ".join(str(t[c]).rjust(widths[c]) for c in RETEST_COLUMNS) for t in tallies]
     return "\n".join(lines)

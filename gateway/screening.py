@@ -17,7 +17,7 @@ from gateway.protocol import Scan
 _screening: Any = firmware.module("screening")
 
 # Flags only the scan procedure on the node can know; every other flag is recomputed here.
-SCAN_PROCEDURE_FLAGS = ("unstable", "not_settled", "low_supply", "sensor_fault", "too_far")
+SCAN_PROCEDURE_FLAGS = ("unstable", "not_settled", "low_supply", "sensor_fault", "too_far", "sensor_unsettled")
 
 
 @dataclass(frozen=True, slots=True)

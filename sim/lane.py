@@ -39,18 +39,32 @@ class Lane(Generic[Who]):
         self.present_at: int | None = None  # None: nobody stands there
         self.shown_at: int | None = None  # when the node showed the present traveller a verdict
         self.free_at = 0  # the next may step in from then on
-        self._ambient_c = ambient_c
+        self._ambient_c = ambient_c  # the sensor's package (sim/thermal.py)
+        self._background_c = ambient_c  # what it sees with nobody there: the site's air
+        self._offset_c = 0.0  # the package's gradient error on the object reading
+        self._scene: Scene | None = None
         chip.set_scene(object_c=ambient_c, ambient_c=ambient_c)
+
+    def set_air(self, ambient_c: float, background_c: float, offset_c: float = 0.0) -> None:
+        """The sensor's package is at `ambient_c` (its gradient puts `offset_c` on the object reading); the empty
+        lane is at `background_c`. The scene in front stays."""
+        self._ambient_c, self._background_c, self._offset_c = ambient_c, background_c, offset_c
+        scene = self._scene
+        obj = background_c if scene is None else scene.object_c
+        self.chip.set_scene(object_c=obj + offset_c, ambient_c=ambient_c, fill=1.0 if scene is None else scene.fill)
 
     @property
     def empty(self) -> bool:
         return self.present_at is None
 
     def step_in(self, who: Who, scene: Scene, now: int) -> None:
-        self.chip.set_scene(object_c=scene.object_c, ambient_c=scene.ambient_c, fill=scene.fill)
+        self.chip.set_scene(object_c=scene.object_c + self._offset_c, ambient_c=scene.ambient_c, fill=scene.fill)
         if self.ranger is not None:
             self.ranger.set_target(scene.distance_mm)
+        if scene.ambient_c != self._ambient_c:  # a scene with air of its own (a test's): the empty lane too
+            self._background_c = scene.ambient_c
         self._ambient_c = scene.ambient_c
+        self._scene = scene
         self.present, self.present_at, self.shown_at = who, now, None
 
     def show(self, now: int) -> bool:
@@ -77,7 +91,8 @@ class Lane(Generic[Who]):
         return self.present_at is not None
 
     def step_out(self, now: int) -> None:
-        self.chip.set_scene(object_c=self._ambient_c, ambient_c=self._ambient_c)
+        self._scene = None
+        self.chip.set_scene(object_c=self._background_c + self._offset_c, ambient_c=self._ambient_c)
         if self.ranger is not None:
             self.ranger.set_target(None)
         self.present, self.present_at, self.shown_at = None, None, None

@@ -7,6 +7,17 @@ lane (Poisson), step in front of the sensor, stay until the node shows a verdict
 the node records is reported to the simulator with the traveller it belongs to (ground truth), through the
 firmware's own observer hook (`Node.observers`).
 
+The cold post (issue 14): the scanner's package follows its housing (sim/thermal.py) and its gradient error is
+on the object reading; vehicle occupants or travellers on foot (sim/travellers.py); ground truth per scan says
+whether the reading was taken outside the calibration's conditions. A traveller whose result is indeterminate
+comes back to the same node after the wait the node gave (the scanner's) or one drawn from the scenario (their
+own: minutes inside), with the case's code entered, until the lanes close.
+
+Same seed, same travellers, same scans: arrivals are drawn up front (every one before the end is served, late
+or not), every visit draws its scene from a generator of its own (seed, node, traveller, visit), and the chip
+is noise-free (the scan noise is the traveller's, drawn per visit), so what a scan reads does not depend on how
+many samples real-time scheduling gave the node before it.
+
 Faults act on this node: Wi-Fi cut, sensor error flag or bus noise, power cut (tasks stopped abruptly, the
 connection dropped without DISCONNECT by `Uplink.drop()`, sometimes a torn record left at the end of the
 outbox), garbage published under its identity.
@@ -17,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import heapq
 import itertools
 import json
 import random
@@ -27,13 +39,19 @@ from pathlib import Path
 from typing import Any
 
 import firmware
+from sim import thermal
 from sim.clock import ScaledClock
 from sim.host.board import DEFAULT_UNIX_MS, HostBoard
 from sim.host.udp import DnsStub, NtpStub
 from sim.lane import Lane
 from sim.mlx90614 import MLX90614
 from sim.scenario import Scenario, Site
-from sim.travellers import Population, Traveller, scene
+from sim.travellers import Population, Scene, Traveller, deficit_c, settled_at_c, site_temperature
+
+conditions: Any = firmware.module("conditions")  # untyped MicroPython module
+CAL: Any = firmware.module("calibration").CALIBRATION
+TOLERANCE_C = 0.5  # a face further below its equilibrium than this is outside the calibration's conditions
+MAX_VISITS = 3
 
 VARIANT = {"forehead": "BCC", "canthus": "DCI"}
 BROKER_NAME = "broker.checkpoint.sim"  # resolved by the node's own DNS client against its DnsStub
@@ -71,6 +89,10 @@ class RecordedScan:
     flags: list[str]
     traveller: Traveller | None
     at: float  # time.monotonic() when the node recorded it
+    outside: bool = False  # ground truth: taken outside the calibration's conditions (scanner or traveller)
+    visit: int = 0  # 0: the traveller's first scan, 1..: retests
+    code: int | None = None
+    retest_code: int | None = None
 
 
 def node_config(site: Site, node: str, broker_port: int) -> dict[str, Any]:
@@ -100,14 +122,22 @@ class SimNode:
         self.root = root
         self.broker_port = broker_port
         self.clock = ScaledClock(scenario.speed)
-        self.chip = MLX90614(self.clock, variant=VARIANT[site.mode], seed=seed)
-        self.front: Lane[Traveller] = Lane(self.chip, site.ambient_c, DWELL_MS, GAP_MS, GIVE_UP_MS)
+        self.chip = MLX90614(self.clock, variant=VARIANT[site.mode], seed=seed, noise=False)
+        self.housing = thermal.Housing(site.scanner, site.housing_c, site.scanner_start_c, site.scanner_tau_s)
+        self.front: Lane[Traveller] = Lane(self.chip, self._package_c(0.0), DWELL_MS, GAP_MS, GIVE_UP_MS)
+        self.front.set_air(self._package_c(0.0), site.ambient_c, self.housing.error_c(0.0, site.ambient_c))
         self.rng = random.Random(seed)
-        cold = 0.0 if not site.indoor else 0.7
+        self.seed = seed
+        cold = site.cold_share if site.cold_share is not None else (0.7 if site.indoor else 0.0)
+        outdoor = site.outdoor()
         self.population = Population(
-            seed, scenario.fever_prevalence, cold_share=cold, cold_ambient_c=(-8.0, -2.0),
-            minutes_since_cold=(3.0, 20.0),
+            seed, scenario.fever_prevalence, cold_share=cold, cold_ambient_c=(outdoor - 3, outdoor + 3),
+            minutes_since_cold=site.minutes_inside, cabin_c=site.cabin_c if site.arrival == "vehicle" else None,
+            window_s=site.window_s,
         )  # fmt: skip
+        self.returns: list[tuple[float, int, Traveller, int, float | None, int | None]] = []  # a heap: retests
+        self._visit: tuple[float, int, float | None] = (0.0, 0, None)  # (arrival s, visit, minutes inside)
+        self._truth = False
         self.on_scan = on_scan
         self.tasks: set[asyncio.Task[Any]] = set()
         self.board: HostBoard | None = None
@@ -243,44 +273,108 @@ class SimNode:
     # --- the lane (the sequence in sim/lane.py; this drives it in asyncio)
     def _recorded(self, seq: int | None, result: dict[str, Any]) -> None:
         """The firmware's observer: `seq` None when the outbox refused the scan (the node still showed it)."""
+        who, (arrived, visit, _) = self.front.present, self._visit
+        code, flags = result.get("code"), list(result.get("flags", []))
         self.on_scan(
             RecordedScan(
-                self.site.name,
-                self.name,
-                seq,
-                str(result["verdict"]),
-                result.get("t_site_c"),
-                list(result.get("flags", [])),
-                self.front.present,
-                time.monotonic(),
+                self.site.name, self.name, seq, str(result["verdict"]), result.get("t_site_c"), flags, who,
+                time.monotonic(), self._truth if who is not None else False, visit, code, result.get("retest_code"),
             )
-        )
+        )  # fmt: skip
+        if who is not None and self.front.shown_at is None and result["verdict"] == "indeterminate":
+            self._come_back(who, arrived, visit, flags, result.get("wait_s"), code)
         self.front.show(self.clock.ticks_ms())
         self.shown.set()
 
+    def _come_back(
+        self, who: Traveller, arrived: float, visit: int, flags: list[str], wait_s: int | None, code: int | None
+    ) -> None:
+        """An indeterminate traveller returns to this lane: after the scanner's wait (None: it cannot get ready
+        where it is; they leave unscreened), after minutes inside for a cold face, or at once to stand still."""
+        if visit + 1 >= MAX_VISITS:
+            return
+        rng = random.Random(f"{self.seed}:{who.id}:{visit}:back")
+        whose = conditions.whose(flags)
+        minutes = None
+        if whose == conditions.SCANNER:
+            if wait_s is None:
+                return
+            back = float(wait_s)
+        elif whose == conditions.TRAVELLER:
+            minutes = rng.uniform(*self.site.retest_after_min)
+            back = minutes * 60
+        else:
+            back = 30.0
+        heapq.heappush(self.returns, (arrived + back, who.id, who, visit + 1, minutes, code))
+
+    def _package_c(self, t_s: float) -> float:
+        return self.housing.sensor_c(t_s, self.site.ambient_c)
+
+    async def _weather(self, every_ms: int = 1000) -> None:
+        """The scanner's package follows its housing; the lane's chip with it."""
+        while True:
+            t = self.clock.seconds()
+            air = self.site.ambient_c
+            self.front.set_air(self._package_c(t), air, self.housing.error_c(t, air))
+            await self.clock.sleep_ms(every_ms)
+
+    def _arrivals(self, rate_per_min: float, until_s: float) -> list[float]:
+        """Every arrival before the end, drawn up front (Poisson): the same seed, the same travellers."""
+        out, t = [], self.rng.expovariate(rate_per_min / 60)
+        while t < until_s:
+            out.append(t)
+            t += self.rng.expovariate(rate_per_min / 60)
+        return out
+
     async def lane(self, rate_per_min: float, until_s: float) -> None:
-        """Travellers arrive (Poisson) and are scanned one after another until `until_s` simulated seconds."""
+        """Travellers arrive (Poisson) and are scanned one after another, and the indeterminate ones come back,
+        until `until_s` simulated seconds (everyone who arrived before then is served, late or not)."""
         if rate_per_min <= 0:
             return
-        next_arrival = self.rng.expovariate(rate_per_min / 60)
-        while True:
-            now = self.clock.seconds()
-            if next_arrival >= until_s:
-                return
-            if now < next_arrival:
-                await self.clock.sleep_ms(int((next_arrival - now) * 1000) + 1)
-                continue
-            await self._serve(self.population.traveller())
-            next_arrival = max(next_arrival + self.rng.expovariate(rate_per_min / 60), self.clock.seconds())
-            await self.clock.sleep_ms(self.front.free_at - self.clock.ticks_ms())
+        weather = asyncio.get_running_loop().create_task(self._weather())
+        arrivals = self._arrivals(rate_per_min, until_s)
+        arrivals.reverse()
+        try:
+            while arrivals or (self.returns and self.returns[0][0] < until_s):
+                if self.returns and (not arrivals or self.returns[0][0] <= arrivals[-1]):
+                    at, _, who, visit, minutes, code = heapq.heappop(self.returns)
+                else:
+                    at, who, visit, minutes, code = arrivals.pop(), self.population.traveller(), 0, None, None
+                if self.clock.seconds() < at:
+                    await self.clock.sleep_ms(int((at - self.clock.seconds()) * 1000) + 1)
+                self._visit = (at, visit, minutes)
+                await self._serve(who, visit, minutes, code)
+                await self.clock.sleep_ms(self.front.free_at - self.clock.ticks_ms())
+        finally:
+            weather.cancel()
 
-    async def _serve(self, traveller: Traveller) -> None:
-        """One traveller from stepping in to stepping out (no verdict by GIVE_UP_MS: a sensor fault, a node
-        without power; they move on unscanned)."""
-        self.travellers += 1
-        self.febrile += traveller.febrile
+    def _scene(self, traveller: Traveller, visit: int, minutes: float | None) -> Scene:
+        """What the sensor sees of this visit, and the truth of its conditions (`self._truth`)."""
+        rng = random.Random(f"{self.seed}:{traveller.id}:{visit}")
+        t, site = self.clock.seconds(), self.site
+        air = site.retest_air_c if minutes is not None else site.ambient_c
+        if minutes is None and traveller.cabin_c is None and not site.indoor:
+            air = site.outdoor()  # on foot at an outdoor post: the face is in the post's air
+        package = self._package_c(t)
+        lo, hi = CAL["ambient_c"]
+        scanner_out = not lo <= package <= hi or abs(self.housing.rate_c_min(t, site.ambient_c)) > conditions.RATE_C_MIN
+        settled = settled_at_c(traveller, air, minutes)
+        face_out = not lo <= settled <= hi or deficit_c(traveller, air, minutes) > TOLERANCE_C
+        self._truth = scanner_out or face_out
+        return Scene(site_temperature(traveller, site.mode, air, minutes, rng), package)
+
+    async def _serve(
+        self, traveller: Traveller, visit: int = 0, minutes: float | None = None, code: int | None = None
+    ) -> None:
+        """One visit from stepping in to stepping out (no verdict by GIVE_UP_MS: a sensor fault, a node without
+        power; they move on unscanned). A retest: staff enter the case's code first."""
+        if visit == 0:
+            self.travellers += 1
+            self.febrile += traveller.febrile
+        elif self.firmware is not None and self.powered:
+            self.firmware.scanner.arm_retest(code)
         self.shown.clear()
-        seen = scene(traveller, self.site.mode, self.site.ambient_c, self.rng)
+        seen = self._scene(traveller, visit, minutes)
         self.front.step_in(traveller, seen, self.clock.ticks_ms())
         while self.front.update(self.clock.ticks_ms()):
             await self._until(self.front.leaves_at())

@@ -305,6 +305,10 @@ class Simulation:
                 row = {
                     **{k: getattr(r, k) for k in ("site", "node", "seq", "verdict", "t_site_c", "flags")},
                     "traveller": None if t is None else t.id,
+                    "visit": r.visit,
+                    "code": r.code,
+                    "retest_code": r.retest_code,
+                    "outside_conditions": r.outside,
                     "core_c": None if t is None else round(t.core_c, 2),
                     "febrile": None if t is None else t.febrile,
                 }
@@ -376,7 +380,7 @@ class Simulation:
 def fill_disk(disk: Path, leave: int) -> Path:
     """Fill the filesystem at `disk` with one file, then free `leave` bytes of it; returns the file."""
     filler = disk / "filler"
-    with open(filler, "wb") as f:
+    with open(filler, "wb", buffering=0) as f:  # unbuffered: nothing left to flush into the full disk at close
         try:
             while True:
                 f.write(b"\0" * 65_536)
@@ -432,6 +436,13 @@ HUMAN_KEYS = (
     ("false_alarms", "elevated but not febrile"),
     ("indeterminate", "indeterminate (retest)"),
     ("invalid", "invalid (sensor fault)"),
+    ("definitive_share", "leave with a verdict (retests included)"),
+    ("normal_outside_conditions", "normal outside the calibration (must be 0)"),
+    ("retests", "retests"),
+    ("never_retested", "leave indeterminate (never retested)"),
+    ("febrile_called_normal", "febrile, called normal"),
+    ("sensitivity", "sensitivity (definitive travellers)"),
+    ("specificity", "specificity (definitive travellers)"),
     ("alerts", "fever alerts"),
     ("latency_p50_ms", "scan to alert p50, ms"),
     ("latency_p99_ms", "scan to alert p99, ms"),
@@ -494,6 +505,12 @@ def print_summary(summary: dict[str, Any], as_json: bool) -> None:
     width = max(len(label) for _, label in HUMAN_KEYS)
     for key, label in HUMAN_KEYS:
         print(f"  {label:<{width}}  {summary.get(key)}")
+    for site, figures in summary.get("by_site", {}).items():
+        print(
+            f"  at {site}: definitive_share {figures['definitive_share']}, normal_outside_conditions"
+            f" {figures['normal_outside_conditions']}, retests {figures['retests']}, never_retested"
+            f" {figures['never_retested']}, sensitivity {figures['sensitivity']}, specificity {figures['specificity']}"
+        )
     print(f"  gateway database: {summary['db']}")
     print(f"  the day's tallies: checkpoint-gateway report --db {summary['db']} --day {summary['day']}")
     print(f"  fever alerts:      checkpoint-gateway alerts --db {summary['db']}")

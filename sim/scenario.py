@@ -16,6 +16,20 @@ A scenario file looks like this (every key optional; command-line flags override
     indoor = false            # travellers step out of a car: short cold exposure
     mode = "forehead"
 
+    # The cold post (issue 14; docs/screening.md, "The cold post"), per site, all optional:
+    arrival = "vehicle"       # "foot" (default) or "vehicle": occupants settled to a heated cabin
+    outdoor_c = -6.0          # the outdoor air travellers come from (default: ambient_c outdoors, -6 indoors)
+    cabin_c = [21.5, 1.2]     # vehicle cabins: mean, sd (cut to mean +- 2 sd)
+    window_s = [2, 5]         # the window open this long in the outdoor air before the reading
+    cold_share = 0.7          # on foot at an indoor site: share in from the cold ...
+    minutes_inside = [10, 25] # ... scanned this long after coming in
+    scanner = "heated"        # its housing: "heated" (housing_c), "insulated", "exposed" (default; sim/thermal.py)
+    housing_c = 20.0
+    scanner_start_c = 21.0    # the sensor at power-on (carried out of a heated booth); default: settled
+    scanner_tau_s = 300.0     # its time constant (default per housing)
+    retest_after_min = [10, 15]  # an indeterminate traveller (cold skin) comes back after this long inside
+    retest_air_c = 20.0       # ... in this air (a heated booth or room)
+
     [[fault]]
     at_s = 30
     kind = "wifi_drop"        # wifi_drop | broker_restart | gateway_restart | sensor_error_flag |
@@ -42,6 +56,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sim.thermal import HOUSINGS
+
 IDENT = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 MODES = ("forehead", "canthus")
 NET_FAULTS = ("clock_jump", "ntp_bad_reply", "receipt_loss", "dns_slow")  # on a node's network (sim/post.py)
@@ -62,6 +78,24 @@ class Site:
     ambient_c: float = 22.0
     indoor: bool = True
     mode: str = "forehead"
+    arrival: str = "foot"
+    outdoor_c: float | None = None
+    cabin_c: tuple[float, float] = (21.5, 1.2)
+    window_s: tuple[float, float] = (2.0, 5.0)
+    cold_share: float | None = None  # None: 0.7 indoors (the simulator's old default), 0 outdoors
+    minutes_inside: tuple[float, float] = (3.0, 20.0)
+    scanner: str = "exposed"  # the old default: the scanner stands in the site's air, settled
+    housing_c: float = 20.0
+    scanner_start_c: float | None = None
+    scanner_tau_s: float | None = None
+    retest_after_min: tuple[float, float] = (10.0, 15.0)
+    retest_air_c: float = 20.0
+
+    def outdoor(self) -> float:
+        """The outdoor air of the post: given, else the site's own air outdoors, else -6 C."""
+        if self.outdoor_c is not None:
+            return self.outdoor_c
+        return self.ambient_c if not self.indoor else -6.0
 
     def node_names(self) -> list[str]:
         return [f"{self.name}-{i + 1}"[:32] for i in range(self.nodes)]
@@ -96,7 +130,10 @@ class Scenario:
 
 
 _TOP = {"duration_s", "speed", "seed", "rate_per_min", "fever_prevalence", "mode", "site", "fault"}
-_SITE = {"name", "nodes", "ambient_c", "indoor", "mode"}
+_SITE = {"name", "nodes", "ambient_c", "indoor", "mode", "arrival", "outdoor_c", "cabin_c", "window_s", "cold_share"}
+_SITE |= {"minutes_inside", "scanner", "housing_c", "scanner_start_c", "scanner_tau_s", "retest_after_min"}
+_SITE |= {"retest_air_c"}
+_PAIRS = {"cabin_c": (0, 40), "window_s": (0, 3600), "minutes_inside": (0, 600), "retest_after_min": (0, 600)}
 _FAULT = {"at_s", "kind", "node", "duration_s"}
 
 
@@ -125,13 +162,35 @@ def _site(raw: dict[str, Any], i: int, default_mode: str) -> Site:
     mode = raw.get("mode", default_mode)
     if mode not in MODES:
         raise ScenarioError(f"{where}.mode: {mode!r} is not one of {MODES}")
-    return Site(
-        name=name,
+    for key, lo, hi in (("outdoor_c", -40, 50), ("cold_share", 0, 1), ("housing_c", -40, 60)):
+        _number(raw, key, where, lo, hi)
+    for key, lo, hi in (("scanner_start_c", -40, 60), ("scanner_tau_s", 1, 10**6), ("retest_air_c", -40, 50)):
+        _number(raw, key, where, lo, hi)
+    for key, choices in (("arrival", ("foot", "vehicle")), ("scanner", HOUSINGS)):
+        if raw.get(key, choices[0]) not in choices:
+            raise ScenarioError(f"{where}.{key}: {raw[key]!r} is not one of {choices}")
+    base = Site(name=name)
+    given: dict[str, Any] = {k: _pair(raw, k, where) for k in _PAIRS if k in raw}
+    numbers = ("outdoor_c", "cold_share", "housing_c", "scanner_start_c", "scanner_tau_s", "retest_air_c")
+    given |= {k: float(raw[k]) for k in numbers if k in raw}
+    return replace(
+        base,
         nodes=int(raw.get("nodes", 2)),
         ambient_c=float(raw.get("ambient_c", 22.0)),
         indoor=bool(raw.get("indoor", True)),
         mode=mode,
+        arrival=raw.get("arrival", base.arrival),
+        scanner=raw.get("scanner", base.scanner),
+        **given,
     )
+
+
+def _pair(raw: dict[str, Any], key: str, where: str) -> tuple[float, float]:
+    value, (lo, hi) = raw[key], _PAIRS[key]
+    ok = isinstance(value, list) and len(value) == 2
+    if not ok or not all(not isinstance(v, bool) and isinstance(v, int | float) and lo <= v <= hi for v in value):
+        raise ScenarioError(f"{where}.{key}: {value!r} is not a pair of numbers in [{lo}, {hi}]")
+    return (float(value[0]), float(value[1]))
 
 
 def _fault(raw: dict[str, Any], i: int, nodes: set[str]) -> Fault:

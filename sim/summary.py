@@ -10,6 +10,11 @@ Pure functions over plain rows, so the checks are the same whether rows come fro
 - `alerts`: fever alerts in the gateway's export; `alerts_missing` / `alerts_extra` compare them with the
   stored elevated scans (one alert each); latency is from the node recording the scan to the alert arriving
   on the alerts topic.
+- the cold post (issue 14), over travellers (a traveller's final verdict is the gateway's on their last scan,
+  retests included): `definitive_share` (leave with normal or elevated), `retests` (retest scans),
+  `never_retested` (leave indeterminate), `febrile_called_normal`, `normal_outside_conditions` (normal verdicts
+  on readings whose true conditions were outside the calibration's: must be 0), `sensitivity` / `specificity`
+  over definitive travellers; the same per site in `by_site`.
 """
 
 from __future__ import annotations
@@ -38,6 +43,37 @@ def _same(made: RecordedScan, row: dict[str, Any]) -> bool:
     return made.verdict == row["verdict"] and same_t and set(made.flags) == set(row["flags"])
 
 
+def _ratio(n: int, d: int) -> float | None:
+    return None if d == 0 else round(n / d, 4)
+
+
+def outcomes(made: dict[Any, RecordedScan], stored: dict[Key, dict[str, Any]]) -> dict[str, Any]:
+    """The cold post's figures over travellers (module doc), from the gateway's verdicts on their scans."""
+    final: dict[tuple[str, str, int], tuple[int, str, bool]] = {}  # traveller -> (visit, verdict, febrile)
+    retests = outside_normal = 0
+    for k, r in sorted(made.items()):
+        if r.traveller is None or k not in stored:
+            continue
+        verdict = stored[k]["gateway_verdict"]
+        retests += r.visit > 0
+        outside_normal += r.outside and verdict == "normal"
+        who = (r.site, r.node, r.traveller.id)
+        if who not in final or final[who][0] <= r.visit:
+            final[who] = (r.visit, verdict, r.traveller.febrile)
+    definitive = [(v, f) for _, v, f in final.values() if v in ("normal", "elevated")]
+    febrile = [v for v, f in definitive if f]
+    healthy = [v for v, f in definitive if not f]
+    return {
+        "definitive_share": _ratio(len(definitive), len(final)),
+        "retests": retests,
+        "never_retested": sum(1 for _, v, _ in final.values() if v == "indeterminate"),
+        "febrile_called_normal": sum(1 for _, v, f in final.values() if f and v == "normal"),
+        "normal_outside_conditions": outside_normal,
+        "sensitivity": _ratio(febrile.count("elevated"), len(febrile)),
+        "specificity": _ratio(healthy.count("normal"), len(healthy)),
+    }
+
+
 def summarise(
     results: Iterable[RecordedScan],
     scans: list[dict[str, Any]],
@@ -60,6 +96,8 @@ def summarise(
     flagged = [r for k, r in made.items() if k in elevated_keys and r.traveller is not None]
     latencies = [(alert_seen_at[k] - made[k].at) * 1000 for k in elevated_keys if k in alert_seen_at and k in made]
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    sites = sorted({k[0] for k in made})
+    by_site = {site: outcomes({k: r for k, r in made.items() if k[0] == site}, stored) for site in sites}
     node_verdicts = Counter(r.verdict for r in made.values())
     gateway_verdicts = Counter(s["gateway_verdict"] for s in stored.values())
     return {
@@ -89,4 +127,6 @@ def summarise(
         "quarantined": len(quarantine),
         "latency_p50_ms": None if p50 is None else round(p50, 1),
         "latency_p99_ms": None if p99 is None else round(p99, 1),
+        **outcomes(made, stored),
+        "by_site": by_site,
     }

@@ -21,6 +21,13 @@ indoor-outdoor step) with a per-traveller factor f ~ N(1, 0.435) >= 0 that gives
 0 min. Dzien measured the forehead; the canthus gets the same curve (assumption, conservative: no canthus
 figures in docs/domain.md §3.2).
 
+A vehicle occupant (issue 14, the cold post; docs/screening.md, "The cold post") sits in a heated cabin long
+enough for the face to settle to the cabin air (`cabin_c`: equilibrium at that ambient), then the window is
+opened for `window_s` seconds in the outdoor air before the reading. The face cools with the same two terms as
+it warms in Dzien's recovery, run forwards (assumption: exposure and recovery share their time constants):
+  exposure_deficit(s) = f * (1.78 (1 - exp(-s / 41.4)) + 1.62 (1 - exp(-s / 255.6))) * (cabin - outdoor) / 23
+(C, s in seconds), so a 10 s window at -6 C from a 21 C cabin costs about 0.4 C, a minute about 1.6 C.
+
 Pure Python (random.Random); no numpy at runtime.
 """
 
@@ -29,7 +36,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 MODES = ("forehead", "canthus")
@@ -70,6 +77,8 @@ class Traveller:
     forehead_deviation_c: float = 0.0
     canthus_deviation_c: float = 0.0
     cold_factor: float = 1.0
+    cabin_c: float | None = None  # a vehicle occupant: the cabin air the face settled to
+    window_s: float | None = None  # ... and how long the window was open in the outdoor air before the reading
 
 
 def _split_normal(u: float, sd_low: float, sd_high: float) -> float:
@@ -79,6 +88,13 @@ def _split_normal(u: float, sd_low: float, sd_high: float) -> float:
     if u < p_low:
         return mode + sd_low * _NORMAL.inv_cdf(u * (sd_low + sd_high) / (2 * sd_low))
     return mode + sd_high * _NORMAL.inv_cdf(0.5 + (u - p_low) * (sd_low + sd_high) / (2 * sd_high))
+
+
+def exposure_deficit_c(seconds: float, from_c: float, outdoor_c: float, factor: float = 1.0) -> float:
+    """How far (C) a face settled at `from_c` falls below that equilibrium after `seconds` in `outdoor_c` air."""
+    t = max(0.0, seconds) / 60
+    curve = sum(a * (1 - math.exp(-t / tau)) for a, tau in _COLD_TERMS)
+    return factor * curve * max(0.0, from_c - outdoor_c) / _COLD_STEP_C
 
 
 def cold_deficit_c(minutes: float, cold_ambient_c: float, ambient_c: float, factor: float = 1.0) -> float:
@@ -102,7 +118,11 @@ class Population:
         cold_share: float = 0.0,
         cold_ambient_c: tuple[float, float] = (-5.0, 0.0),
         minutes_since_cold: tuple[float, float] = (0.0, 10.0),
+        cabin_c: tuple[float, float] | None = None,
+        window_s: tuple[float, float] = (3.0, 10.0),
     ) -> None:
+        """`cabin_c` (mean, sd; cut to mean +- 2 sd): every traveller is a vehicle occupant whose window is open
+        `window_s` (low, high) seconds in `cold_ambient_c` air before the reading."""
         if not 0.0 <= fever_prevalence <= 1.0 or not 0.0 <= cold_share <= 1.0:
             raise ValueError("fever_prevalence and cold_share must be within 0..1")
         self._rng = random.Random(seed)
@@ -110,6 +130,7 @@ class Population:
         self.cold_share = cold_share
         self.cold_ambient_c = cold_ambient_c
         self.minutes_since_cold = minutes_since_cold
+        self.cabin_c, self.window_s = cabin_c, window_s
         self._next_id = 1
 
     def _oral(self, febrile: bool) -> float:
@@ -143,6 +164,12 @@ class Population:
             canthus_deviation_c=self._deviation("canthus", z2, febrile),
             cold_factor=max(0.0, rng.gauss(1.0, _COLD_FACTOR_SD)),
         )
+        if self.cabin_c is not None:  # drawn after the rest: the same seed gives the same people on foot
+            mean, sd = self.cabin_c
+            cabin = min(mean + 2 * sd, max(mean - 2 * sd, rng.gauss(mean, sd)))
+            outdoor = rng.uniform(*self.cold_ambient_c)
+            t = replace(t, cabin_c=cabin, window_s=rng.uniform(*self.window_s), cold_ambient_c=outdoor,
+                        minutes_since_cold=None)  # fmt: skip
         self._next_id += 1
         return t
 
@@ -171,6 +198,11 @@ def site_temperature(
     `minutes_indoors` is the time since the traveller left the cold (None: the traveller's own
     `minutes_since_cold`); it matters only for a traveller with a `cold_ambient_c`.
     """
+    if traveller.cabin_c is not None and minutes_indoors is None:  # in the vehicle, window open
+        site = equilibrium_site_c(traveller, mode, traveller.cabin_c)
+        outdoor = traveller.cold_ambient_c if traveller.cold_ambient_c is not None else traveller.cabin_c
+        site -= exposure_deficit_c(traveller.window_s or 0.0, traveller.cabin_c, outdoor, traveller.cold_factor)
+        return site + rng.gauss(0.0, _SCAN_NOISE_C[mode])
     site = equilibrium_site_c(traveller, mode, ambient_c)
     if traveller.cold_ambient_c is not None:
         minutes = traveller.minutes_since_cold if minutes_indoors is None else minutes_indoors
@@ -198,3 +230,19 @@ def scene(
     """What the sensor sees while `traveller` stands in front of it in one scan at a site measuring `mode` in air
     at `ambient_c`: their site temperature then (`site_temperature`, one draw from `rng`) in that air."""
     return Scene(site_temperature(traveller, mode, ambient_c, minutes_indoors, rng), ambient_c)
+
+
+def deficit_c(traveller: Traveller, ambient_c: float, minutes_indoors: float | None = None) -> float:
+    """How far (C) the traveller's face is below its equilibrium at this reading (ground truth, no noise)."""
+    if traveller.cabin_c is not None and minutes_indoors is None:
+        outdoor = traveller.cold_ambient_c if traveller.cold_ambient_c is not None else traveller.cabin_c
+        return exposure_deficit_c(traveller.window_s or 0.0, traveller.cabin_c, outdoor, traveller.cold_factor)
+    minutes = traveller.minutes_since_cold if minutes_indoors is None else minutes_indoors
+    if traveller.cold_ambient_c is None or minutes is None:
+        return 0.0
+    return cold_deficit_c(minutes, traveller.cold_ambient_c, ambient_c, traveller.cold_factor)
+
+
+def settled_at_c(traveller: Traveller, ambient_c: float, minutes_indoors: float | None = None) -> float:
+    """The air the face settled to before this reading: the cabin for an occupant, else the site's air."""
+    return traveller.cabin_c if traveller.cabin_c is not None and minutes_indoors is None else ambient_c

@@ -24,6 +24,7 @@ import firmware
 
 contract: Any = firmware.module("contract")  # untyped MicroPython module
 SCAN_FIELDS: tuple[str, ...] = contract.names(contract.SCAN)
+OPTIONAL = {f[0] for f in contract.SCAN if f[4] == contract.OPT}  # absent from a payload when null
 
 
 def scan_payload(site: str, node: str, seq: int, **fields: Any) -> dict[str, Any]:
@@ -46,13 +47,16 @@ def scan_payload(site: str, node: str, seq: int, **fields: Any) -> dict[str, Any
         "samples": 12,
         "duration_ms": 900,
         "retest_of": None,
+        "code": None,
+        "retest_code": None,
+        "wait_s": None,
         "fw": "test-1",
         "cal": "placeholder-0",
     }
     missing = [name for name in SCAN_FIELDS if name not in sample]
     if missing:
         raise KeyError(f"scan_payload has no sample value for the contract's scan fields {missing}")
-    scan = {name: sample[name] for name in SCAN_FIELDS}
+    scan = {name: sample[name] for name in SCAN_FIELDS if sample[name] is not None or name not in OPTIONAL}
     scan.update(fields)
     return scan
 

@@ -27,3 +27,7 @@ def test_make_demo_runs_to_completion_twice() -> None:
         assert "mosquitto_sub" in out.stderr and "checkpoint/v1/alerts/#" in out.stderr
         assert "checkpoint-gateway report --db sqlite:///var/demo/gateway.db --day " in out.stdout
         assert "fault: wifi_drop on tollgate-room-1" in out.stderr
+        # The cold post (issue 14): vehicles at the bridge with the scanner kept in range get verdicts.
+        bridge = re.search(r"at bridge-north: definitive_share ([\d.]+), normal_outside_conditions (\d+)", out.stdout)
+        assert bridge is not None, out.stdout
+        assert float(bridge.group(1)) >= 0.90 and int(bridge.group(2)) == 0

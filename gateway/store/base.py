@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -34,6 +34,9 @@ class ScanRow:
     samples: int
     duration_ms: int
     retest_of: int | None
+    code: int | None = field(default=None, kw_only=True)  # retest codes (contract.SCAN; migration 0008)
+    retest_code: int | None = field(default=None, kw_only=True)
+    wait_s: int | None = field(default=None, kw_only=True)
     fw: str
     cal: str
     gateway_t_core_c: float | None
@@ -220,6 +223,11 @@ class Transaction(Protocol):
 
     def fever_alert_for(self, site: str, node: str, seq: int) -> AlertRow | None:
         """The fever alert raised by, or last updated by, this scan."""
+        ...
+
+    def case_scan(self, site: str, code: int, since: int) -> tuple[str, int] | None:
+        """(node, seq) of the newest scan of the site that opened the case `code` (retest_code null), received
+        at or after `since`: what a retest naming the code links to, from any node of the site."""
         ...
 
     def open_alert(self, kind: str, site: str, node: str) -> AlertRow | None:

@@ -165,6 +165,14 @@ class PostgresTransaction(SqlTransaction):
         values[NODE_COLS.index("scans")] = self._stored.get((row.site, row.node), 0)
         self._run(_UPSERT_NODE, values)
 
+    def case_scan(self, site: str, code: int, since: int) -> tuple[str, int] | None:
+        sql = (
+            "SELECT node, seq FROM scans WHERE site = %s AND code = %s AND retest_code IS NULL AND received_at >= %s"
+            " ORDER BY received_at DESC, seq DESC LIMIT 1"
+        )
+        row = self._run(sql, (site, code, since)).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]))
+
     def save_alert(self, alert: AlertRow, event: AlertEvent) -> None:
         if self._run(_SAVE_ALERT, params(alert, ALERT_COLS)).fetchone() is None:
             raise Conflict(f"alert {alert.alert_id} was changed by another gateway instance at the same time"

@@ -126,6 +126,14 @@ class SqliteTransaction(SqlTransaction):
     def save_node(self, row: NodeRow) -> None:
         self._conn.execute(_UPSERT_NODE, params(row, NODE_COLS))
 
+    def case_scan(self, site: str, code: int, since: int) -> tuple[str, int] | None:
+        sql = (
+            "SELECT node, seq FROM scans WHERE site = ? AND code = ? AND retest_code IS NULL AND received_at >= ?"
+            " ORDER BY received_at DESC, seq DESC LIMIT 1"
+        )
+        row = self._conn.execute(sql, (site, code, since)).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]))
+
     def save_alert(self, alert: AlertRow, event: AlertEvent) -> None:
         self._conn.execute(_UPSERT_ALERT, params(alert, ALERT_COLS))
         self._insert_event(event)

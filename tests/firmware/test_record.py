@@ -39,6 +39,9 @@ PROTOCOL_FIELDS = [
     "samples",
     "duration_ms",
     "retest_of",
+    "code",
+    "retest_code",
+    "wait_s",
     "fw",
     "cal",
 ]
@@ -58,6 +61,9 @@ def typical(**over: Any) -> dict[str, Any]:
         "samples": 14,
         "duration_ms": 910,
         "retest_of": None,
+        "code": None,
+        "retest_code": None,
+        "wait_s": None,
         "fw": "0.1.0",
         "cal": "placeholder-0",
     }
@@ -85,6 +91,9 @@ def random_scans(n: int, seed: int = 20260101) -> list[dict[str, Any]]:
                 samples=rng.randrange(0, 5000),
                 duration_ms=rng.randrange(0, 100000),
                 retest_of=rng.choice([None, rng.randrange(0, 2**32)]),
+                code=rng.choice([None, rng.randrange(0, 1000)]),
+                retest_code=rng.choice([None, rng.randrange(0, 1000)]),
+                wait_s=rng.choice([None, rng.randrange(0, 86400)]),
                 fw="fw-" + str(rng.randrange(100)),
                 cal="cal-" + str(rng.randrange(1000)),
             )
@@ -116,11 +125,21 @@ def test_golden_bytes_follow_the_documented_layout() -> None:
         fw="1",
         cal="c",
     )
-    # layout 1; head: canthus | elevated<<1 | t_site | t_amb | retest_of; flags bit 3; boot 3; uptime 1000;
-    # t_site 3657 -> zigzag 7314; t_amb -405 -> zigzag 809; samples 12; duration 850; retest 5; "1"; "c".
-    want = bytes.fromhex("01 b3 08 03 e807 9239 a906 0c d206 05 0131 0163")
+    # layout 2; head: canthus | elevated<<1 | t_site | t_amb | retest_of; flags bit 3; boot 3; uptime 1000;
+    # t_site 3657 -> zigzag 7314; t_amb -405 -> zigzag 809; samples 12; duration 850; retest 5; "1"; "c";
+    # code 407 + 1 = 408; retest_code null; wait_s 600 + 1 = 601.
+    scan.update(code=407, wait_s=600)
+    want = bytes.fromhex("02 b3 08 03 e807 9239 a906 0c d206 05 0131 0163 9803 00 d904")
     assert record.pack(scan) == want
     assert record.unpack(want) == normalised(scan)
+
+
+def test_a_layout_1_record_already_on_flash_is_still_read() -> None:
+    """Records written before retest codes (layout 1) stay readable until receipted: their codes are null."""
+    old = bytes.fromhex("01 b3 08 03 e807 9239 a906 0c d206 05 0131 0163")
+    got = record.unpack(old)
+    assert (got["code"], got["retest_code"], got["wait_s"], got["retest_of"]) == (None, None, None, 5)
+    assert "code" not in json.loads(record.to_payload(9, old, "s", "n"))  # optional: absent when null
 
 
 def test_round_trip_of_varied_scans() -> None:
@@ -132,7 +151,9 @@ def test_payload_is_protocol_v1_with_every_field() -> None:
     b = record.pack(typical(flags=["low_supply", "cold_ambient"], retest_of=41))
     payload = record.to_payload(42, b, "bridge-1", "n1")
     msg = json.loads(payload)
-    assert list(msg) == PROTOCOL_FIELDS
+    assert list(msg) == [f for f in PROTOCOL_FIELDS if f not in ("code", "retest_code", "wait_s")]  # null: absent
+    with_codes = json.loads(record.to_payload(42, record.pack(typical(code=7, retest_code=7, wait_s=600)), "b", "n"))
+    assert list(with_codes) == PROTOCOL_FIELDS and with_codes["code"] == 7 and with_codes["wait_s"] == 600
     assert msg["v"] == 1 and msg["site"] == "bridge-1" and msg["node"] == "n1" and msg["seq"] == 42
     assert (msg["t_site_c"], msg["t_amb_c"], msg["t_core_c"]) == (35.87, 21.31, 36.74)
     assert msg["flags"] == ["cold_ambient", "low_supply"] and msg["retest_of"] == 41
@@ -204,7 +225,7 @@ def test_malformed_bytes_are_value_errors() -> None:
     with pytest.raises(ValueError, match="trailing"):
         record.unpack(b + b"\x00")
     with pytest.raises(ValueError, match="layout"):
-        record.unpack(b"\x02" + b[1:])
+        record.unpack(b"\x03" + b[1:])
 
 
 def test_typical_record_size() -> None:

@@ -118,7 +118,7 @@ def test_a_cold_sensor_ambient_is_never_normal() -> None:
     results = [screening.assess(CAL, m, s, a, f) for m, s, a, f in scenes]
     assert {v for _, v, _ in results} == {screening.INDETERMINATE}
     assert all("cold_ambient" in flags and t_core is None for t_core, _, flags in results)
-    assert "warm up 5-10 minutes" in str(screening.advice(screening.INDETERMINATE, ["cold_ambient"]))
+    assert "warm the scanner" in str(screening.advice(screening.INDETERMINATE, ["cold_ambient"]))
 
 
 def test_a_scan_not_in_equilibrium_is_never_normal() -> None:
@@ -136,7 +136,7 @@ def test_a_forehead_fresh_from_the_wind_is_caught_with_an_indoor_like_sensor() -
     # A forehead far too cold for the ambient: indeterminate, with the reason and the warm-up advice.
     t_core, verdict, flags = screening.assess(CAL, "forehead", 31.0, 20.5)
     assert (t_core, verdict, flags) == (None, screening.INDETERMINATE, ["cold_skin"])
-    assert "warm up 5-10 minutes" in str(screening.advice(verdict, flags))
+    assert "retest after 10 minutes inside" in str(screening.advice(verdict, flags))
     rng = random.Random(9)
     healthy = Population(seed=9, fever_prevalence=0.0, cold_share=1.0).take(2000)
     at_0 = verdicts(CAL, [("forehead", site_temperature(t, "forehead", 20.5, 0.0, rng), 20.5, []) for t in healthy])
