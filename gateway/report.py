@@ -92,7 +92,8 @@ RETEST_COLUMNS = (
 
 def retest_tally(rows: Iterable[ScanRow]) -> list[dict[str, Any]]:
     """Per site: cases opened (an elevated or indeterminate scan with a code), how many were retested (a later
-    scan on any node of the site naming the code) and the last retest's verdict, and how many never were.
+    scan on any node of the site naming the code) and the last retest's verdict, and how many indeterminate
+    ones never were (an elevated case is the medic's: its outcome is in the day's tallies).
     A code given again later opens a new case: later retests belong to it."""
     cases: dict[tuple[str, int], dict[str, Any]] = {}
     opened: list[dict[str, Any]] = []
@@ -108,8 +109,8 @@ def retest_tally(rows: Iterable[ScanRow]) -> list[dict[str, Any]]:
         t = out.setdefault(case["site"], dict.fromkeys(RETEST_COLUMNS, 0) | {"site": case["site"]})
         t["cases"] += 1
         t[case["verdict"] + "_cases"] += 1
-        if case["outcome"] is None:
-            t["never_retested"] += 1
+        if case["outcome"] is None:  # an elevated case goes to the medic's thermometer, not back to a scanner
+            t["never_retested"] += case["verdict"] == "indeterminate"
         else:
             t["retested"] += 1
             if case["outcome"] in ("normal", "elevated", "indeterminate"):

@@ -41,11 +41,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 import firmware
 from gateway import export
 from gateway.ingest import origin_id
+from gateway.store import open_store
 from sim.broker import Broker, BrokerError
+from sim.medic import Medic
 from sim.post import RecordedScan, SimNode, install_task_tracking
 from sim.process import REPO, GatewayProcess
 from sim.scenario import NET_FAULTS, Fault, Scenario, ScenarioError, Site, load
 from sim.summary import Key, summarise
+from sim.travellers import Traveller
 from sim.watch import Watcher
 
 contract: Any = firmware.module("contract")  # untyped MicroPython module
@@ -96,6 +99,7 @@ class Simulation:
         self.units: dict[str, int] = {}  # node -> its current unit (1, then 2 after an identity_clash)
         self.recorded_units: list[int] = []  # the unit of each recorded scan
         self.disk: Path | None = None  # the tmpfs mounted for disk_full
+        self.medic: dict[str, Any] = {}  # what the simulated medic did (sim/medic.py)
 
     # --- set-up
     def _start_services(self) -> None:
@@ -292,6 +296,7 @@ class Simulation:
         left = sum(n.depth for n in self.nodes.values())
         if left:
             self._say(f"warning: {left} scans still awaiting receipt after {DRAIN_TIMEOUT_S:g} s")
+        self.medic = await asyncio.to_thread(self._medic_round)
         done.set()
         await progress
         for node in self.nodes.values():
@@ -314,6 +319,20 @@ class Simulation:
                 }
                 f.write(json.dumps(row) + "\n")
 
+    def _medic_round(self) -> dict[str, Any]:
+        """The simulated medic re-checks every open fever alert with a thermometer (sim/medic.py)."""
+        travellers: dict[tuple[str, str, int], Traveller] = {}
+        for r in self.recorded:
+            if r.seq is not None and r.traveller is not None:
+                travellers.setdefault((r.site, r.node, r.seq), r.traveller)
+        store = open_store(self.db_url, create=False)
+        try:
+            tally = Medic(self.s.seed).round(store, travellers, int(time.time() * 1000))
+        finally:
+            store.close()
+        self._say(f"medic: {tally['rechecked']} fever alerts re-checked by thermometer, {tally['referred']} referred")
+        return tally
+
     def _stored(self, what: str) -> list[dict[str, Any]]:
         cmd = [sys.executable, "-m", "gateway", "export", "--what", what, "--format", "jsonl", "--db", self.db_url]
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
@@ -331,6 +350,7 @@ class Simulation:
         recorded, rows, alerts = by_unit(self.recorded, self.recorded_units, scans, clashes, alerts)
         summary = summarise(recorded, rows, alerts, quarantine, self.alert_seen_at)
         summary["clashes"] = len(clashes)
+        summary["medic"] = self.medic
         return summary, scans
 
     def run(self) -> dict[str, Any]:
@@ -510,6 +530,13 @@ def print_summary(summary: dict[str, Any], as_json: bool) -> None:
             f"  at {site}: definitive_share {figures['definitive_share']}, normal_outside_conditions"
             f" {figures['normal_outside_conditions']}, retests {figures['retests']}, never_retested"
             f" {figures['never_retested']}, sensitivity {figures['sensitivity']}, specificity {figures['specificity']}"
+        )
+    medic = summary.get("medic") or {}
+    if medic:
+        print(
+            f"  medic (thermometer re-check of each fever alert): {medic['rechecked']} re-checked,"
+            f" {medic['referred']} referred, {medic['cleared']} cleared"
+            f" (febrile cleared {medic['febrile_cleared']}, oral under 37.5 C referred {medic['healthy_referred']})"
         )
     print(f"  gateway database: {summary['db']}")
     print(f"  the day's tallies: checkpoint-gateway report --db {summary['db']} --day {summary['day']}")
