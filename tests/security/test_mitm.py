@@ -17,7 +17,7 @@ from firmware import DIR as FIRMWARE_DIR
 from firmware import module as firmware_module
 from sim.broker import Broker, free_port
 from testkit.certs import Pki, have_openssl
-from testkit.micropython import compile_firmware, interpreters
+from testkit.micropython import ESP32_HEAP, compile_firmware, interpreters
 from testkit.tlstrap import TlsTrap
 
 pytestmark = pytest.mark.skipif(not have_openssl(), reason="openssl CLI not installed: cannot make a test CA")
@@ -47,9 +47,10 @@ def run_node(interpreter: str, tmp_path: Path, port: int, cafile: Path, deadline
     opts_file = tmp_path / f"opts-{interpreter}.json"
     opts_file.write_text(json.dumps(opts))
     # MicroPython loads the firmware compiled to .mpy, as the device does (compiling source at import time does not
-    # fit the 112 KiB heap).
+    # fit the 112 KiB heap). The ESP32's heap budget: there mbedtls allocates from ESP-IDF's heap, outside
+    # MicroPython's; the unix port takes the handshake's buffers from the interpreter's own heap.
     code = compile_firmware() if interpreter == "micropython" else FIRMWARE_DIR
-    r = subprocess.run([*interpreters()[interpreter], PROGRAM, str(code), str(opts_file)],
+    r = subprocess.run([*interpreters(ESP32_HEAP)[interpreter], PROGRAM, str(code), str(opts_file)],
                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.splitlines()[-1])
