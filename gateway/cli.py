@@ -75,7 +75,8 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = [_common()]
     run = sub.add_parser("run", parents=common, help="run the gateway (MQTT in, store, alerts)")
-    run.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (overrides [mqtt] broker)")
+    run.add_argument("--broker", help="mqtt://host:port, mqtts://host:port, or amqp://h1:p1,h2:p2/ (a RabbitMQ"
+                     " cluster's members) (overrides [mqtt] broker)")  # fmt: skip
     run.add_argument("--instance", help="client id and status topic name (overrides [gateway] instance)")
     run.add_argument("--share-group", help="subscribe as $share/GROUP/... (several gateway instances)")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
@@ -150,12 +151,13 @@ def _check_config(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 
 
 def _run(cfg: config_mod.Config) -> int:
-    from gateway import metrics, mqtt
+    from gateway import metrics
+    from gateway import transport as transports
     from gateway.service import Gateway
 
     logs.setup(cfg.gateway.log_level)
     config_mod.load_calibration(cfg.screening)  # first: a bad calibration or CA or password file stops us here
-    transport = mqtt.transport(cfg)
+    transport = transports.build(cfg)
     store = open_store(cfg.store.db, cfg.store.synchronous, create=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

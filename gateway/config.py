@@ -42,7 +42,7 @@ class GatewaySection:
 
 @dataclass(frozen=True)
 class MqttSection:
-    broker: str = "mqtt://127.0.0.1:1883"  # mqtt:// or mqtts:// (TLS)
+    broker: str = "mqtt://127.0.0.1:1883"  # mqtt://, mqtts:// (TLS), or amqp://h1:p1,h2:p2/ (a RabbitMQ cluster)
     username: str = ""
     password: str = field(default="", repr=False)  # environment only (CHECKPOINT_MQTT_PASSWORD)
     password_file: str = ""
@@ -171,6 +171,8 @@ def _check_listen(text: str) -> str | None:
 
 def _check_broker(url: str) -> str | None:
     parts = urlsplit(url)
+    if parts.scheme == "amqp":
+        return _check_members(parts.netloc)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         return "must look like mqtt://host:port or mqtts://host:port"
     try:
@@ -179,6 +181,17 @@ def _check_broker(url: str) -> str | None:
         return "has a bad port"
     if parts.username or parts.password:
         return "must not carry credentials: use mqtt.username and CHECKPOINT_MQTT_PASSWORD"
+    return None
+
+
+def _check_members(netloc: str) -> str | None:
+    """amqp://host:port,host:port/ (gateway/amqp.py): every member, no credentials."""
+    if "@" in netloc:
+        return "must not carry credentials: use mqtt.username and CHECKPOINT_MQTT_PASSWORD"
+    for part in netloc.split(","):
+        host, _, port = part.partition(":")
+        if not host or (port and not (port.isdigit() and 0 < int(port) <= 65_535)):
+            return f"names {part!r}: must look like amqp://host:port,host:port/ (every member of the cluster)"
     return None
 
 

@@ -1,7 +1,8 @@
 """What the service needs from a broker connection: messages in, publishes out, acknowledgements after commit.
 
 The service (gateway/service.py) is handed a transport and never builds one. `gateway.mqtt.MqttTransport` is
-the one on a real broker (paho); testkit/transport.py has one in memory that drives the service loop in unit
+the one on a real broker (paho), `gateway.amqp.AmqpTransport` the one on a RabbitMQ cluster (pika), chosen by
+the broker URL's scheme (`build`); testkit/transport.py has one in memory that drives the service loop in unit
 tests. A second broker transport (a cluster) implements this too.
 
 Threads: the transport fills `inbox` and `acknowledged` from its own network thread; the service calls
@@ -13,9 +14,12 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gateway.ingest import Incoming, Outgoing
+
+if TYPE_CHECKING:
+    from gateway.config import Config
 
 
 class Transport(Protocol):
@@ -43,3 +47,15 @@ class Transport(Protocol):
 
     def describe(self) -> str:
         """Where it connects and what it subscribes to, for the log (no credentials)."""
+
+
+def build(cfg: Config) -> Transport:
+    """The `run` command's transport: `mqtt://`/`mqtts://` -> MQTT (Mosquitto, `$share`), `amqp://` -> AMQP
+    (a RabbitMQ cluster's quorum work queue). ConfigError for unreadable credential or CA files."""
+    if cfg.mqtt.broker.startswith("amqp://"):
+        from gateway import amqp
+
+        return amqp.transport(cfg)
+    from gateway import mqtt
+
+    return mqtt.transport(cfg)

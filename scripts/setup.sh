@@ -11,12 +11,19 @@ command -v node >/dev/null 2>&1 || missing+=(nodejs npm)   # pyright type-checks
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)     # TLS tests make their own certificates
 [ -x /usr/bin/chromium ] || missing+=(chromium)              # the console's browser tests (tests/web/)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)  # the PostgreSQL store's tests
+# The broker cluster's tests (tests/scale/): members of their own on free ports; a packaged service is not used.
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
 [ -n "$(fc-list :lang=zh 2>/dev/null)" ] || missing+=(fonts-wqy-microhei)  # Chinese text in its screenshots
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ]; then
         echo "setup: installing system packages: ${missing[*]}"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        if [[ " ${missing[*]} " == *" rabbitmq-server "* ]] && command -v systemctl >/dev/null 2>&1; then
+            # apt starts the packaged broker (rabbit@host on 5672): the tests run their own, it would only take
+            # memory on the machine. epmd (port 4369) stays: every Erlang node on the machine shares it.
+            systemctl disable --now rabbitmq-server >/dev/null 2>&1 || true
+        fi
     else
         echo "setup: missing system packages: ${missing[*]}" >&2
         echo "setup: run: sudo apt-get install -y ${missing[*]}  (then run make again)" >&2

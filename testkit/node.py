@@ -64,8 +64,23 @@ def scan_payload(site: str, node: str, seq: int, **fields: Any) -> dict[str, Any
 class NodePublisher:
     """One simulated node on a paho client (see the module docstring). Thread-safe to read."""
 
-    def __init__(self, port: int, site: str, node: str, host: str = "127.0.0.1", prefix: str = contract.PREFIX):
+    def __init__(
+        self,
+        port: int,
+        site: str,
+        node: str,
+        host: str = "127.0.0.1",
+        prefix: str = contract.PREFIX,
+        *,
+        ports: list[int] | None = None,
+        auth: tuple[str, str] | None = None,
+    ):
+        """`ports`: the brokers (cluster members) to move through when the connection is lost, `port` first,
+        as the firmware's broker list does; `auth`: (username, password)."""
         self.site, self.node, self.host, self.port = site, node, host, port
+        self.ports = [port] + [p for p in ports or [] if p != port]
+        self.auth = auth
+        self.moves = 0  # times it moved to the next broker
         self.topic = f"{prefix}/{site}/{node}"
         self._cond = threading.Condition()
         self.outstanding: dict[int, bytes] = {}  # seq -> payload, until a receipt names it
@@ -85,6 +100,11 @@ class NodePublisher:
         c.on_connect = self._on_connect
         c.on_subscribe = lambda *a: self._subscribed.set()
         c.on_message = self._on_message
+        c.on_disconnect = self._on_disconnect
+        c.on_connect_fail = lambda client, userdata: self._next_broker(client)
+        if self.auth:
+            c.username_pw_set(*self.auth)
+        c.reconnect_delay_set(1, 2)
         c.connect(self.host, self.port, keepalive=30)
         c.loop_start()
         self._client = c
@@ -98,6 +118,17 @@ class NodePublisher:
         client.publish(self.topic + "/status", json.dumps(status), qos=1, retain=True)
         if flags.session_present is False and self.outstanding:
             self.resend()
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        """Lost (not closed by us): the next broker of `ports`; paho's loop reconnects to it."""
+        if reason.is_failure:
+            self._next_broker(client)
+
+    def _next_broker(self, client: Any) -> None:
+        if len(self.ports) > 1 and self._client is not None:
+            self.port = self.ports[(self.ports.index(self.port) + 1) % len(self.ports)]
+            self.moves += 1
+            client.connect_async(self.host, self.port, keepalive=30)
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         body = json.loads(msg.payload)

@@ -12,6 +12,7 @@ import pytest
 from lab import dataset as lab_dataset
 from sim.broker import Broker
 from testkit.postgres import Cluster
+from testkit.rabbitmq import RabbitCluster
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +28,15 @@ def postgres() -> Iterator[Cluster]:
     each test takes a database of its own with `postgres.database()`."""
     with Cluster() as pg:
         yield pg
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[RabbitCluster]:
+    """One three-member RabbitMQ cluster (MQTT plugin, quorum queues) for the session, started only when a test
+    asks for it (about 20 s on two cores); tests that kill a member start it again before they end."""
+    with RabbitCluster() as rmq:
+        print(f"\nrabbitmq: 3 members joined in {rmq.startup_s:.1f} s")
+        yield rmq
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

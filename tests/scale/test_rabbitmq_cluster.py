@@ -1,0 +1,140 @@
+"""The cluster path (issue 16 items 3-4): nodes speak MQTT to the members of a three-member RabbitMQ cluster, the
+gateway consumes their scans over AMQP from a quorum queue and acknowledges each batch after its commit.
+
+A member is SIGKILLed while scans flow: the nodes on it move to the next member, the gateway (on that member too)
+moves and keeps consuming; one gateway of two is SIGKILLed: the other takes its unacknowledged share. Every
+scan stored once (counted in the store: rows, and the node row's own count), none lost. Each test leaves the
+session's cluster whole again (the killed member started again: same data, it rejoins)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from testkit.node import NodePublisher, scan_payload
+from testkit.postgres import Cluster
+from testkit.rabbitmq import AmqpGateway, RabbitCluster
+
+SITE = "ferry"
+PER_NODE = 600
+
+
+@pytest.fixture
+def whole(rabbitmq: RabbitCluster) -> Iterator[RabbitCluster]:
+    """The session's cluster; any member a test killed is started again afterwards."""
+    yield rabbitmq
+    for i, m in enumerate(rabbitmq.members):
+        if not m.running:
+            rabbitmq.start_member(i)
+
+
+def _nodes(rmq: RabbitCluster, names: list[str]) -> list[NodePublisher]:
+    """Node i on member i (mod 3), moving through the others on failure."""
+    auth = ("node", rmq.node_password)
+    ports = rmq.mqtt_ports
+    nodes = [NodePublisher(ports[i % len(ports)], SITE, n, ports=ports, auth=auth) for i, n in enumerate(names)]
+    return [n.connect() for n in nodes]
+
+
+def _flow(nodes: list[NodePublisher]) -> list[threading.Thread]:
+    def publish(node: NodePublisher) -> None:
+        for start in range(0, PER_NODE, 50):
+            node.send(scan_payload(SITE, node.node, s) for s in range(start, start + 50))
+
+    threads = [threading.Thread(target=publish, args=(n,)) for n in nodes]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def _wait_stored(count: Callable[[], int], n: int, timeout: float = 60.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (c := count()) >= n:
+            return c
+        time.sleep(0.01)  # polling a condition, not synchronising
+    raise AssertionError(f"fewer than {n} scans stored within {timeout} s")
+
+
+def _finish(nodes: list[NodePublisher], threads: list[threading.Thread]) -> None:
+    for t in threads:
+        t.join(60)
+    for n in nodes:
+        assert n.wait_receipts(range(PER_NODE), timeout=90, resend_after=2.0), f"{n.node}: receipts missing"
+
+
+def test_killing_the_member_of_a_node_and_of_the_gateway_loses_nothing(whole: RabbitCluster, tmp_path: Path) -> None:
+    rmq = whole
+    db = tmp_path / "gw.db"
+    gateway = AmqpGateway(rmq, f"sqlite:///{db}", tmp_path, "gw-a", members=[0, 1, 2]).start()  # on member 0
+    names = ["m0", "m1", "m2"]
+    nodes = _nodes(rmq, names)  # m0 on member 0 with the gateway, m1 on 1, m2 on 2
+
+    def count() -> int:
+        with sqlite3.connect(db) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM scans").fetchone()[0])
+
+    try:
+        threads = _flow(nodes)
+        at_kill = _wait_stored(count, PER_NODE // 2)
+        rmq.kill(0)
+        _finish(nodes, threads)
+        assert gateway.terminate() == 0, gateway.log.read_text()[-2000:]
+    finally:
+        for n in nodes:
+            n.close(clean=False)
+        gateway.kill()
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT node, seq FROM scans WHERE site = ? ORDER BY node, seq", (SITE,)).fetchall()
+        counted = conn.execute("SELECT node, scans FROM nodes WHERE site = ? ORDER BY node", (SITE,)).fetchall()
+    total = len(names) * PER_NODE
+    assert at_kill < total, "the kill came after everything was stored"
+    assert rows == sorted((n, s) for n in names for s in range(PER_NODE))  # 0 lost, 0 stored twice
+    assert counted == [(n, PER_NODE) for n in names]
+    assert nodes[0].moves >= 1  # the node on the killed member moved
+    log = gateway.log.read_text()
+    assert "lost the broker member" in log and log.count("consuming from") >= 2  # the gateway moved, consumed again
+    print(f"stored at the kill: {at_kill} of {total}; node moves {[n.moves for n in nodes]};"
+          f" resent {sum(n.resends for n in nodes)}")  # fmt: skip
+
+
+def test_killing_one_gateway_of_two_loses_nothing(whole: RabbitCluster, postgres: Cluster, tmp_path: Path) -> None:
+    rmq = whole
+    url = postgres.database()
+    gateways = [
+        AmqpGateway(rmq, url, tmp_path, "gw-a", members=[1, 2, 0]).start(),
+        AmqpGateway(rmq, url, tmp_path, "gw-b", members=[2, 0, 1]).start(),
+    ]
+    names = ["g0", "g1", "g2"]
+    nodes = _nodes(rmq, names)
+
+    def count() -> int:
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute("SELECT COUNT(*) FROM scans").fetchone()
+            return int(row[0]) if row else 0
+
+    try:
+        threads = _flow(nodes)
+        at_kill = _wait_stored(count, PER_NODE // 2)
+        gateways[1].kill()  # under load: mid-batch, mid-commit or mid-ack
+        _finish(nodes, threads)
+        assert gateways[0].terminate() == 0, gateways[0].log.read_text()[-2000:]
+    finally:
+        for n in nodes:
+            n.close(clean=False)
+        for g in gateways:
+            g.kill()
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT node, seq FROM scans ORDER BY node, seq").fetchall()
+        counted = conn.execute("SELECT node, scans FROM nodes ORDER BY node").fetchall()
+    total = len(names) * PER_NODE
+    assert at_kill < total, "the kill came after everything was stored"
+    assert rows == sorted((n, s) for n in names for s in range(PER_NODE))  # 0 lost, 0 stored twice
+    assert counted == [(n, PER_NODE) for n in names]
+    print(f"stored at the kill: {at_kill} of {total}; resent {sum(n.resends for n in nodes)}")
