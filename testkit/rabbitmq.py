@@ -246,7 +246,20 @@ class AmqpGateway:
         return self.proc.wait(timeout)
 
 
-if __name__ == "__main__":
+def main() -> int:
+    """`python -m testkit.rabbitmq`: a cluster on this machine until Ctrl-C, with the commands that use it."""
     with RabbitCluster() as rmq:
-        print(f"cluster of {len(rmq.members)} up in {rmq.startup_s:.1f} s; MQTT ports {rmq.mqtt_ports}")
-        print(rmq.cluster_status())
+        print(f"rabbitmq: {len(rmq.members)} members joined in {rmq.startup_s:.1f} s (data and logs in {rmq.root})")
+        print(f"nodes (MQTT, user node, password {rmq.node_password}): 127.0.0.1 ports {rmq.mqtt_ports}")
+        print("a gateway on the cluster path:")
+        print(f"  CHECKPOINT_MQTT_USERNAME=gateway CHECKPOINT_MQTT_PASSWORD={rmq.gateway_password} \\\n"
+              f"  .venv/bin/checkpoint-gateway run --broker {rmq.amqp_url()} --db sqlite:///var/c.db")  # fmt: skip
+        print("Ctrl-C stops the cluster", flush=True)
+        stops = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)  # taken by sigwait, so the cluster is closed after
+        signal.sigwait(stops)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
