@@ -1,8 +1,9 @@
 """The cluster path: nodes on MQTT spread over a three-member RabbitMQ cluster, gateways consuming over AMQP.
 
-1. Ingest: N QoS 1 scans from 6 nodes (two on each member, in this process) into `checkpoint-gateway run
-   --broker amqp://...`, rate = N / (last receipt back at the nodes - first publish): one gateway on SQLite,
-   one on PostgreSQL, two on PostgreSQL sharing the quorum queue (the same database, fsync on).
+1. Ingest: the queue alone (a consumer that only acknowledges), then N QoS 1 scans from 6 nodes (two on each
+   member, in this process) into `checkpoint-gateway run --broker amqp://...`, rate = N / (last receipt back
+   at the nodes - first publish): one gateway on SQLite, one on PostgreSQL, two on PostgreSQL sharing the
+   quorum queue (the same database, fsync on).
 2. Failover: a steady load (--rate scans/s over 3 nodes, one per member) into two gateways on PostgreSQL;
    (a) SIGKILL the member node 0 is connected to (gateway 0's too, the first time), (b) SIGKILL one gateway.
    The gap is the longest pause between two receipts at the affected nodes (node 0 for (a), every node for (b)) from the
@@ -24,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import pika
 from gw_common import percentile
 
 from testkit.node import NodePublisher, scan_payload
@@ -50,6 +52,40 @@ def _nodes(rmq: RabbitCluster, site: str, count: int) -> list[TimedNode]:
     for n in nodes:
         n.connect()
     return nodes
+
+
+def bare_rate(rmq: RabbitCluster, n: int) -> float:
+    """The queue alone: the same scans into a quorum queue bound as the gateway binds it, drained by a pika
+    consumer that only acknowledges (multiple, every 200), no store, no receipts. Rate = n / (last one in - start)."""
+    creds = pika.PlainCredentials("gateway", rmq.gateway_password)
+    conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", rmq.members[0].amqp_port, credentials=creds))
+    ch = conn.channel()
+    ch.queue_declare("checkpoint-bare", durable=True, arguments={"x-queue-type": "quorum"})
+    ch.queue_bind("checkpoint-bare", "amq.topic", routing_key="checkpoint.v1.bare.*.scan")
+    ch.basic_qos(prefetch_count=400)
+    nodes = _nodes(rmq, "bare", 6)
+    per = n // len(nodes)
+    got, t0 = 0, time.monotonic()
+    threads = [threading.Thread(target=x.send_seqs, args=(range(per),)) for x in nodes]
+    for t in threads:
+        t.start()
+    for method, _, _ in ch.consume("checkpoint-bare", inactivity_timeout=60):
+        if method is None:
+            raise RuntimeError(f"the bare queue stopped after {got} of {per * len(nodes)} scans")
+        got += 1
+        if got % 200 == 0 or got == per * len(nodes):
+            ch.basic_ack(method.delivery_tag, multiple=True)
+        if got == per * len(nodes):
+            break
+    rate = got / (time.monotonic() - t0)
+    for t in threads:
+        t.join()
+    ch.cancel()
+    ch.queue_delete("checkpoint-bare")
+    conn.close()
+    for x in nodes:
+        x.close()
+    return rate
 
 
 def ingest_rate(rmq: RabbitCluster, url: str, n: int, instances: int, work: Path, site: str) -> float:
@@ -161,12 +197,13 @@ def main() -> int:
         with RabbitCluster() as rmq:
             print(f"cluster of 3 up in {rmq.startup_s:.1f} s (started {time.monotonic() - t0:.1f} s after the bench)")
             rates = {
+                "queue alone (no gateway)": bare_rate(rmq, args.n),
                 "gateway sqlite x1": ingest_rate(rmq, f"sqlite:///{work / 'a.db'}", args.n, 1, work, "a"),
                 "gateway postgresql x1": ingest_rate(rmq, pg.database("b"), args.n, 1, work, "b"),
                 "gateway postgresql x2": ingest_rate(rmq, pg.database("c"), args.n, 2, work, "c"),
             }
             for k, v in rates.items():
-                print(f"{k}: {v:,.0f} committed scans/s")
+                print(f"{k}: {v:,.0f} scans/s {'through the queue' if 'alone' in k else 'committed'}")
             x2 = rates["gateway postgresql x2"] / rates["gateway postgresql x1"]
             print(f"ratio two gateways/one (postgresql, cluster): {x2:.2f}")
             gaps = failover(rmq, pg.database("d"), work, args.kills, args.rate)
