@@ -2,12 +2,14 @@
 gateway consumes their scans over AMQP from a quorum queue and acknowledges each batch after its commit.
 
 A member is SIGKILLed while scans flow: the nodes on it move to the next member, the gateway (on that member too)
-moves and keeps consuming; one gateway of two is SIGKILLed: the other takes its unacknowledged share. Every
+moves and keeps consuming; one gateway of two is SIGKILLed: the other takes its unacknowledged share;
+PostgreSQL is stopped as in a crash and started again: the gateways hold, then resume. Every
 scan stored once (counted in the store: rows, and the node row's own count), none lost. Each test leaves the
 session's cluster whole again (the killed member started again: same data, it rejoins)."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -104,14 +106,16 @@ def test_killing_the_member_of_a_node_and_of_the_gateway_loses_nothing(whole: Ra
           f" resent {sum(n.resends for n in nodes)}")  # fmt: skip
 
 
-def test_killing_one_gateway_of_two_loses_nothing(whole: RabbitCluster, postgres: Cluster, tmp_path: Path) -> None:
-    rmq = whole
-    url = postgres.database()
+@contextlib.contextmanager
+def _two_gateways_on_postgresql(
+    rmq: RabbitCluster, url: str, tmp_path: Path, names: list[str]
+) -> Iterator[tuple[list[AmqpGateway], list[NodePublisher], list[threading.Thread], int]]:
+    """Two gateways on one database (first members 0 and 1), nodes on members 0-2, scans flowing: yields once
+    half of a node's worth is stored (with that count); afterwards every scan stored exactly once."""
     gateways = [
-        AmqpGateway(rmq, url, tmp_path, "gw-a", members=[1, 2, 0]).start(),
-        AmqpGateway(rmq, url, tmp_path, "gw-b", members=[2, 0, 1]).start(),
+        AmqpGateway(rmq, url, tmp_path, f"gw-{names[0]}-a", members=[0, 1, 2]).start(),
+        AmqpGateway(rmq, url, tmp_path, f"gw-{names[0]}-b", members=[1, 2, 0]).start(),
     ]
-    names = ["g0", "g1", "g2"]
     nodes = _nodes(rmq, names)
 
     def count() -> int:
@@ -122,9 +126,7 @@ def test_killing_one_gateway_of_two_loses_nothing(whole: RabbitCluster, postgres
     try:
         threads = _flow(nodes)
         at_kill = _wait_stored(count, PER_NODE // 2)
-        gateways[1].kill()  # under load: mid-batch, mid-commit or mid-ack
-        _finish(nodes, threads)
-        assert gateways[0].terminate() == 0, gateways[0].log.read_text()[-2000:]
+        yield gateways, nodes, threads, at_kill
     finally:
         for n in nodes:
             n.close(clean=False)
@@ -133,8 +135,42 @@ def test_killing_one_gateway_of_two_loses_nothing(whole: RabbitCluster, postgres
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT node, seq FROM scans ORDER BY node, seq").fetchall()
         counted = conn.execute("SELECT node, scans FROM nodes ORDER BY node").fetchall()
-    total = len(names) * PER_NODE
-    assert at_kill < total, "the kill came after everything was stored"
+    assert at_kill < len(names) * PER_NODE, "the kill came after everything was stored"
     assert rows == sorted((n, s) for n in names for s in range(PER_NODE))  # 0 lost, 0 stored twice
     assert counted == [(n, PER_NODE) for n in names]
-    print(f"stored at the kill: {at_kill} of {total}; resent {sum(n.resends for n in nodes)}")
+    print(f"stored at the kill: {at_kill} of {len(names) * PER_NODE}; resent {sum(n.resends for n in nodes)}")
+
+
+def test_killing_one_gateway_of_two_loses_nothing(whole: RabbitCluster, postgres: Cluster, tmp_path: Path) -> None:
+    with _two_gateways_on_postgresql(whole, postgres.database(), tmp_path, ["g0", "g1", "g2"]) as flowing:
+        gateways, nodes, threads, _ = flowing
+        gateways[1].kill()  # under load: mid-batch, mid-commit or mid-ack
+        _finish(nodes, threads)
+        assert gateways[0].terminate() == 0, gateways[0].log.read_text()[-2000:]
+
+
+def test_postgresql_killed_and_restarted_the_gateways_hold_then_resume(
+    whole: RabbitCluster, postgres: Cluster, tmp_path: Path
+) -> None:
+    """PostgreSQL stops as in a crash while scans flow into two gateways: they acknowledge and receipt nothing,
+    say why, and resume by themselves once it is back; every scan stored once."""
+    with _two_gateways_on_postgresql(whole, postgres.database(), tmp_path, ["p0", "p1", "p2"]) as flowing:
+        gateways, nodes, threads, _ = flowing
+        postgres.stop("immediate")
+        try:
+            for g in gateways:
+                _wait_logged(g, "cannot store")
+        finally:
+            postgres.restart()
+        _finish(nodes, threads)
+        for g in gateways:
+            _wait_logged(g, "storing again after")
+            assert g.terminate() == 0, g.log.read_text()[-2000:]
+
+
+def _wait_logged(gateway: AmqpGateway, text: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in gateway.log.read_text():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{gateway.instance} did not log {text!r} within {timeout} s; see {gateway.log}")
+        time.sleep(0.05)  # polling its log for the line, not a synchronisation by time
