@@ -211,6 +211,7 @@ class AmqpTransport:
 
     def _on_channel(self, ch: Any) -> None:
         ch.add_on_close_callback(self._on_channel_closed)
+        ch.add_on_cancel_callback(self._on_cancelled)
         self._tag = 0
         self._confirms.clear()
         ch.confirm_delivery(self._on_confirm)
@@ -227,6 +228,15 @@ class AmqpTransport:
             return
         log.error("the broker closed the channel: %s (check the gateway user's permissions on %s and %s)",
                   reason, self.queue, EXCHANGE)  # fmt: skip
+        conn = self._conn
+        if conn is not None and conn.is_open:
+            conn.close()
+
+    def _on_cancelled(self, frame: Any) -> None:
+        """The broker cancelled our consumer (the queue deleted or moved): connect again, which declares it again."""
+        log.warning("the broker cancelled the consumer on %s; connecting again", self.queue)
+        self.ready.clear()
+        self._channel = None
         conn = self._conn
         if conn is not None and conn.is_open:
             conn.close()

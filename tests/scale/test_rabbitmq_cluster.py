@@ -16,8 +16,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import psycopg
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from testkit.node import NodePublisher, scan_payload
 from testkit.postgres import Cluster
@@ -174,3 +176,42 @@ def _wait_logged(gateway: AmqpGateway, text: str, timeout: float = 60.0) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"{gateway.instance} did not log {text!r} within {timeout} s; see {gateway.log}")
         time.sleep(0.05)  # polling its log for the line, not a synchronisation by time
+
+
+def test_a_retained_message_stays_on_the_member_that_took_it(whole: RabbitCluster) -> None:
+    """RabbitMQ 3.10's limit that the cluster path is designed around (docs/scale.md): a subscriber on another
+    member does not get a retained message; one on the same member does."""
+    topic = f"checkpoint/v1/{SITE}/r1/config"
+    auth = ("node", whole.node_password)
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="retained-publisher")
+    publisher.username_pw_set(*auth)
+    publisher.connect("127.0.0.1", whole.mqtt_ports[0])
+    publisher.loop_start()
+    try:
+        publisher.publish(topic, b'{"v":1}', qos=1, retain=True).wait_for_publish(10)
+        same = _retained(whole.mqtt_ports[0], topic, auth)
+        other = _retained(whole.mqtt_ports[1], topic, auth)
+        publisher.publish(topic, b"", qos=1, retain=True).wait_for_publish(10)  # cleared
+    finally:
+        publisher.disconnect()
+        publisher.loop_stop()
+    assert (same, other) == ([b'{"v":1}'], [])
+
+
+def _retained(port: int, topic: str, auth: tuple[str, str]) -> list[bytes]:
+    """What a new subscriber on `port` gets for `topic` before a message published after its SUBACK."""
+    got: list[bytes] = []
+    done = threading.Event()
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"retained-{port}")
+    c.username_pw_set(*auth)
+    c.on_message = lambda client, userdata, msg: done.set() if msg.payload == b"marker" else got.append(msg.payload)
+    c.on_subscribe = lambda client, *a: client.publish(topic.rsplit("/", 1)[0] + "/marker", b"marker", qos=1)
+    c.connect("127.0.0.1", port)
+    c.subscribe([(topic, 1), (topic.rsplit("/", 1)[0] + "/marker", 1)])
+    c.loop_start()
+    try:
+        assert done.wait(10), "the marker did not come back"
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    return got
