@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from gateway import alerts as alerts_mod
-from gateway import backup, export, logs, provision, push, report, retention
+from gateway import backup, export, field, logs, provision, push, report, retention
 from gateway import config as config_mod
 from gateway.errors import GatewayError
 from gateway.notify import commands as notify_commands
@@ -220,13 +220,16 @@ def _report(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     with _store(cfg) as store:
         tallies = store.report(start, end)
         cases = report.retest_tally(store.scans(start, end, None))
+        rechecks = field.rechecks(store, start, end)
     if args.format == "json":
         sites = [report.as_dict(r) for r in tallies]
-        print(json.dumps({"day": args.day, "timezone": tz, "sites": sites, "retest_cases": cases}))
+        loop = field.as_json(rechecks)
+        print(json.dumps({"day": args.day, "timezone": tz, "sites": sites, "retest_cases": cases, "field_loop": loop}))
     else:
         print(report.table(args.day, tallies))
         if cases:
             print(report.retest_table(cases))
+        print(field.table(rechecks))
     return 0
 
 
