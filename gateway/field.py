@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.store.base import ScanRow, Store
+from gateway.store.base import AlertEvent, AlertRow, ScanRow, Store
 
 FEVER_C = 37.3  # China's line for fever, clinical reading (C)
+CLOCKS_MS = 3_600_000  # events read from this long before the first scan arrived: the console's clock may differ
 FIELDS = ("n", "bias_c", "sd_c", "elevated", "false_alarm_share", "ppv")
 
 
@@ -68,30 +69,30 @@ def by_site(rechecks: Sequence[Recheck], fever_c: float = FEVER_C) -> dict[str, 
 
 
 def rechecks(store: Store, start: int, end: int) -> list[Recheck]:
-    """The re-checks made in [start, end) (Unix ms), one per alert (its last), from the store's alert events.
-    Alerts with no IR estimate (neither the alert's nor its scan's) are left out."""
-    last: dict[str, tuple[Any, Any]] = {}
-    for alert, event in store.events_since(start):
-        if event.at < end and event.reason == "recheck" and event.reading_c is not None:
+    """The re-checks of the alerts whose scan was made in [start, end) (Unix ms, the scan's time, as the day's
+    tallies count them), one per alert (its last), from the store's alert events. The IR estimate is the
+    alert's t_core_c, else the scan's gateway estimate; an alert with neither is left out."""
+    scans: dict[tuple[str, str, int | None], ScanRow] = {
+        (s.site, s.node, s.seq): s for s in store.scans(start, end, None)
+    }
+    if not scans:
+        return []
+    last: dict[str, tuple[AlertRow, AlertEvent]] = {}
+    since = min(s.received_at for s in scans.values()) - CLOCKS_MS  # an alert's events follow its scan's arrival
+    for alert, event in store.events_since(since):
+        if event.reason == "recheck" and event.reading_c is not None and (alert.site, alert.node, alert.seq) in scans:
             last[alert.alert_id] = (alert, event)
-    scans: dict[tuple[str, int], ScanRow] = {}
-    if last:
-        opened = min(a.opened_at for a, _ in last.values())  # a scan is stored around when its alert opens
-        for s in store.scans(opened - 3_600_000, end, None):
-            scans[(f"{s.site}/{s.node}", s.seq)] = s
     out = []
     for alert, event in sorted(last.values(), key=lambda p: (p[1].at, p[0].alert_id)):
-        scan = scans.get((f"{alert.site}/{alert.node}", alert.seq)) if alert.seq is not None else None
-        estimate = alert.t_core_c if alert.t_core_c is not None else scan.gateway_t_core_c if scan else None
-        if estimate is None:
+        scan = scans[(alert.site, alert.node, alert.seq)]
+        estimate = alert.t_core_c if alert.t_core_c is not None else scan.gateway_t_core_c
+        if estimate is None or event.reading_c is None:
             continue
         out.append(Recheck(
-            alert.site, alert.node, scan.mode if scan else "",
-            float(scan.t_site_c if scan and scan.t_site_c is not None else math.nan),
-            float(scan.t_amb_c if scan and scan.t_amb_c is not None else math.nan),
-            float(estimate),
-            scan.gateway_verdict == "elevated" if scan else alert.kind == "fever",
-            float(event.reading_c),
+            alert.site, alert.node, scan.mode,
+            math.nan if scan.t_site_c is None else scan.t_site_c,
+            math.nan if scan.t_amb_c is None else scan.t_amb_c,
+            estimate, scan.gateway_verdict == "elevated", event.reading_c,
         ))  # fmt: skip
     return out
 
@@ -111,11 +112,16 @@ def _cell(col: str, v: Any) -> str:
     return f"{v:.2f}" if col == "sd_c" else str(v)
 
 
+def rows(rechecks: Sequence[Recheck]) -> list[dict[str, str]]:
+    """Per site, then per "site/node": {where, *FIELDS} as text (bias signed, C; shares in %; "-" for None)."""
+    found = [{"where": k} | v for k, v in [*by_site(rechecks).items(), *by_node(rechecks).items()]]
+    return [{c: _cell(c, r[c]) for c in ("where", *FIELDS)} for r in found]
+
+
 def table(rechecks: Sequence[Recheck]) -> str:
     """Per site, then per node: n, bias and SD (C, IR - clinical), elevated re-checked, false-alarm share, PPV."""
-    rows = [{"where": k} | v for k, v in [*by_site(rechecks).items(), *by_node(rechecks).items()]]
     cols = ("where", *FIELDS)
-    cells = [{c: _cell(c, r[c]) for c in cols} for r in rows]
+    cells = rows(rechecks)
     widths = {c: max(len(c), *(len(x[c]) for x in cells)) if cells else len(c) for c in cols}
     lines = [f"field loop: clinical re-checks (IR - clinical; fever = clinical >= {FEVER_C} C)"]
     lines.append("  ".join(c.rjust(widths[c]) for c in cols))

@@ -154,7 +154,17 @@ class Pages:
             day, rows = self._sheet(request, v)
         except ConfigError as e:
             return self.c.page(request, "message.html", v, status=400, word="refused", detail=str(e))
-        return self.c.page(request, "sheet.html", v, day=day, rows=rows, columns=views.SHEET_COLUMNS)
+        loop = views.field_sheet(self.c.store, v, self.c.zones(), day, self.c.clock())
+        return self.c.page(
+            request,
+            "sheet.html",
+            v,
+            day=day,
+            rows=rows,
+            columns=views.SHEET_COLUMNS,
+            field=loop,
+            field_columns=views.FIELD_COLUMNS,
+        )
 
     async def sheet_csv(self, request: Request) -> Response:
         v = self.visitor(request)

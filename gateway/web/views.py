@@ -7,7 +7,7 @@ import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from gateway import alerts, report
+from gateway import alerts, field, report
 from gateway.store.base import AlertEvent, AlertRow, NodeRow, SiteReport, Store
 from gateway.web.auth import Visitor
 from gateway.web.i18n import Zones
@@ -89,6 +89,24 @@ def sheet(store: Store, visitor: Visitor, zones: Zones, day: str, now: int) -> l
             by_zone[zone] = store.report(start, end)
         out.append(next((r for r in by_zone[zone] if r.site == site), SiteReport(site)))
     return out
+
+
+FIELD_COLUMNS = ("where", *field.FIELDS)
+
+
+def field_sheet(store: Store, visitor: Visitor, zones: Zones, day: str, now: int) -> list[dict[str, str]]:
+    """The field loop (gateway/field.py) of the sites the visitor sees, each site's day in its own zone: per
+    site, then per node, FIELD_COLUMNS as display text (C, shares in %, "-" when there is nothing to show)."""
+    by_zone: dict[str, list[field.Recheck]] = {}
+    checks: list[field.Recheck] = []
+    for site in sorted({s.site for s in store.sites()} | {n.site for n in store.nodes()}):
+        if not visitor.sees(site):
+            continue
+        zone = zones.name(site)
+        if zone not in by_zone:
+            by_zone[zone] = field.rechecks(store, *report.day_bounds(report.resolve_day(day, zone, now), zone))
+        checks += [r for r in by_zone[zone] if r.site == site]
+    return field.rows(checks)
 
 
 def sheet_csv(rows: Iterable[SiteReport]) -> str:
