@@ -1,0 +1,61 @@
+"""The lane baseline as a drift monitor (issue 15, item 4): per node, the trimmed mean of its last WINDOW
+usable site readings; a node whose level departs from the median of its site's other nodes by more than
+BOUND_C is named. Not part of the verdict: it says "check this unit" (docs/screening.md, "Drift monitor").
+
+BOUND_C is measured in the lab (lab/drift.py `level_sd`, tests/lab/test_drift.py): 4 SDs of a 30-reading
+trimmed mean of the study's honest canthus readings, 4 x 0.08 C = 0.33 C.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from gateway.store.base import ScanRow
+
+WINDOW = 30  # readings per node, at least
+TRIM = 0.2  # share cut from each end, as the lane baseline does
+BOUND_SDS = 4.0
+BOUND_C = 0.33  # BOUND_SDS x the lab's level SD (C)
+DRIFT = "population_drift"
+
+
+def trimmed_mean(xs: Sequence[float], trim: float = TRIM) -> float:
+    """Mean of `xs` (C) without the lowest and highest `trim` share; all of them when that would leave none."""
+    s = sorted(xs)
+    cut = int(len(s) * trim)
+    kept = s[cut : len(s) - cut] if len(s) > 2 * cut else s
+    return sum(kept) / len(kept)
+
+
+def node_level(readings: Sequence[float], window: int = WINDOW) -> float | None:
+    """The node's population level (C): the trimmed mean of its last `window` readings; None with fewer."""
+    if len(readings) < window:
+        return None
+    return trimmed_mean(readings[-window:])
+
+
+def drifting(levels: Mapping[str, float | None], bound_c: float = BOUND_C) -> dict[str, float]:
+    """Nodes whose level departs from the median of the site's other nodes by more than `bound_c`, with the
+    departure (C, + = reads high). A node without a level (too few readings) is neither judged nor a reference."""
+    known = {n: v for n, v in levels.items() if v is not None}
+    out = {}
+    for node, level in known.items():
+        others = sorted(v for n, v in known.items() if n != node)
+        if not others:
+            continue
+        mid = len(others) // 2
+        median = others[mid] if len(others) % 2 else (others[mid - 1] + others[mid]) / 2
+        if abs(level - median) > bound_c:
+            out[node] = level - median
+    return out
+
+
+def site_levels(scans: Iterable[ScanRow], window: int = WINDOW) -> dict[str, dict[str, float | None]]:
+    """{site: {node: level}} from scans in time order: usable readings only (a site reading, and a first scan
+    whose gateway verdict is not invalid; retests would count a traveller twice)."""
+    readings: dict[str, dict[str, list[float]]] = {}
+    for s in scans:
+        if s.t_site_c is None or s.retest_of is not None or s.gateway_verdict == "invalid":
+            continue
+        readings.setdefault(s.site, {}).setdefault(s.node, []).append(s.t_site_c)
+    return {site: {n: node_level(r, window) for n, r in nodes.items()} for site, nodes in readings.items()}
