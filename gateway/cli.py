@@ -48,8 +48,9 @@ def _filters(p: argparse.ArgumentParser) -> None:
 
 def _query_parsers(sub: Any, common: list[argparse.ArgumentParser]) -> None:
     """export, nodes, alerts, report: read the database."""
-    ex = sub.add_parser("export", parents=common, help="export scans, alerts or quarantined messages")
-    ex.add_argument("--what", choices=export.WHATS, default="scans")
+    ex = sub.add_parser("export", parents=common, help="export scans, alerts, quarantined messages or re-checks")
+    ex.add_argument("--what", choices=(*export.WHATS, "rechecks"), default="scans",
+                    help="rechecks: medics' clinical re-checks as a data set for `evaluate` (study CSV)")  # fmt: skip
     ex.add_argument("--format", choices=export.FORMATS, default="jsonl")
     ex.add_argument("--out", metavar="FILE", help="write here instead of stdout")
     _filters(ex)
@@ -186,6 +187,8 @@ def _export(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     tz = cfg.report.timezone
     since = report.parse_time(args.since, tz, "--since")
     until = report.parse_time(args.until, tz, "--until")
+    if args.what == "rechecks":
+        return _export_rechecks(args, since, until, cfg)
     with _store(cfg) as store:
         items = export.rows(store, args.what, since, until, args.site)
         if args.out:
@@ -194,6 +197,19 @@ def _export(args: argparse.Namespace, cfg: config_mod.Config) -> int:
             print(f"{PROG}: wrote {n} {args.what} to {args.out}", file=sys.stderr)
         else:
             export.write(args.what, args.format, items, sys.stdout)
+    return 0
+
+
+def _export_rechecks(args: argparse.Namespace, since: int | None, until: int | None, cfg: config_mod.Config) -> int:
+    with _store(cfg) as store:
+        checks = field.rechecks(store, since, until, args.site)
+    if args.out:
+        with export.open_out(args.out) as f:
+            n = field.write_dataset(checks, f)
+        print(f"{PROG}: wrote {n} re-checks to {args.out} (study format; "
+              f"checkpoint-gateway evaluate --dataset {args.out} --mode MODE)", file=sys.stderr)  # fmt: skip
+    else:
+        field.write_dataset(checks, sys.stdout)
     return 0
 
 

@@ -10,15 +10,20 @@ field PPV is its complement over the same scans. Both are None when nothing elev
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from gateway.store.base import AlertEvent, AlertRow, ScanRow, Store
 
 FEVER_C = 37.3  # China's line for fever, clinical reading (C)
 CLOCKS_MS = 3_600_000  # events read from this long before the first scan arrived: the console's clock may differ
+STUDY_SITE_COLUMNS = {
+    "forehead": "T_FH_Max",
+    "canthus": "canthiMax",
+}  # columns of the study file (lab/dataset.py SITE_COLUMNS)
 FIELDS = ("n", "bias_c", "sd_c", "elevated", "false_alarm_share", "ppv")
 
 
@@ -68,12 +73,12 @@ def by_site(rechecks: Sequence[Recheck], fever_c: float = FEVER_C) -> dict[str, 
     return _grouped(rechecks, lambda r: r.site, fever_c)
 
 
-def rechecks(store: Store, start: int, end: int) -> list[Recheck]:
+def rechecks(store: Store, start: int | None, end: int | None, site: str | None = None) -> list[Recheck]:
     """The re-checks of the alerts whose scan was made in [start, end) (Unix ms, the scan's time, as the day's
-    tallies count them), one per alert (its last), from the store's alert events. The IR estimate is the
-    alert's t_core_c, else the scan's gateway estimate; an alert with neither is left out."""
+    tallies count them; None: unbounded), of one site or all, one per alert (its last), from the store's alert
+    events. The IR estimate is the alert's t_core_c, else the scan's gateway estimate; neither: left out."""
     scans: dict[tuple[str, str, int | None], ScanRow] = {
-        (s.site, s.node, s.seq): s for s in store.scans(start, end, None)
+        (s.site, s.node, s.seq): s for s in store.scans(start, end, site)
     }
     if not scans:
         return []
@@ -95,6 +100,21 @@ def rechecks(store: Store, start: int, end: int) -> list[Recheck]:
             estimate, scan.gateway_verdict == "elevated", event.reading_c,
         ))  # fmt: skip
     return out
+
+
+def write_dataset(rechecks: Sequence[Recheck], f: IO[str]) -> int:
+    """The re-checks as CSV in the study's format (three header lines, round 1 only, the site reading under its
+    mode's column, the clinical reading as `aveOralM`), which `checkpoint-gateway evaluate` reads; returns the
+    rows written."""
+    cols = ["SubjectID", *[c + "1" for c in STUDY_SITE_COLUMNS.values()], "aveOralM", "T_atm"]
+    w = csv.writer(f, lineterminator="\n")
+    w.writerow(["", "Round 1:"] + [""] * (len(cols) - 2))
+    w.writerow([""] * len(cols))
+    w.writerow(cols)
+    for i, r in enumerate(rechecks):
+        sites = [f"{r.t_site_c}" if mode == r.mode else "" for mode in STUDY_SITE_COLUMNS]
+        w.writerow([f"{r.site}/{r.node}/{i}", *sites, f"{r.clinical_c}", f"{r.t_amb_c}"])
+    return len(rechecks)
 
 
 def as_json(rechecks: Sequence[Recheck]) -> dict[str, Any]:

@@ -9,13 +9,12 @@ elevated scans whose clinical reading is below it, over elevated scans; field PP
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from gateway import field
-from lab.dataset import EBT_C, SITE_COLUMNS
+from lab.dataset import EBT_C
 
 Recheck = field.Recheck
 
@@ -35,15 +34,7 @@ def by_site(rechecks: Sequence[Recheck]) -> dict[str, dict[str, Any]]:
 
 
 def write_dataset(rechecks: Sequence[Recheck], path: Path) -> int:
-    """The re-checks as a CSV in the study's format (three header lines, round 1 only, the clinical reading
-    as `aveOralM`), readable by `evaluate`; returns the rows written."""
-    cols = ["SubjectID", *[c + "1" for c in SITE_COLUMNS.values()], "aveOralM", "T_atm"]
+    """The re-checks as a CSV in the study's format (gateway/field.py `write_dataset`), readable by `evaluate`;
+    returns the rows written."""
     with open(path, "w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["", "Round 1:"] + [""] * (len(cols) - 2))
-        w.writerow([""] * len(cols))
-        w.writerow(cols)
-        for i, r in enumerate(rechecks):
-            sites = [f"{r.t_site_c}" if mode == r.mode else "" for mode in SITE_COLUMNS]
-            w.writerow([f"{r.site}/{r.node}/{i}", *sites, f"{r.clinical_c}", f"{r.t_amb_c}"])
-    return len(rechecks)
+        return field.write_dataset(rechecks, f)

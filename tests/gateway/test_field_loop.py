@@ -5,6 +5,7 @@ a hand computation."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,14 @@ def test_a_day_without_rechecks_says_so(any_db: str) -> None:
     assert out.returncode == 0, out.stderr
     assert "no re-checks recorded on this day" in out.stdout
     assert field.summary([])["ppv"] is None
+
+
+def test_the_rechecks_exported_are_a_data_set_that_evaluate_reads(db: str, tmp_path: Path) -> None:
+    out = tmp_path / "rechecks.csv"
+    done = run_cli("export", "--what", "rechecks", "--out", str(out), "--db", db)
+    assert done.returncode == 0, done.stderr
+    assert f"wrote 5 re-checks to {out}" in done.stderr
+    ev = run_cli("evaluate", "--dataset", str(out), "--mode", "canthus", "--json")
+    assert ev.returncode == 0, ev.stderr
+    result = json.loads(ev.stdout.splitlines()[-1])
+    assert (result["n"], result["skipped"]) == (5, 0)
