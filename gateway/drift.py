@@ -2,6 +2,9 @@
 usable site readings; a node whose level departs from the median of its site's other nodes by more than
 BOUND_C is named. Not part of the verdict: it says "check this unit" (docs/screening.md, "Drift monitor").
 
+`check_site` raises and resolves the node alert (kind DRIFT); the service does not call it yet (the hook
+waits for a change to gateway/alerts.py and gateway/ingest.py).
+
 BOUND_C is measured in the lab (lab/drift.py `level_sd`, tests/lab/test_drift.py): 4 SDs of a 30-reading
 trimmed mean of the study's honest canthus readings, 4 x 0.08 C = 0.33 C.
 """
@@ -10,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from gateway.store.base import ScanRow
+from gateway import alerts
+from gateway.store.base import AlertRow, ScanRow, Store
 
 WINDOW = 30  # readings per node, at least
 TRIM = 0.2  # share cut from each end, as the lane baseline does
@@ -59,3 +63,37 @@ def site_levels(scans: Iterable[ScanRow], window: int = WINDOW) -> dict[str, dic
             continue
         readings.setdefault(s.site, {}).setdefault(s.node, []).append(s.t_site_c)
     return {site: {n: node_level(r, window) for n, r in nodes.items()} for site, nodes in readings.items()}
+
+
+def changes(
+    site: str,
+    levels: Mapping[str, float | None],
+    open_alerts: Mapping[str, AlertRow],
+    now: int,
+    bound_c: float = BOUND_C,
+) -> list[alerts.Change]:
+    """The node alerts (kind DRIFT) a site's levels call for: raised on a node beyond the bound without an open
+    one (its detail gives the departure in C), resolved ("back_inside") on a node with an open one that is back
+    inside. `open_alerts`: node -> its open DRIFT alert. Nodes without a level are left as they are."""
+    beyond = drifting(levels, bound_c)
+    out = []
+    for node in sorted(levels):
+        if node in beyond and node not in open_alerts:
+            detail = f"level {beyond[node]:+.2f} C from the site's other nodes (bound {bound_c:.2f} C)"
+            out.append(alerts.raise_node(DRIFT, site, node, "beyond_bound", now, detail=detail))
+        elif node not in beyond and node in open_alerts and levels[node] is not None:
+            out.append(alerts.resolve(open_alerts[node], "back_inside", now))
+    return out
+
+
+def check_site(store: Store, site: str, since: int, now: int) -> list[alerts.Change]:
+    """Judge one site on its scans stored since `since` (Unix ms) and save the alerts that follow, in one
+    transaction; returns them. Raises StoreError as the store does."""
+    scans = sorted(store.scans(since, None, site), key=lambda s: (s.scanned_at, s.node, s.seq))
+    levels = site_levels(scans).get(site, {})
+    with store.transaction() as tx:
+        found = {node: tx.open_alert(DRIFT, site, node) for node in levels}
+        done = changes(site, levels, {n: a for n, a in found.items() if a is not None}, now)
+        for change in done:
+            tx.save_alert(change.alert, change.event)
+    return done

@@ -1,6 +1,7 @@
 """The drift monitor (issue 15, item 4) on a real store: the study's canthus readings dealt to four nodes of
 one site in the order they were measured, stored as scans; the product's bound is the lab's measurement.
-(The node alert it will raise is not wired yet: see docs/screening.md, "Drift monitor".)"""
+`check_site` raises the node alert and resolves it when the node is back inside; the service does not call it
+yet (docs/screening.md, "Drift monitor"), so these tests call it on the store, not through MQTT."""
 
 from __future__ import annotations
 
@@ -15,16 +16,20 @@ from lab.dataset import CANTHUS, Subject, readings
 T0 = 1_767_225_600_000
 
 
-def scan(i: int, t_site: float) -> ScanRow:
+def scan(i: int, t_site: float, at: int = T0, first_seq: int = 1) -> ScanRow:
     """The i-th traveller's scan, dealt to lane-(i % 4) of bridge."""
-    return ScanRow("bridge", f"lane-{i % 4}", i // 4 + 1, 1, None, i, "canthus", t_site, 22.0, 37.0, "normal", (),
-                   14, 900, None, "0.1.0", "c", 37.0, "normal", (), "c", T0 + i, T0 + i)  # fmt: skip
+    return ScanRow("bridge", f"lane-{i % 4}", first_seq + i // 4, 1, None, i, "canthus", t_site, 22.0, 37.0,
+                   "normal", (), 14, 900, None, "0.1.0", "c", 37.0, "normal", (), "c", at + i, at + i)  # fmt: skip
+
+
+def dealt(subjects: list[Subject]) -> list[float]:
+    order = sorted(subjects, key=lambda s: (s.date.split("-"), s.time))
+    data, _ = readings(order, CANTHUS, 1)
+    return [r.t_site for r in data]
 
 
 def stored_levels(any_db: str, subjects: list[Subject], shift: dict[int, float]) -> dict[str, float | None]:
-    order = sorted(subjects, key=lambda s: (s.date.split("-"), s.time))
-    data, _ = readings(order, CANTHUS, 1)
-    rows = [scan(i, r.t_site + shift.get(i % 4, 0.0)) for i, r in enumerate(data)]
+    rows = [scan(i, v + shift.get(i % 4, 0.0)) for i, v in enumerate(dealt(subjects))]
     store = open_store(any_db)
     try:
         with store.transaction() as tx:
@@ -48,3 +53,36 @@ def test_honest_nodes_are_not_named(any_db: str, subjects: list[Subject]) -> Non
 def test_a_node_reading_0_5_c_high_is_named(any_db: str, subjects: list[Subject]) -> None:
     found = drift.drifting(stored_levels(any_db, subjects, {3: 0.5}))
     assert list(found) == ["lane-3"] and found["lane-3"] == pytest.approx(0.5, abs=drift.BOUND_C)
+
+
+def test_a_node_reading_0_5_c_high_raises_a_drift_alert_resolved_when_back_inside(
+    any_db: str, subjects: list[Subject]
+) -> None:
+    values = dealt(subjects)
+    t1 = T0 + 86_400_000
+    store = open_store(any_db)
+    try:
+        with store.transaction() as tx:
+            tx.insert_scans([scan(i, v + (0.5 if i % 4 == 3 else 0.0)) for i, v in enumerate(values)])
+        raised = drift.check_site(store, "bridge", T0, T0 + 1)
+        assert [(c.alert.kind, c.alert.node, c.alert.state) for c in raised] == [(drift.DRIFT, "lane-3", "raised")]
+        assert raised[0].alert.detail is not None and raised[0].alert.detail.startswith("level +0.")
+        assert drift.check_site(store, "bridge", T0, T0 + 2) == []  # still beyond: the open alert stands
+        with store.transaction() as tx:  # the unit serviced: the next day's readings are honest
+            tx.insert_scans([scan(i, v, at=t1, first_seq=1000) for i, v in enumerate(values)])
+        back = drift.check_site(store, "bridge", t1, t1 + 1)
+        assert [(c.alert.node, c.alert.state, c.alert.reason) for c in back] == [("lane-3", "resolved", "back_inside")]
+        assert [a.state for a in store.alerts(None, None, "bridge")] == ["resolved"]
+    finally:
+        store.close()
+
+
+def test_an_honest_site_raises_no_drift_alert(any_db: str, subjects: list[Subject]) -> None:
+    store = open_store(any_db)
+    try:
+        with store.transaction() as tx:
+            tx.insert_scans([scan(i, v) for i, v in enumerate(dealt(subjects))])
+        assert drift.check_site(store, "bridge", T0, T0 + 1) == []
+        assert store.alerts(None, None, "bridge") == []
+    finally:
+        store.close()
