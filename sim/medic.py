@@ -1,6 +1,6 @@
 """The simulated medic (issue 14, item 6): every open fever alert is taken through the console's lifecycle, as a
 medic at the post would: acknowledged, re-checked with a clinical thermometer (oral: the traveller's true core
-temperature from ground truth plus the thermometer's error) and resolved with an outcome.
+temperature from ground truth less ORAL_BELOW_CORE_C, plus the thermometer's error) and resolved with an outcome.
 
 The medic acts through the same functions the console's pages and JSON API use (gateway.alerts: acknowledge,
 recheck, resolve_by, written with the alert's event counter, so a change made meanwhile by anyone else wins and
@@ -20,7 +20,7 @@ from typing import Any
 
 from gateway import alerts
 from gateway.store.base import AlertRow, Store
-from sim.travellers import Traveller
+from sim.travellers import ORAL_BELOW_CORE_C, Traveller
 
 ACTOR = "medic:sim"
 ADDRESS = "simulator"
@@ -36,7 +36,7 @@ class Medic:
     def reading_c(self, alert_id: str, traveller: Traveller) -> float:
         """The thermometer's reading for this traveller, C, to 0.1 as a clinical thermometer shows it."""
         rng = random.Random(f"{self.seed}:{alert_id}:thermometer")
-        return round(traveller.core_c + rng.gauss(0.0, THERMOMETER_SD_C), 1)
+        return round(traveller.core_c - ORAL_BELOW_CORE_C + rng.gauss(0.0, THERMOMETER_SD_C), 1)
 
     def round(self, store: Store, travellers: Mapping[tuple[str, str, int], Traveller], now: int) -> dict[str, Any]:
         """Handle every open fever alert whose scan has a traveller (`travellers`: (site, node, seq) -> who).
