@@ -161,6 +161,7 @@ class SiteRow:
     name: str
     county: str
     timezone: str  # IANA name; every time of this site is shown in it
+    shifts: str = ""  # e.g. "08-16,16-24,00-08" (gateway/shifts.py); "" = shifts.DEFAULT
 
 
 @dataclass(slots=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import config as config_mod
+from gateway import shifts
 from gateway.errors import ConfigError
 from gateway.store import open_store
 from gateway.store.base import SiteRow, UserRow
@@ -57,6 +58,7 @@ def register(sub: Any, common: list[argparse.ArgumentParser], configured: Config
     sset.add_argument("--timezone", required=True, help="IANA name, e.g. Asia/Shanghai")
     sset.add_argument("--name", default="")
     sset.add_argument("--county", default="")
+    sset.add_argument("--shifts", default="", help=f"e.g. {shifts.DEFAULT} (the default): the day sheet's shifts")
     sverbs.add_parser("list", help="every site")
     sites.set_defaults(func=configured(_sites))
 
@@ -146,14 +148,20 @@ def _sites(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     try:
         if args.verb == "list":
             for s in store.sites():
-                print(f"{s.site}\t{s.name}\tcounty={s.county}\t{s.timezone}")
+                print(f"{s.site}\t{s.name}\tcounty={s.county}\t{s.timezone}\tshifts={s.shifts or shifts.DEFAULT}")
             return 0
         try:
             zoneinfo.ZoneInfo(args.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"--timezone {args.timezone!r}: not a known time zone (e.g. Asia/Shanghai)") from None
+        try:
+            shifts.parse(args.shifts)
+        except ValueError as e:
+            raise ConfigError(f"--shifts: {e}") from None
         with store.transaction() as tx:
-            tx.save_site(SiteRow(args.site, args.name or args.site, args.county, args.timezone))
+            tx.save_site(SiteRow(args.site, args.name or args.site, args.county, args.timezone, args.shifts.strip()))
+        print(f"{PROG}: site {args.site}: saved ({args.timezone}, shifts {args.shifts.strip() or shifts.DEFAULT})",
+              file=sys.stderr)  # fmt: skip
         return 0
     finally:
         store.close()
