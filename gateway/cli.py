@@ -14,11 +14,12 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from gateway import alerts as alerts_mod
-from gateway import backup, export, field, logs, provision, push, report, retention
+from gateway import backup, export, field, logs, provision, push, report, retention, tallies
 from gateway import config as config_mod
 from gateway.errors import GatewayError
 from gateway.notify import commands as notify_commands
@@ -65,9 +66,10 @@ def _query_parsers(sub: Any, common: list[argparse.ArgumentParser]) -> None:
     al.add_argument("--format", choices=("table", "json"), default="table")
     _filters(al)
     al.set_defaults(func=_configured(_alerts))
-    rep = sub.add_parser("report", parents=common, help="a day's tallies per site")
-    rep.add_argument("--day", required=True, help="YYYY-MM-DD in [report] timezone")
-    rep.add_argument("--format", choices=("table", "json"), default="table")
+    rep = sub.add_parser("report", parents=common, help="a day's (or days') tallies per site or per shift")
+    rep.add_argument("--day", required=True, help="YYYY-MM-DD, today, or FIRST..LAST (days in [report] timezone)")
+    rep.add_argument("--by", choices=("site", "shift"), default="site", help="shift: each site's shifts (sites set)")
+    rep.add_argument("--format", choices=("table", "json", "csv"), default="table")
     rep.set_defaults(func=_configured(_report))
 
 
@@ -232,17 +234,23 @@ def _alerts(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 
 def _report(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     tz = cfg.report.timezone
-    start, end = report.day_bounds(args.day, tz)
+    days = tallies.days(args.day, tz, int(time.time() * 1000))
+    by_shift = args.by == "shift"
+    start, _ = report.day_bounds(days[0].isoformat(), tz)
+    _, end = report.day_bounds(days[-1].isoformat(), tz)
     with _store(cfg) as store:
-        tallies = store.report(start, end)
+        count = tallies.by_shift if by_shift else tallies.by_site
+        rows = [row for day in days for row in count(store, day, tz)]
         cases = report.retest_tally(store.scans(start, end, None))
         rechecks = field.rechecks(store, start, end)
-    if args.format == "json":
-        sites = [report.as_dict(r) for r in tallies]
+    if args.format == "csv":
+        sys.stdout.write(tallies.as_csv(rows, by_shift))
+    elif args.format == "json":
+        sites = [r.as_dict(by_shift) for r in rows]
         loop = field.as_json(rechecks)
         print(json.dumps({"day": args.day, "timezone": tz, "sites": sites, "retest_cases": cases, "field_loop": loop}))
     else:
-        print(report.table(args.day, tallies))
+        print(tallies.table(days, rows, by_shift, tz))
         if cases:
             print(report.retest_table(cases))
         print(field.table(rechecks))
