@@ -162,6 +162,9 @@ class Pages:
             day=day,
             rows=rows,
             columns=views.SHEET_COLUMNS,
+            shifts=views.shift_sheet(self.c.store, v, self.c.zones(), day),
+            shift_columns=("shift", *views.SHEET_COLUMNS[1:]),
+            hourly=views.hourly(self.c.store, v, self.c.zones(), day),
             field=loop,
             field_columns=views.FIELD_COLUMNS,
         )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from gateway import alerts, field, report
+from gateway import alerts, field, report, tallies
 from gateway.store.base import AlertEvent, AlertRow, NodeRow, SiteReport, Store
 from gateway.web.auth import Visitor
 from gateway.web.i18n import Zones
@@ -88,6 +89,40 @@ def sheet(store: Store, visitor: Visitor, zones: Zones, day: str, now: int) -> l
             start, end = report.day_bounds(report.resolve_day(day, zone, now), zone)
             by_zone[zone] = store.report(start, end)
         out.append(next((r for r in by_zone[zone] if r.site == site), SiteReport(site)))
+    return out
+
+
+def shift_sheet(store: Store, visitor: Visitor, zones: Zones, day: str) -> list[dict[str, object]]:
+    """The day's tallies per site and shift (gateway/tallies.py) of the sites the visitor sees, each site's shifts
+    in its own zone; SHEET_COLUMNS plus "shift"."""
+    rows = tallies.by_shift(store, dt.date.fromisoformat(day), zones.default)
+    return [r.as_dict(by_shift=True) for r in rows if visitor.sees(r.tally.site)]
+
+
+@dataclass(frozen=True)
+class Hourly:
+    """One site's day by local hour: `hours` is 24 (scans, fevers) pairs, hour 0 first; `peak` the most scans in
+    an hour (the chart's scale, at least 1). A day of a daylight-saving change puts its repeated hour in one bar."""
+
+    site: str
+    zone: str
+    hours: list[tuple[int, int]]
+    peak: int
+
+
+def hourly(store: Store, visitor: Visitor, zones: Zones, day: str) -> list[Hourly]:
+    """Scans and fevers (first scans the gateway judged elevated) per local hour of the day, per site seen."""
+    out = []
+    for site in sorted({s.site for s in store.sites()} | {n.site for n in store.nodes()}):
+        if not visitor.sees(site):
+            continue
+        counts = [[0, 0] for _ in range(24)]
+        for scan in store.scans(*report.day_bounds(day, zones.name(site)), site):
+            bar = counts[zones.local(scan.scanned_at, site).hour]
+            bar[0] += 1
+            bar[1] += scan.retest_of is None and scan.gateway_verdict == "elevated"
+        hours = [(n, f) for n, f in counts]
+        out.append(Hourly(site, zones.name(site), hours, max(1, *(n for n, _ in hours))))
     return out
 
 

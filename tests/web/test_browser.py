@@ -301,12 +301,17 @@ def test_the_days_sheet_matches_the_database(stack, browser) -> None:
     context, page = log_in(browser, stack.url, "chen", DESK, "en-GB")
     page.goto(f"{stack.url}/sheet?day={day}")
     shown: dict[str, dict[str, int]] = {}
-    for tr in page.query_selector_all("table.sheet:not(.field-loop) tbody tr"):
+    for tr in page.query_selector_all("table.sheet:not(.field-loop):not(.by-shift) tbody tr"):
         cells = {td.get_attribute("class"): td.inner_text() for td in tr.query_selector_all("td[class]")}
         shown[tr.get_attribute("data-site")] = {k: int(v) for k, v in cells.items() if k != "site"}
     assert set(shown) == {"bridge", "ferry"}  # chen's county; toll is another county's
     for site, row in shown.items():
         assert row == {k: expected[site].get(k, 0) for k in row}, site
+    by_shift: dict[str, int] = {}
+    for td in page.query_selector_all("table.by-shift tbody tr td.screened"):
+        site = td.evaluate("cell => cell.parentElement.dataset.site")
+        by_shift[site] = by_shift.get(site, 0) + int(td.inner_text())
+    assert by_shift == {site: row["screened"] for site, row in shown.items()}  # the default shifts: the whole day
     assert shown["bridge"]["referred"] >= 1 and shown["bridge"]["rechecked"] >= 1
     shot(page, "sheet-desk.png")
     csv = page.request.get(f"{stack.url}/sheet.csv?day={day}").text().splitlines()
