@@ -186,6 +186,22 @@ class RabbitCluster:
         self._ctl(m, "set_permissions", "-p", "/", "node", s, f"{s}|^amq\\.topic$", f"{s}|^amq\\.topic$")
         self._ctl(m, "set_topic_permissions", "-p", "/", "node", "amq.topic", "^checkpoint\\.", "^checkpoint\\.")
 
+    def delete_work_queues(self) -> list[str]:
+        """Delete the gateways' work queues (`checkpoint-*`) with what they hold, so what one test left unconsumed
+        cannot reach the next test's gateways; returns their names. Needs every member running."""
+        names = self._ctl(self.members[0], "list_queues", "name", "--quiet", "--no-table-headers").split()
+        work = [n for n in names if n.startswith(QUEUE_PREFIX)]
+        for name in work:
+            self._ctl(self.members[0], "delete_queue", name)
+        return work
+
+    def log_lines(self, i: int, *words: str, last: int = 20) -> list[str]:
+        """The last `last` lines of member i's log that contain any of `words` (for a failing test's message)."""
+        lines: list[str] = []
+        for log in sorted((self.members[i].base / "log").glob("*.log")):
+            lines += [ln for ln in log.read_text(errors="replace").splitlines() if any(w in ln for w in words)]
+        return lines[-last:]
+
     def cluster_status(self) -> str:
         alive = next(m for m in self.members if m.running)
         return self._ctl(alive, "cluster_status")

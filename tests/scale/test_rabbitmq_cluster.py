@@ -31,11 +31,13 @@ PER_NODE = 600
 
 @pytest.fixture
 def whole(rabbitmq: RabbitCluster) -> Iterator[RabbitCluster]:
-    """The session's cluster; any member a test killed is started again afterwards."""
+    """The session's cluster; any member a test killed is started again afterwards, and the gateways' work
+    queues are deleted with what they hold: a scan one test left unconsumed never reaches the next test's store."""
     yield rabbitmq
     for i, m in enumerate(rabbitmq.members):
         if not m.running:
             rabbitmq.start_member(i)
+    rabbitmq.delete_work_queues()
 
 
 def _nodes(rmq: RabbitCluster, names: list[str]) -> list[NodePublisher]:
@@ -66,11 +68,16 @@ def _wait_stored(count: Callable[[], int], n: int, timeout: float = 60.0) -> int
     raise AssertionError(f"fewer than {n} scans stored within {timeout} s")
 
 
-def _finish(nodes: list[NodePublisher], threads: list[threading.Thread]) -> None:
+def _finish(rmq: RabbitCluster, nodes: list[NodePublisher], threads: list[threading.Thread]) -> None:
     for t in threads:
         t.join(60)
     for n in nodes:
-        assert n.wait_receipts(range(PER_NODE), timeout=90, resend_after=2.0), f"{n.node}: receipts missing"
+        if not n.wait_receipts(range(PER_NODE), timeout=90, resend_after=2.0):
+            missing = sorted(set(range(PER_NODE)) - n.receipted - n.rejected)
+            logs = {i: rmq.log_lines(i, "MQTT", "rror") for i, m in enumerate(rmq.members) if m.running}
+            raise AssertionError(f"{n.node}: no receipts for {len(missing)} scans ({missing[:3]}..{missing[-3:]})"
+                                 f" after 90 s; on port {n.port}, moves {n.moves}, resent {n.resends};"
+                                 f" the members' logs: {logs}")  # fmt: skip
 
 
 def test_killing_the_member_of_a_node_and_of_the_gateway_loses_nothing(whole: RabbitCluster, tmp_path: Path) -> None:
@@ -88,7 +95,7 @@ def test_killing_the_member_of_a_node_and_of_the_gateway_loses_nothing(whole: Ra
         threads = _flow(nodes)
         at_kill = _wait_stored(count, PER_NODE // 2)
         rmq.kill(0)
-        _finish(nodes, threads)
+        _finish(rmq, nodes, threads)
         assert gateway.terminate() == 0, gateway.log.read_text()[-2000:]
     finally:
         for n in nodes:
@@ -147,7 +154,7 @@ def test_killing_one_gateway_of_two_loses_nothing(whole: RabbitCluster, postgres
     with _two_gateways_on_postgresql(whole, postgres.database(), tmp_path, ["g0", "g1", "g2"]) as flowing:
         gateways, nodes, threads, _ = flowing
         gateways[1].kill()  # under load: mid-batch, mid-commit or mid-ack
-        _finish(nodes, threads)
+        _finish(whole, nodes, threads)
         assert gateways[0].terminate() == 0, gateways[0].log.read_text()[-2000:]
 
 
@@ -164,7 +171,7 @@ def test_postgresql_killed_and_restarted_the_gateways_hold_then_resume(
                 _wait_logged(g, "cannot store")
         finally:
             postgres.restart()
-        _finish(nodes, threads)
+        _finish(whole, nodes, threads)
         for g in gateways:
             _wait_logged(g, "storing again after")
             assert g.terminate() == 0, g.log.read_text()[-2000:]
