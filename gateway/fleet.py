@@ -57,6 +57,10 @@ class Fleet:
     def get(self, site: str, node: str) -> NodeRow | None:
         return self._nodes.get((site, node))
 
+    def site_nodes(self, site: str) -> list[NodeRow]:
+        """Every node of `site` the fleet knows, by name."""
+        return sorted((r for (s, _), r in self._nodes.items() if s == site), key=lambda r: r.node)
+
     def _row(self, site: str, node: str, now: int, mono: int) -> NodeRow:
         key = (site, node)
         row = self._nodes.get(key)

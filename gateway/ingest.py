@@ -333,6 +333,22 @@ class Writer:
         elif t.after == "online" and open_alert is not None:
             log.info("node %s/%s back online", t.site, t.node)
             self._save(tx, alerts.resolve(open_alert, "back_online", t.at), acc)
+        self._post_transition(tx, t, acc)
+
+    def _post_transition(self, tx: Transaction, t: Transition, acc: _Batch) -> None:
+        """Every node of the site offline (the post's link or power, not one unit): one post_offline alert, so
+        someone phones the post; resolved when any node of it is back (issue 13 item 5)."""
+        post = tx.open_alert(alerts.POST_OFFLINE, t.site, alerts.WHOLE_POST)
+        nodes = self._fleet.site_nodes(t.site)
+        if t.after == "offline" and post is None and all(n.state == "offline" for n in nodes):
+            names = ", ".join(n.node for n in nodes)
+            log.warning("post %s: all %d nodes offline (%s)", t.site, len(nodes), names)
+            why = f"all {len(nodes)} nodes offline: {names}"
+            self._save(tx, alerts.raise_node(alerts.POST_OFFLINE, t.site, alerts.WHOLE_POST, t.reason, t.at,
+                                             detail=why), acc)  # fmt: skip
+        elif t.after == "online" and post is not None:
+            log.info("post %s: node %s back online", t.site, t.node)
+            self._save(tx, alerts.resolve(post, "node_back", t.at), acc)
 
     def _save(self, tx: Transaction, change: alerts.Change, acc: _Batch) -> AlertRow:
         tx.save_alert(change.alert, change.event)

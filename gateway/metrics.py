@@ -40,7 +40,7 @@ from gateway.store.base import AlertEvent, AlertRow, QuarantineRow, ScanRow, Sto
 
 log = logging.getLogger("gateway.metrics")
 NODE_STATES = ("online", "offline", "unknown")
-ALERT_KINDS = (alerts.FEVER, alerts.NODE_OFFLINE, alerts.SENSOR_FAULT, alerts.IDENTITY_CLASH, alerts.CLOCK_SKEW)
+ALERT_KINDS = alerts.KINDS
 _LAG_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86_400, 7 * 86_400)
 _COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10_000)

@@ -26,6 +26,7 @@ _KIND = {
     alerts.SENSOR_FAULT: ("传感器故障", "Sensor fault"),
     alerts.IDENTITY_CLASH: ("设备名称冲突", "Two units under one name"),
     alerts.CLOCK_SKEW: ("设备时钟错误", "Node clock wrong"),
+    alerts.POST_OFFLINE: ("卡点全部设备离线", "Post offline: every node"),
 }
 _DO = {
     alerts.FEVER: ("请用体温计（口温/腋温）复测，并在控制台记录",
@@ -35,6 +36,8 @@ _DO = {
     alerts.IDENTITY_CLASH: ("两台设备使用同一名称：请为每台设备单独命名", "Give each unit a name of its own"),
     alerts.CLOCK_SKEW: ("请检查设备的网络时间（NTP）；其记录按网关时间归档", "Check the node's network time (NTP); its"
                         " scans are filed under the gateway's time"),
+    alerts.POST_OFFLINE: ("请立即致电卡点：卡点网络或电源中断，筛查结果无法上传", "Phone the post now: its network or"
+                          " power is down and no scan reaches the gateway"),
 }  # fmt: skip
 _DO_SHORT = {
     alerts.FEVER: ("请用体温计复测", "re-check with a thermometer"),
@@ -42,6 +45,7 @@ _DO_SHORT = {
     alerts.SENSOR_FAULT: ("请清洁或更换传感器", "clean or swap the sensor"),
     alerts.IDENTITY_CLASH: ("请为设备单独命名", "rename one unit"),
     alerts.CLOCK_SKEW: ("请检查 NTP", "check its NTP"),
+    alerts.POST_OFFLINE: ("请立即致电卡点", "phone the post now"),
 }
 _STATE = {
     alerts.RAISED: ("", ""),
@@ -58,6 +62,7 @@ _OUTCOME = {
 _WORDS = {
     "at": ("卡点", "at"),
     "node": ("设备", "node"),
+    "all_nodes": ("全部设备", "every node"),
     "when": ("时间", "When"),
     "open": ("已持续 {m} 分钟", "open {m} min"),
     "reading": ("读数", "Reading"),
@@ -134,7 +139,8 @@ def render(alert: AlertRow, event: AlertEvent, reminder: int, ref: str, ctx: Con
     i = _i(ctx.locale)
     post = ctx.site_names.get(alert.site) or alert.site
     where = f"{post} ({alert.site})" if post != alert.site else post
-    title = f"[{_headline(alert, event, reminder, i)}] {post} · {_WORDS['node'][i]} {alert.node}"
+    unit = _WORDS["all_nodes"][i] if alert.node == alerts.WHOLE_POST else f"{_WORDS['node'][i]} {alert.node}"
+    title = f"[{_headline(alert, event, reminder, i)}] {post} · {unit}"
     opened = ctx.zones.local(alert.opened_at, alert.site)
     minutes = max(0, (ctx.now - alert.opened_at) // 60_000)
     what = _what(alert, event, i)
@@ -143,10 +149,11 @@ def render(alert: AlertRow, event: AlertEvent, reminder: int, ref: str, ctx: Con
     if ctx.form == "short":
         do = "" if event.state == alerts.RESOLVED else _DO_SHORT.get(alert.kind, ("", ""))[i]
         news = "; ".join(p for p in (_what(alert, event, i, short=True), do) if p)
-        head = f"[{_headline(alert, event, reminder, i)}] {post} {alert.node} {opened:%H:%M %Z}"
+        which = unit if alert.node == alerts.WHOLE_POST else alert.node
+        head = f"[{_headline(alert, event, reminder, i)}] {post} {which} {opened:%H:%M %Z}"
         return title, " ".join(p for p in (head, news, url, f"#{ref}") if p)
     lines = [
-        f"{_headline(alert, event, reminder, i)}: {where}, {_WORDS['node'][i]} {alert.node}",
+        f"{_headline(alert, event, reminder, i)}: {where}, {unit}",
         f"{_WORDS['when'][i]}: {ctx.zones.show(alert.opened_at, alert.site)}, {_WORDS['open'][i].format(m=minutes)}"
         if event.state != alerts.RESOLVED
         else f"{_WORDS['when'][i]}: {ctx.zones.show(event.at, alert.site)}",

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 from gateway import alerts
 from gateway.errors import ConfigError
 
-KINDS = (alerts.FEVER, alerts.NODE_OFFLINE, alerts.SENSOR_FAULT, alerts.IDENTITY_CLASH, alerts.CLOCK_SKEW)
+KINDS = alerts.KINDS
 STATES = (alerts.RAISED, alerts.ACKNOWLEDGED, alerts.ESCALATED, alerts.RESOLVED)
 LOCALES = ("zh-CN", "en")  # gateway/web/i18n.py LOCALES
 FORMS = ("long", "short")

@@ -42,6 +42,7 @@ _WORDS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
     "sensor_fault": ("传感器故障", "Sensor fault"),
     "identity_clash": ("设备身份冲突", "Identity clash"),
     "clock_skew": ("设备时钟偏差", "Clock skew"),
+    "post_offline": ("卡点全部设备离线", "Post offline (every node)"),
     "active_unack": ("未处理", "Active, unacknowledged"),
     "active_ack": ("处理中", "Active, acknowledged"),
     "cleared_unack": ("已关闭", "Cleared"),
