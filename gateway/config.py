@@ -94,6 +94,7 @@ class WebSection:
     session_hours: float = 12.0  # a session ends this long after login (one shift)
     poll_interval_s: float = 0.5  # how often live pages look for new alert events in the database
     public_url: str = ""  # how people reach the console (https://...): links in notifications; "" = no link
+    followup_days: int = 28  # personal follow-up details are deleted this long after they were recorded
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,7 @@ def _ranges() -> dict[tuple[str, str], Callable[[Any], str | None]]:
         ("web", "port"): within(0, 65_535),
         ("web", "session_hours"): within(0.1, 168),
         ("web", "poll_interval_s"): within(0.05, 10),
+        ("web", "followup_days"): within(1, 366),
         ("web", "public_url"): lambda v: None if not v or v.startswith(("http://", "https://")) else "needs http(s)",
         ("metrics", "listen"): _check_listen,
         ("homeassistant", "discovery_prefix"): lambda v: None if v and not set(v) & set("+#") else "no wildcards",

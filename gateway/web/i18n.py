@@ -6,6 +6,8 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Callable, Iterable
 
+from gateway.web import privacy_words
+
 LOCALES = ("zh-CN", "en")
 DEFAULT_LOCALE = "zh-CN"
 
@@ -125,6 +127,7 @@ _WORDS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
     "forbidden": ("无权访问", "Not allowed"),
     "not_found": ("没有找到", "Not found"),
     "back": ("返回", "Back"),
+    **privacy_words.WORDS,
 }
 
 

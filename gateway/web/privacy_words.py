@@ -1,0 +1,16 @@
+"""Console words (zh-CN, en) of the follow-up details and the audit log, merged into gateway/web/i18n.py's."""
+
+WORDS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
+    "followup": ("随访信息", "Follow-up details"),
+    "followup_hint": (
+        "仅用于转诊、居家观察或劝返的随访；只有本卡点的医务人员可见，{days} 天后自动删除。",
+        "Only for the follow-up of a referral, home observation or turn-back; seen by this post's medics only,"
+        " deleted after {days} days.",
+    ),
+    "followup_name": ("姓名", "Name"),
+    "followup_phone": ("电话", "Phone"),
+    "followup_plate": ("车牌", "Vehicle plate"),
+    "followup_note": ("随访备注", "Follow-up note"),
+    "followup_recorded": ("记录", "Recorded"),
+    "followup_deleted_on": ("删除日期", "Deleted on"),
+}
