@@ -82,7 +82,9 @@ def queue_name(cfg: Config) -> str:
 
 def transport(cfg: Config) -> AmqpTransport:
     """The `run` command's transport on a cluster (credentials: mqtt.username and the MQTT password)."""
-    logging.getLogger("pika").setLevel(logging.WARNING)  # pika says every frame of a close at INFO
+    # pika says every frame of a close at INFO and a lost member with a traceback at ERROR; what matters is said
+    # by this module once, in words ("lost the broker member ...")
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     creds = pika.PlainCredentials(cfg.mqtt.username or "guest", mqtt_password(cfg.mqtt) or "guest")
     params = [
         pika.ConnectionParameters(
@@ -284,7 +286,8 @@ class AmqpTransport:
             if ok:
                 self.acknowledged.put(sent)
         if not ok:
-            log.warning("the broker refused a publish (nack up to %d): an alert event is sent again at start",
+            log.warning("the broker refused a publish (nack up to %d: a queue it routes to has no quorum); a"
+                        " receipt goes again when the node resends, an alert event at the next start",
                         method.delivery_tag)  # fmt: skip
 
     def _close(self) -> None:

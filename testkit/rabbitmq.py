@@ -195,6 +195,13 @@ class RabbitCluster:
             self._ctl(self.members[0], "delete_queue", name)
         return work
 
+    def queues(self) -> str:
+        """Every queue with its type, leader, members, the members online and its messages (a failing test's
+        message: which replicas a queue that refuses publishes has)."""
+        alive = next(m for m in self.members if m.running)
+        cols = ("name", "type", "leader", "members", "online", "messages")
+        return self._ctl(alive, "list_queues", *cols, "--quiet", "--no-table-headers", timeout=30).strip()
+
     def log_lines(self, i: int, *words: str, last: int = 20) -> list[str]:
         """The last `last` lines of member i's log that contain any of `words` (for a failing test's message)."""
         lines: list[str] = []

@@ -77,7 +77,7 @@ def _finish(rmq: RabbitCluster, nodes: list[NodePublisher], threads: list[thread
             logs = {i: rmq.log_lines(i, "MQTT", "rror") for i, m in enumerate(rmq.members) if m.running}
             raise AssertionError(f"{n.node}: no receipts for {len(missing)} scans ({missing[:3]}..{missing[-3:]})"
                                  f" after 90 s; on port {n.port}, moves {n.moves}, resent {n.resends};"
-                                 f" the members' logs: {logs}")  # fmt: skip
+                                 f" queues: {rmq.queues()}; the members' logs: {logs}")  # fmt: skip
 
 
 def test_killing_the_member_of_a_node_and_of_the_gateway_loses_nothing(whole: RabbitCluster, tmp_path: Path) -> None:
