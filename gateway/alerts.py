@@ -2,10 +2,16 @@
 
 Kinds: fever (an elevated authoritative verdict), node_offline (status offline or silence), sensor_fault
 (repeated sensor faults on one node), identity_clash (two units under one node name: a scan's (site, node, seq)
-stored with another origin), clock_skew (a node's wall clock off by more than alerts.clock_skew_s). States, as
-on the alerts topic: raised, acknowledged, resolved, escalated; seen as ThingsBoard's two axes (`status`):
-active or cleared (resolved) x unacknowledged or acknowledged (acknowledged_at set). Every change is an
-AlertEvent (time, who, why, from where), published on `{prefix}/alerts/{site}` and kept in alert_events: the
+stored with another origin), clock_skew (a node's wall clock off by more than alerts.clock_skew_s),
+population_drift (a node's population level away from its site's other nodes: gateway/drift.py), and one
+site-level kind, post_offline (every node of a site that is not retired is offline: the post's link or power,
+not one unit). A site-level alert is keyed as a node alert whose node is WHOLE_POST, "*" (which no node name can
+be: contract.is_identifier allows [a-z0-9-]): (kind, site, "*"), so the store's one open alert per (kind, site,
+node) and the alerts topic serve it unchanged; its detail names the nodes (`post_offline_detail`).
+
+States, as on the alerts topic: raised, acknowledged, resolved, escalated; seen as ThingsBoard's two axes
+(`status`): active or cleared (resolved) x unacknowledged or acknowledged (acknowledged_at set). Every change is
+an AlertEvent (time, who, why, from where), published on `{prefix}/alerts/{site}` and kept in alert_events: the
 alert's history and the audit trail.
 
 Fever dedup: a retest (a scan whose retest_of names the seq of a scan that raised, or last updated, a fever
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,8 +39,9 @@ SENSOR_FAULT = "sensor_fault"
 IDENTITY_CLASH = "identity_clash"
 CLOCK_SKEW = "clock_skew"
 POST_OFFLINE = "post_offline"  # every node of a site offline: the post's link, not one unit (issue 13 item 5)
-WHOLE_POST = "*"  # the node of a post_offline alert: all of them
-KINDS = (FEVER, NODE_OFFLINE, SENSOR_FAULT, IDENTITY_CLASH, CLOCK_SKEW, POST_OFFLINE)
+POPULATION_DRIFT = "population_drift"  # a node's level away from its site's (issue 15 item 4; gateway/drift.py)
+WHOLE_POST = "*"  # the node of a site-level alert (post_offline): all of them
+KINDS = (FEVER, NODE_OFFLINE, SENSOR_FAULT, IDENTITY_CLASH, CLOCK_SKEW, POST_OFFLINE, POPULATION_DRIFT)
 RAISED = "raised"
 ACKNOWLEDGED = "acknowledged"
 ESCALATED = "escalated"
@@ -116,8 +124,9 @@ def retest(alert: AlertRow, scan: ScanRow, now: int) -> Change:
 def raise_node(
     kind: str, site: str, node: str, reason: str, now: int, seq: int | None = None, detail: str | None = None
 ) -> Change:
-    """A node alert (node_offline, sensor_fault, identity_clash, clock_skew); its id carries the opening time
-    (one node, many episodes); `detail` is for people (e.g. the two origins of an identity clash)."""
+    """A node alert (node_offline, sensor_fault, identity_clash, clock_skew, population_drift; post_offline with
+    node WHOLE_POST); its id `kind:site:node:opened_ms` carries the opening time (one node, many episodes);
+    `detail` is for people (e.g. the two origins of an identity clash)."""
     alert = AlertRow(
         alert_id=f"{kind}:{site}:{node}:{now}",
         kind=kind,
@@ -134,6 +143,24 @@ def raise_node(
         detail=detail,
     )
     return _change(alert, RAISED, reason, now, seq, None)
+
+
+def post_offline_detail(nodes: Sequence[str]) -> str:
+    """The detail of a post_offline alert: `all 2 nodes offline: lane-1, lane-2` (read back by `dark_nodes`)."""
+    return f"all {len(nodes)} nodes offline: {', '.join(nodes)}"
+
+
+def dark_nodes(alert: AlertRow) -> list[str]:
+    """The nodes a post_offline alert names (its detail, as `post_offline_detail` writes it); [] for another."""
+    if alert.kind != POST_OFFLINE or not alert.detail or ": " not in alert.detail:
+        return []
+    return alert.detail.split(": ", 1)[1].split(", ")
+
+
+def raise_post_offline(site: str, nodes: Sequence[str], reason: str, now: int) -> Change:
+    """Every node of `site` offline (`nodes`: their names, not retired): the site-level alert, node WHOLE_POST;
+    `reason` is the last node's (status, silent)."""
+    return raise_node(POST_OFFLINE, site, WHOLE_POST, reason, now, detail=post_offline_detail(nodes))
 
 
 def resolve(alert: AlertRow, reason: str, now: int, seq: int | None = None) -> Change:

@@ -2,8 +2,9 @@
 usable site readings; a node whose level departs from the median of its site's other nodes by more than
 BOUND_C is named. Not part of the verdict: it says "check this unit" (docs/screening.md, "Drift monitor").
 
-`check_site` raises and resolves the node alert (kind DRIFT); the service does not call it yet (the hook
-waits for a change to gateway/alerts.py and gateway/ingest.py).
+`check_site` raises and resolves the node alert (kind DRIFT, alerts.POPULATION_DRIFT) on the scans a site stored
+in the last SPAN_MS. The service calls it (ingest.Writer.check_drift) for a site that committed new scans, at
+most once per site per CHECK_EVERY_MS of its monotonic clock (`Schedule`).
 
 BOUND_C is measured in the lab (lab/drift.py `level_sd`, tests/lab/test_drift.py): 4 SDs of a 30-reading
 trimmed mean of the study's honest canthus readings, 4 x 0.08 C = 0.33 C.
@@ -20,7 +21,13 @@ WINDOW = 30  # readings per node, at least
 TRIM = 0.2  # share cut from each end, as the lane baseline does
 BOUND_SDS = 4.0
 BOUND_C = 0.33  # BOUND_SDS x the lab's level SD (C)
-DRIFT = "population_drift"
+DRIFT = alerts.POPULATION_DRIFT
+SPAN_MS = 6 * 3_600_000  # the readings judged: a shift's; older ones are another crowd in another room
+# At most one check per site per minute: check_site reads the site's last SPAN_MS of scans (a query of thousands
+# of rows at a busy post) and a level moves by one reading in WINDOW, so a check per batch (hundreds a second
+# under load) would repeat the same answer at a query each; a drift that built over hours is not news a minute
+# sooner.
+CHECK_EVERY_MS = 60_000
 
 
 def trimmed_mean(xs: Sequence[float], trim: float = TRIM) -> float:
@@ -97,3 +104,29 @@ def check_site(store: Store, site: str, since: int, now: int) -> list[alerts.Cha
         for change in done:
             tx.save_alert(change.alert, change.event)
     return done
+
+
+class Schedule:
+    """Which sites to judge now: those with scans committed since their last check, each at most once per
+    `every_ms` of monotonic time, counted from `start` (the gateway's start) and then from its last check.
+    In memory: after a restart a site is judged again a minute after its first committed scan."""
+
+    def __init__(self, every_ms: int, start: int) -> None:
+        self._every_ms, self._start = every_ms, start
+        self._new: set[str] = set()  # sites with scans committed since their last check
+        self._last: dict[str, int] = {}  # site -> monotonic ms of its last check
+
+    def committed(self, sites: Iterable[str]) -> None:
+        """Sites whose new scans a transaction has just committed."""
+        self._new.update(sites)
+
+    def due(self, mono: int) -> list[str]:
+        """The sites to judge at `mono` (ms), by name; each counts as checked now (call `done` once judged: a
+        site whose check failed stays due after another `every_ms`)."""
+        out = sorted(s for s in self._new if mono - self._last.get(s, self._start) >= self._every_ms)
+        for site in out:
+            self._last[site] = mono
+        return out
+
+    def done(self, site: str) -> None:
+        self._new.discard(site)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway import alerts, quarantine
+from gateway import alerts, drift, quarantine
 from gateway.config import AlertsSection
 from gateway.errors import StoreError
 from gateway.fleet import Fleet, Transition
@@ -89,6 +89,7 @@ class _Batch:
     verdicts: list[Outgoing] = field(default_factory=list)
     changes: list[alerts.Change] = field(default_factory=list)
     outcome: Outcome = field(default_factory=Outcome)
+    sites: set[str] = field(default_factory=set)  # sites with new scans (the drift monitor's schedule)
 
 
 def _json(obj: dict[str, Any]) -> bytes:
@@ -136,6 +137,7 @@ class Writer:
             policy.sensor_fault_count, policy.sensor_fault_window_s * 1000, policy.sensor_fault_clear_after
         )
         self._clocks = NodeClocks(policy.clock_skew_s * 1000)
+        self._drift = drift.Schedule(drift.CHECK_EVERY_MS, self._monotonic())
         self._reject_log = RateLimitedLog(log, 60_000, self._monotonic)
         self._published: list[tuple[str, int]] = []
         self._stale = False  # a transaction failed: the fleet is reloaded from the store before the next one
@@ -169,6 +171,35 @@ class Writer:
                         self._quarantine(tx, msg, item, now, acc)
                 marked = self._finish(tx, now)
         del self._published[:marked]
+        self._drift.committed(acc.sites)
+        return self._outgoing(acc)
+
+    def check_drift(self) -> Outcome:
+        """The drift monitor (gateway/drift.py) on each site that committed new scans, at most once a minute per
+        site (drift.Schedule): population_drift alerts raised or resolved, a transaction per site, and what to
+        publish. It is not part of the verdict, so its failure never stops screening: a site whose check fails
+        (a storage fault; logged) is judged again a minute later."""
+        now = self._clock()
+        acc = _Batch()
+        for site in self._drift.due(self._monotonic()):
+            try:
+                found = drift.check_site(self._store, site, now - drift.SPAN_MS, now)
+            except StoreError as e:
+                self._reject_log.warning(("drift", site), f"the drift check of site {site} failed ({e}); it is"
+                                         " tried again in a minute, screening goes on")  # fmt: skip
+                continue
+            except Exception:  # a bug in a monitor must not stop screening: logged, the site tried again later
+                log.exception("the drift check of site %s failed; tried again in a minute", site)
+                continue
+            for change in found:
+                a = change.alert
+                if a.state == alerts.RESOLVED:
+                    log.info("%s/%s: back inside its site's level (%s resolved)", site, a.node, a.kind)
+                else:
+                    log.warning("%s/%s reads apart from its site: %s; check it against a reference", site, a.node,
+                                a.detail)  # fmt: skip
+                acc.changes.append(change)
+            self._drift.done(site)
         return self._outgoing(acc)
 
     def _parse(self, msg: Incoming) -> Message | Rejection | None:
@@ -283,6 +314,7 @@ class Writer:
         self, tx: Transaction, scan: Scan, s: _Screened, origin: str, now: int, mono: int, acc: _Batch
     ) -> None:
         """The rules for a new scan, stored or clashing (`origin` set): clock, fever, sensor fault, verdict."""
+        acc.sites.add(scan.site)
         self._clock_alert(tx, s, now, acc)
         fever = self._scan_alerts(tx, s.row, origin, now, mono, acc)
         a = s.assessment
@@ -336,16 +368,15 @@ class Writer:
         self._post_transition(tx, t, acc)
 
     def _post_transition(self, tx: Transaction, t: Transition, acc: _Batch) -> None:
-        """Every node of the site offline (the post's link or power, not one unit): one post_offline alert, so
-        someone phones the post; resolved when any node of it is back (issue 13 item 5)."""
+        """Every node of the site that is not retired offline (the post's link or power, not one unit): one
+        post_offline alert (node alerts.WHOLE_POST), so someone phones the post, raised in the transaction of
+        the last node's change; resolved (node_back) when any node of it is back (issue 13 item 5)."""
         post = tx.open_alert(alerts.POST_OFFLINE, t.site, alerts.WHOLE_POST)
-        nodes = self._fleet.site_nodes(t.site)
-        if t.after == "offline" and post is None and all(n.state == "offline" for n in nodes):
-            names = ", ".join(n.node for n in nodes)
-            log.warning("post %s: all %d nodes offline (%s)", t.site, len(nodes), names)
-            why = f"all {len(nodes)} nodes offline: {names}"
-            self._save(tx, alerts.raise_node(alerts.POST_OFFLINE, t.site, alerts.WHOLE_POST, t.reason, t.at,
-                                             detail=why), acc)  # fmt: skip
+        nodes = [n for n in self._fleet.site_nodes(t.site) if self._known is None or self._known(n.site, n.node)]
+        if t.after == "offline" and post is None and nodes and all(n.state == "offline" for n in nodes):
+            names = [n.node for n in nodes]
+            log.warning("post %s: all %d nodes offline (%s)", t.site, len(names), ", ".join(names))
+            self._save(tx, alerts.raise_post_offline(t.site, names, t.reason, t.at), acc)
         elif t.after == "online" and post is not None:
             log.info("post %s: node %s back online", t.site, t.node)
             self._save(tx, alerts.resolve(post, "node_back", t.at), acc)

@@ -16,8 +16,12 @@ and receipts nothing: the batch is held, the fault logged with what to do, the w
 and the gateway resumes by itself when the store takes it (the broker keeps what is not acknowledged). A
 read-only database is refused at start.
 
+After committed batches the loop runs the drift monitor (Writer.check_drift: a site with new scans, at most once
+a minute per site on the monotonic clock, in transactions of its own; gateway/drift.py); it is not part of the
+verdict, and a failure of it stops nothing.
+
 Two clocks are injected: `clock` (wall ms: shown and stored) and `monotonic` (ms: every duration here, the
-silence check, the backoff).
+silence check, the backoff, the drift monitor's minute).
 
 The transport (gateway/transport.py) is handed in: `gateway.mqtt.transport(cfg)` on a broker, an in-memory
 one in unit tests (testkit/transport.py).
@@ -137,6 +141,8 @@ class Gateway:
                     self._deliver(outcome, [])
                 if self._ha is not None:
                     self._deliver(self._ha.step(self.store), [])
+            if not self._held:  # the drift monitor after committed batches (at most once a minute per site)
+                self._deliver(writer.check_drift(), [])
 
     def _watch_connection(self, writer: Writer) -> None:
         """On every (re)connection: publish every open alert's retained state (the broker may have lost it)."""

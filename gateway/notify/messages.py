@@ -26,7 +26,8 @@ _KIND = {
     alerts.SENSOR_FAULT: ("传感器故障", "Sensor fault"),
     alerts.IDENTITY_CLASH: ("设备名称冲突", "Two units under one name"),
     alerts.CLOCK_SKEW: ("设备时钟错误", "Node clock wrong"),
-    alerts.POST_OFFLINE: ("卡点全部设备离线", "Post offline: every node"),
+    alerts.POST_OFFLINE: ("卡点全部设备离线", "Post offline"),
+    alerts.POPULATION_DRIFT: ("设备读数整体偏离", "Node reads apart from its site"),
 }
 _DO = {
     alerts.FEVER: ("请用体温计（口温/腋温）复测，并在控制台记录",
@@ -36,8 +37,14 @@ _DO = {
     alerts.IDENTITY_CLASH: ("两台设备使用同一名称：请为每台设备单独命名", "Give each unit a name of its own"),
     alerts.CLOCK_SKEW: ("请检查设备的网络时间（NTP）；其记录按网关时间归档", "Check the node's network time (NTP); its"
                         " scans are filed under the gateway's time"),
-    alerts.POST_OFFLINE: ("请立即致电卡点：卡点网络或电源中断，筛查结果无法上传", "Phone the post now: its network or"
-                          " power is down and no scan reaches the gateway"),
+    alerts.POST_OFFLINE: ("请立即致电卡点：卡点网络或电源中断，筛查记录暂存在设备上，发热告警无法送达；"
+                          "请卡点电话报告每位体温偏高的旅客",
+                          "Phone the post now: its network or power is down; its scans wait on the nodes and no fever"
+                          " alert reaches you: ask them to phone in each elevated traveller"),
+    alerts.POPULATION_DRIFT: ("该设备读数整体偏离同卡点其他设备：请用参考源（黑体或参考体温计）检查，或更换设备；"
+                              "不影响单次筛查结论，发热仍以体温计复测为准", "Its readings sit apart from the site's"
+                              " other nodes: check it against a reference source (blackbody) or swap it; a fever"
+                              " is still decided by a clinical thermometer"),
 }  # fmt: skip
 _DO_SHORT = {
     alerts.FEVER: ("请用体温计复测", "re-check with a thermometer"),
@@ -46,6 +53,7 @@ _DO_SHORT = {
     alerts.IDENTITY_CLASH: ("请为设备单独命名", "rename one unit"),
     alerts.CLOCK_SKEW: ("请检查 NTP", "check its NTP"),
     alerts.POST_OFFLINE: ("请立即致电卡点", "phone the post now"),
+    alerts.POPULATION_DRIFT: ("请校准或更换设备", "check or swap the unit"),
 }
 _STATE = {
     alerts.RAISED: ("", ""),
@@ -59,10 +67,16 @@ _OUTCOME = {
     "monitored": ("居家医学观察", "home medical observation"),
     "turned_back": ("劝返", "turned back"),
 }
+_BACK = {  # why a node or post alert resolved itself, where a person wants to read it
+    "node_back": ("卡点已有设备恢复在线", "a node of the post is back online"),
+    "back_inside": ("设备读数已回到卡点整体水平", "its level is back within its site's"),
+}
 _WORDS = {
     "at": ("卡点", "at"),
     "node": ("设备", "node"),
     "all_nodes": ("全部设备", "every node"),
+    "dark": ("卡点 {post} 全部 {n} 台设备自 {since} 起离线", "all {n} nodes of post {post} offline since {since}"),
+    "dark_short": ("全部 {n} 台设备离线", "all {n} nodes offline"),
     "when": ("时间", "When"),
     "open": ("已持续 {m} 分钟", "open {m} min"),
     "reading": ("读数", "Reading"),
@@ -119,6 +133,15 @@ def _headline(alert: AlertRow, event: AlertEvent, reminder: int, i: int) -> str:
     return f"{kind} · {state}" if state else kind
 
 
+def _dark(alert: AlertRow, post: str, ctx: Context, short: bool) -> str:
+    """A post_offline alert's news: how many nodes of which post are offline since when (local, zone named)."""
+    i, n = _i(ctx.locale), len(alerts.dark_nodes(alert))
+    if short:
+        return _WORDS["dark_short"][i].format(n=n)
+    since = f"{ctx.zones.local(alert.opened_at, alert.site):%H:%M} ({ctx.zones.name(alert.site)})"
+    return _WORDS["dark"][i].format(n=n, post=post, since=since)
+
+
 def _what(alert: AlertRow, event: AlertEvent, i: int, short: bool = False) -> str:
     """The reading of a fever, or the event's own news (who took it, the outcome)."""
     parts = []
@@ -131,7 +154,29 @@ def _what(alert: AlertRow, event: AlertEvent, i: int, short: bool = False) -> st
         parts.append(_WORDS["by"][i].format(who=event.actor.removeprefix("medic:")))
     if event.state == alerts.RESOLVED and event.reason in _OUTCOME:
         parts.append(_WORDS["outcome"][i].format(what=_OUTCOME[event.reason][i]))
+    elif event.state == alerts.RESOLVED and event.reason in _BACK:
+        parts.append(_BACK[event.reason][i])
     return "; ".join(parts)
+
+
+def _news(alert: AlertRow, event: AlertEvent, post: str, ctx: Context, short: bool) -> str:
+    """What happened: a dark post's count and time, a fever's reading, the event's own news."""
+    dark = ""
+    if alert.kind == alerts.POST_OFFLINE and event.state != alerts.RESOLVED:
+        dark = _dark(alert, post, ctx, short)
+    return "; ".join(p for p in (dark, _what(alert, event, _i(ctx.locale), short)) if p)
+
+
+def _short(alert: AlertRow, event: AlertEvent, reminder: int, ref: str, post: str, ctx: Context) -> str:
+    """One line for an SMS gateway: headline, post, node, opening time, news, the one thing to do, link, ref."""
+    i = _i(ctx.locale)
+    do = "" if event.state == alerts.RESOLVED else _DO_SHORT.get(alert.kind, ("", ""))[i]
+    news = "; ".join(p for p in (_news(alert, event, post, ctx, short=True), do) if p)
+    which = "" if alert.node == alerts.WHOLE_POST else alert.node  # a dark post's news says "all N nodes"
+    opened = ctx.zones.local(alert.opened_at, alert.site)
+    parts = (f"[{_headline(alert, event, reminder, i)}]", post, which, f"{opened:%H:%M %Z}", news,
+             link(ctx.console_url, alert.alert_id), f"#{ref}")  # fmt: skip
+    return " ".join(p for p in parts if p)
 
 
 def render(alert: AlertRow, event: AlertEvent, reminder: int, ref: str, ctx: Context) -> tuple[str, str]:
@@ -141,17 +186,12 @@ def render(alert: AlertRow, event: AlertEvent, reminder: int, ref: str, ctx: Con
     where = f"{post} ({alert.site})" if post != alert.site else post
     unit = _WORDS["all_nodes"][i] if alert.node == alerts.WHOLE_POST else f"{_WORDS['node'][i]} {alert.node}"
     title = f"[{_headline(alert, event, reminder, i)}] {post} · {unit}"
-    opened = ctx.zones.local(alert.opened_at, alert.site)
+    if ctx.form == "short":
+        return title, _short(alert, event, reminder, ref, post, ctx)
     minutes = max(0, (ctx.now - alert.opened_at) // 60_000)
-    what = _what(alert, event, i)
+    what = _news(alert, event, post, ctx, short=False)
     do = "" if event.state == alerts.RESOLVED else _DO.get(alert.kind, ("", ""))[i]
     url = link(ctx.console_url, alert.alert_id)
-    if ctx.form == "short":
-        do = "" if event.state == alerts.RESOLVED else _DO_SHORT.get(alert.kind, ("", ""))[i]
-        news = "; ".join(p for p in (_what(alert, event, i, short=True), do) if p)
-        which = unit if alert.node == alerts.WHOLE_POST else alert.node
-        head = f"[{_headline(alert, event, reminder, i)}] {post} {which} {opened:%H:%M %Z}"
-        return title, " ".join(p for p in (head, news, url, f"#{ref}") if p)
     lines = [
         f"{_headline(alert, event, reminder, i)}: {where}, {unit}",
         f"{_WORDS['when'][i]}: {ctx.zones.show(alert.opened_at, alert.site)}, {_WORDS['open'][i].format(m=minutes)}"
