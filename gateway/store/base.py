@@ -187,6 +187,31 @@ class SessionRow:
     address: str
 
 
+@dataclass(slots=True)
+class FollowupRow:
+    """Personal details for the follow-up of a fever (gateway/followup.py): seen by its site's medics only."""
+
+    alert_id: str
+    name: str
+    phone: str
+    plate: str  # a vehicle's number plate
+    note: str
+    recorded_at: int
+    recorded_by: str  # "medic:<name>"
+
+
+@dataclass(slots=True)
+class AuditRow:
+    """One line of the audit log (gateway/audit.py): who, when, what, on what, from where."""
+
+    at: int
+    actor: str  # "medic:<name>", "cli:<OS user>", or the user name tried at a refused login ("" if unknown)
+    action: str  # audit.ACTIONS
+    target: str  # the account, site or alert acted on
+    address: str  # the client's address ("" from the CLI)
+    detail: str
+
+
 def columns(row_type: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(row_type))
 
@@ -265,6 +290,20 @@ class Transaction(Protocol):
 
     def forget_login_failures(self, before: int) -> None: ...
 
+    def save_followup(self, row: FollowupRow) -> None:
+        """Insert or replace the follow-up details of `row.alert_id`."""
+        ...
+
+    def forget_followups(self, before: int) -> int:
+        """Delete the follow-up details recorded before `before` (Unix ms); how many went."""
+        ...
+
+    def record_audit(self, row: AuditRow) -> None: ...
+
+    def forget_audit(self, before: int) -> int:
+        """Delete the audit rows older than `before` (Unix ms); how many went."""
+        ...
+
 
 class Store(Protocol):
     url: str
@@ -325,6 +364,14 @@ class Store(Protocol):
 
     def login_failures(self, username: str, address: str, since: int) -> tuple[int, int]:
         """Failed logins since `since`: (for this account, from this address)."""
+        ...
+
+    def followup(self, alert_id: str) -> FollowupRow | None:
+        """The alert's follow-up details: callers show them to the medics of its site only (gateway/followup.py)."""
+        ...
+
+    def audit(self, since: int | None, until: int | None) -> list[AuditRow]:
+        """The audit log in [since, until) (Unix ms; None: open), oldest first."""
         ...
 
     def close(self) -> None: ...

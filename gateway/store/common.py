@@ -18,6 +18,8 @@ from gateway.quarantine import UNKNOWN_IDENTITY
 from gateway.store.base import (
     AlertEvent,
     AlertRow,
+    AuditRow,
+    FollowupRow,
     NodeRow,
     QuarantineRow,
     QuarantineSource,
@@ -38,6 +40,8 @@ SOURCE_COLS = columns(QuarantineSource)
 SITE_COLS = columns(SiteRow)
 USER_COLS = columns(UserRow)
 SESSION_COLS = columns(SessionRow)
+FOLLOWUP_COLS = columns(FollowupRow)
+AUDIT_COLS = columns(AuditRow)
 _OUTCOMES = ("cleared", "referred", "monitored", "turned_back")  # gateway/alerts.py OUTCOMES
 _VERDICTS = ("normal", "elevated", "indeterminate", "invalid")
 _TALLIED = "site, retest_of, gateway_verdict, scanned_at"  # a report counts clashing scans too: each is a traveller
@@ -63,6 +67,8 @@ _INSERT_QUARANTINE = insert_sql("quarantine", QUARANTINE_COLS)
 _UPSERT_SITE = upsert_sql("sites", SITE_COLS, ("site",))
 _UPSERT_USER = upsert_sql("users", USER_COLS, ("username",))
 _INSERT_SESSION = insert_sql("sessions", SESSION_COLS)
+_UPSERT_FOLLOWUP = upsert_sql("followups", FOLLOWUP_COLS, ("alert_id",))
+_INSERT_AUDIT = insert_sql("audit", AUDIT_COLS)
 _COUNT_QUARANTINE = (
     "INSERT INTO quarantine_sources (source, first_at, last_at, last_reason, kept, dropped, identity_row)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET last_at = excluded.last_at,"
@@ -190,6 +196,18 @@ class SqlTransaction(ABC):
 
     def forget_login_failures(self, before: int) -> None:
         self._run("DELETE FROM login_failures WHERE at < ?", (before,))
+
+    def save_followup(self, row: FollowupRow) -> None:
+        self._run(_UPSERT_FOLLOWUP, params(row, FOLLOWUP_COLS))
+
+    def forget_followups(self, before: int) -> int:
+        return int(self._run("DELETE FROM followups WHERE recorded_at < ?", (before,)).rowcount)
+
+    def record_audit(self, row: AuditRow) -> None:
+        self._run(_INSERT_AUDIT, params(row, AUDIT_COLS))
+
+    def forget_audit(self, before: int) -> int:
+        return int(self._run("DELETE FROM audit WHERE at < ?", (before,)).rowcount)
 
 
 class SqlReads(ABC):
@@ -324,3 +342,12 @@ class SqlReads(ABC):
         found = self._one(sql, (username, address, since))
         by_user, by_address = found if found else (0, 0)
         return int(by_user or 0), int(by_address or 0)
+
+    def followup(self, alert_id: str) -> FollowupRow | None:
+        found = self._one(f"SELECT {cols(FOLLOWUP_COLS)} FROM followups WHERE alert_id = ?", (alert_id,))
+        return FollowupRow(*found) if found else None
+
+    def audit(self, since: int | None, until: int | None) -> list[AuditRow]:
+        clause, args = where(since, until, None, "at")
+        sql = f"SELECT {cols(AUDIT_COLS)} FROM audit{clause} ORDER BY at, action, actor"
+        return [AuditRow(*r) for r in self._select(sql, args)]

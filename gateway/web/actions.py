@@ -1,6 +1,8 @@
 """A person's action on an alert (acknowledge, re-check, resolve, escalate), the same for the page and the JSON
 API: only a medic of the alert's site acts; the change is written only if nobody else changed the alert since it
-was read (optimistic concurrency on its event counter, so it holds across console processes and databases)."""
+was read (optimistic concurrency on its event counter, so it holds across console processes and databases).
+A resolve with an outcome that needs follow-up may carry personal details (gateway/followup.py), saved in the
+same transaction apart from the event."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import alerts
+from gateway import alerts, followup
 from gateway.store.base import AlertRow, Store
 from gateway.web import views
 from gateway.web.auth import Visitor
@@ -46,6 +48,7 @@ def perform(
         if seen_events is not None and seen_events != alert.events:
             return Done("conflict", alert)
         try:
+            details = followup.parse(form, str(form.get("outcome", ""))) if action == "resolve" else None
             change = _change(action, alert, v, address, form, now, views.rechecks(store.alert_events(alert_id)))
         except alerts.Refused as e:
             return Done("refused", alert, str(e))
@@ -53,6 +56,8 @@ def perform(
             moved = store.alert(alert_id)
             taken = action == "acknowledge" and moved is not None and moved.acknowledged_at is not None
             return Done("taken" if taken else "conflict", moved)
+        if details:  # personal details: their own table, never on the event (coordinators, exports, topics)
+            followup.record(tx, alert_id, details, v.actor, address, now)
     return Done("", change.alert)
 
 

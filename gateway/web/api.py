@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway import followup
 from gateway.store.base import AlertEvent, AlertRow
 from gateway.web import actions, views
 from gateway.web.auth import LoginRefused, Visitor
@@ -55,7 +56,7 @@ class Api:
         address = request.client.host if request.client else ""
         try:
             token, session = self.c.sessions.login(
-                str(body.get("username", "")), str(body.get("password", "")), address, self.c.clock()
+                str(body.get("username", "")), str(body.get("password", "")), address, self.c.clock(), via="api"
             )
         except LoginRefused as e:
             return _error(429, "too_many") if e.limited else _error(401, "bad_login")
@@ -68,7 +69,7 @@ class Api:
         v = self.visitor(request)
         if v is None:
             return _error(401, "unauthorized")
-        self.c.sessions.logout(v)
+        self.c.sessions.logout(v, request.client.host if request.client else "", self.c.clock())
         return Response(status_code=204)
 
     async def alerts(self, request: Request) -> Response:
@@ -91,7 +92,12 @@ class Api:
             return _error(404, "not_found")
         zones = self.c.zones()
         events = [event_json(e, row.site, zones) for e in self.c.store.alert_events(row.alert_id)]
-        return JSONResponse({"alert": alert_json(row, zones, v), "events": events})
+        reply: dict[str, Any] = {"alert": alert_json(row, zones, v), "events": events}
+        if v.acts_on(row.site):  # personal details: the medics of the alert's site only; each look is audited
+            address = request.client.host if request.client else ""
+            details = followup.read(self.c.store, row.alert_id, v.actor, address, self.c.clock())
+            reply["followup"] = None if details is None else {f: getattr(details, f) for f in followup.FIELDS}
+        return JSONResponse(reply, headers={"Cache-Control": "no-store"})
 
     async def act(self, request: Request) -> Response:
         v = self.visitor(request)
@@ -173,8 +179,9 @@ def openapi() -> dict[str, Any]:
     """The API's OpenAPI 3.1 document."""
     err = "#/components/schemas/Error"
     action_body = _obj({"events": _I, "note": _S, "method": {"enum": ["oral", "axillary", "tympanic", "rectal"]},
-                        "reading_c": _N, "outcome": {"enum": ["cleared", "referred", "monitored", "turned_back"]}},
-                       ())  # fmt: skip
+                        "reading_c": _N, "outcome": {"enum": ["cleared", "referred", "monitored", "turned_back"]},
+                        **{followup.FORM_PREFIX + f: {"type": "string", "maxLength": n}
+                           for f, n in followup.MAX_CHARS.items()}}, ())  # fmt: skip
     return {
         "openapi": "3.1.0",
         "info": {"title": "Checkpoint console API", "version": "1", "description": __doc__},
@@ -207,10 +214,14 @@ def openapi() -> dict[str, Any]:
                 "parameters": [{"name": "alert_id", "in": "path", "required": True, "schema": _S}],
                 "responses": {"200": {"description": "the alert", "content": {"application/json": {"schema": _obj(
                     {"alert": {"$ref": "#/components/schemas/Alert"},
-                     "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}})}}},
+                     "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+                     "followup": {"type": ["object", "null"], "description": "personal details (name, phone, plate,"
+                                  " note): present for a medic of the alert's site only"}},
+                    ("alert", "events"))}}},
                               "404": _reply("no such alert among the user's sites", err)}}},
             f"{PREFIX}/alerts/{{alert_id}}/{{action}}": {"post": {
-                "summary": "acknowledge, record a clinical re-check (method, reading_c), resolve (outcome, note) "
+                "summary": "acknowledge, record a clinical re-check (method, reading_c), resolve (outcome, note; "
+                           "followup_name, _phone, _plate, _note only with referred, monitored or turned_back) "
                            "or escalate (note); a medic of the alert's site only",
                 "parameters": [{"name": "alert_id", "in": "path", "required": True, "schema": _S},
                                {"name": "action", "in": "path", "required": True,

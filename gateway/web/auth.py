@@ -22,6 +22,7 @@ from pathlib import Path
 
 import argon2
 
+from gateway import audit
 from gateway.errors import ConfigError
 from gateway.store.base import SessionRow, Store, UserRow
 
@@ -102,22 +103,29 @@ class Sessions:
     def _id(self, token: str) -> str:
         return hmac.new(self._secret, token.encode(), hashlib.sha256).hexdigest()
 
-    def login(self, username: str, password: str, address: str, now: int) -> tuple[str, SessionRow]:
-        """A new session's cookie token and row; raises LoginRefused."""
+    def login(self, username: str, password: str, address: str, now: int, via: str = "page") -> tuple[str, SessionRow]:
+        """A new session's cookie token and row; raises LoginRefused. Either way an audit line (gateway/audit.py)
+        names the account (only if it exists), the address and `via` (page or api), never the password."""
         by_account, by_address = self._store.login_failures(username, address, now - WINDOW_MS)
-        if by_account >= MAX_FAILURES_ACCOUNT or by_address >= MAX_FAILURES_ADDRESS:
-            raise LoginRefused(limited=True)
         user = self._store.user(username)
+        target = user.username if user else ""
+        if by_account >= MAX_FAILURES_ACCOUNT or by_address >= MAX_FAILURES_ADDRESS:
+            with self._store.transaction() as tx:
+                audit.record(tx, now, target, "login_refused", target, address, f"{via}: too many failed logins")
+            raise LoginRefused(limited=True)
         good = _verify(user.password_hash if user else _DUMMY, password)
         if user is None or not good or user.disabled:
+            why = "unknown user name" if user is None else "wrong password" if not good else "account disabled"
             with self._store.transaction() as tx:
                 tx.record_login_failure(username, address, now)
                 tx.forget_login_failures(now - WINDOW_MS)
+                audit.record(tx, now, target, "login_refused", target, address, f"{via}: {why}")
             raise LoginRefused(limited=False)
         token = secrets.token_urlsafe(32)
         row = SessionRow(self._id(token), username, secrets.token_urlsafe(32), now, now + self._ttl_ms, address)
         with self._store.transaction() as tx:
             tx.save_session(row)
+            audit.record(tx, now, f"{user.role}:{username}", "login", username, address, via)
         return token, row
 
     def visitor(self, token: str | None, now: int) -> Visitor | None:
@@ -129,9 +137,11 @@ class Sessions:
             return None
         return Visitor(user, session, self.visible_sites(user))
 
-    def logout(self, visitor: Visitor) -> None:
+    def logout(self, visitor: Visitor, address: str, now: int) -> None:
+        """End the visitor's session, with an audit line."""
         with self._store.transaction() as tx:
             tx.delete_sessions(session_id=visitor.session.session_id)
+            audit.record(tx, now, visitor.actor, "logout", visitor.user.username, address)
 
     def visible_sites(self, user: UserRow) -> frozenset[str] | None:
         if user.role == "admin":

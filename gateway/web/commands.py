@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gateway import audit, shifts
 from gateway import config as config_mod
-from gateway import shifts
 from gateway.errors import ConfigError
 from gateway.store import open_store
 from gateway.store.base import SiteRow, UserRow
@@ -61,6 +61,7 @@ def register(sub: Any, common: list[argparse.ArgumentParser], configured: Config
     sset.add_argument("--shifts", default="", help=f"e.g. {shifts.DEFAULT} (the default): the day sheet's shifts")
     sverbs.add_parser("list", help="every site")
     sites.set_defaults(func=configured(_sites))
+    audit.register(sub, common, configured)  # audit [--since T]: logins, account and site changes (gateway/audit.py)
 
 
 def _web(args: argparse.Namespace, cfg: config_mod.Config) -> int:
@@ -133,10 +134,12 @@ def _users(args: argparse.Namespace, cfg: config_mod.Config) -> int:
             user.disabled = 1
         else:
             user.password_hash, user.password_changed_at = hash_password(_password(args.password_file)), now
+        detail = f"role={user.role} sites={user.sites} county={user.county}" if args.verb == "add" else ""
         with store.transaction() as tx:
             tx.save_user(user)
             if args.verb != "add":
                 tx.delete_sessions(username=user.username)
+            audit.record(tx, now, audit.cli_actor(), "user_" + args.verb.replace("-", "_"), user.username, "", detail)
         print(f"{PROG}: user {user.username}: {args.verb} done", file=sys.stderr)
         return 0
     finally:
@@ -158,8 +161,11 @@ def _sites(args: argparse.Namespace, cfg: config_mod.Config) -> int:
             shifts.parse(args.shifts)
         except ValueError as e:
             raise ConfigError(f"--shifts: {e}") from None
+        row = SiteRow(args.site, args.name or args.site, args.county, args.timezone, args.shifts.strip())
+        detail = f"name={row.name} county={row.county} timezone={row.timezone} shifts={row.shifts or shifts.DEFAULT}"
         with store.transaction() as tx:
-            tx.save_site(SiteRow(args.site, args.name or args.site, args.county, args.timezone, args.shifts.strip()))
+            tx.save_site(row)
+            audit.record(tx, int(time.time() * 1000), audit.cli_actor(), "site_set", row.site, "", detail)
         print(f"{PROG}: site {args.site}: saved ({args.timezone}, shifts {args.shifts.strip() or shifts.DEFAULT})",
               file=sys.stderr)  # fmt: skip
         return 0

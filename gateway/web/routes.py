@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from gateway import alerts
+from gateway import alerts, followup
 from gateway.errors import ConfigError
 from gateway.store.base import AlertRow
 from gateway.web import actions, views
@@ -63,7 +63,7 @@ class Pages:
         form = await request.form()
         if not csrf_ok(v, str(form.get("csrf", ""))):
             return PlainTextResponse("CSRF token missing or wrong", status_code=403)
-        self.c.sessions.logout(v)
+        self.c.sessions.logout(v, _address(request), self.c.clock())
         response = self.to_login()
         response.delete_cookie(COOKIE)
         return response
@@ -102,8 +102,14 @@ class Pages:
             "methods": alerts.METHODS,
             "outcomes": alerts.OUTCOMES,
             "closed_by_people": alerts.CLOSED_BY_PEOPLE,
+            "followup_outcomes": followup.FOR_OUTCOMES,
+            "followup_max": followup.MAX_CHARS,
         }
-        return self.c.page(request, "alert.html", v, a=a, events=events, rechecks=views.rechecks(events), **extra)
+        if v.acts_on(alert.site):  # personal details: the medics of the alert's site only; each look is audited
+            extra["details"] = followup.read(self.c.store, alert.alert_id, v.actor, _address(request), self.c.clock())
+        page = self.c.page(request, "alert.html", v, a=a, events=events, rechecks=views.rechecks(events), **extra)
+        page.headers["Cache-Control"] = "no-store"  # may hold personal details: not kept by the browser or a proxy
+        return page
 
     async def act(self, request: Request) -> Response:
         v = self.visitor(request)
