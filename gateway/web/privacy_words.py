@@ -7,6 +7,11 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
         "Only for the follow-up of a referral, home observation or turn-back, all optional; seen by this post's"
         " medics only, deleted when the retention period ends (28 days unless set otherwise).",
     ),
+    "followup_shown": (
+        "仅本卡点的医务人员可见；查看会记入审计日志；到期（默认 28 天）自动删除。",
+        "Seen by this post's medics only, each look written to the audit log; deleted when the retention period"
+        " ends (28 days unless set otherwise).",
+    ),
     "followup_name": ("姓名", "Name"),
     "followup_phone": ("电话", "Phone"),
     "followup_plate": ("车牌", "Vehicle plate"),
