@@ -94,6 +94,6 @@ def table(rows: Iterable[AuditRow], zone: str) -> str:
     if not text:
         return f"no audit lines in that time (times in {zone})"
     widths = [max(len(c), *(len(t[i]) for t in text)) for i, c in enumerate(COLUMNS)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)).rstrip() for t in text]
     return "\n".join(lines)

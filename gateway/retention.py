@@ -4,7 +4,7 @@ scans, alert events, quarantined messages and audit lines older than DAYS, and a
 Follow-up details (gateway/followup.py) go on every run, [web] followup_days (default 28) after they were
 recorded, with or without --older-than: personal data must not outlive its period because a flag was left off a
 cron line, and the delete is one indexed statement. Run it daily (docs/console.md), e.g. from cron:
-`15 3 * * * checkpoint-gateway --config /etc/checkpoint/gateway.toml retention --older-than 180`.
+`15 3 * * * checkpoint-gateway retention --config /etc/checkpoint/gateway.toml --older-than 180`.
 
 --older-than: PostgreSQL drops whole months as partitions (instant, no vacuum), so up to a month more than asked
 is kept: every month that ends before the cutoff's month begins; the audit log goes to the millisecond. The
