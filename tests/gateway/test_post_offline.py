@@ -86,7 +86,9 @@ def _notifier(store: Store, webhook: Webhook) -> Notifier:
             "medics": {"url": webhook.url("medics"), "locale": "zh-CN"},
             "coordinators": {"url": webhook.url("coordinators"), "locale": "en", "form": "short"},
         },
-        "routes": [{"kinds": ["post_offline"], "states": ["raised", "resolved"], "receivers": ["medics", "coordinators"]}],
+        "routes": [
+            {"kinds": ["post_offline"], "states": ["raised", "resolved"], "receivers": ["medics", "coordinators"]}
+        ],
     })  # fmt: skip
     return Notifier(store, section, Sender(5.0), wall_ms)
 
@@ -139,15 +141,16 @@ def test_every_node_of_a_post_offline_is_one_post_alert_until_one_returns(
 def test_the_post_alert_message_says_phone_the_post_in_both_languages() -> None:
     change = alerts.raise_post_offline("hill", ["a", "b"], "status", 1_796_078_756_290)  # 2026-12-01 06:45:56 CST
     event: AlertEvent = change.event
-    texts = {}
+    texts, later = {}, change.alert.opened_at + 60_000
     for locale in ("zh-CN", "en"):
         for form in ("long", "short"):
-            ctx = messages.Context(locale, form, "", {"hill": "Hill post"}, Zones(ZONE), change.alert.opened_at + 60_000)
+            ctx = messages.Context(locale, form, "", {"hill": "Hill post"}, Zones(ZONE), later)
             texts[locale, form] = messages.render(change.alert, event, 0, "ref1", ctx)
     assert texts["zh-CN", "long"][0] == "[卡点全部设备离线] Hill post · 全部设备"
     assert f"卡点 Hill post 全部 2 台设备自 06:45 ({ZONE}) 起离线" in texts["zh-CN", "long"][1]
     assert "请立即致电卡点" in texts["zh-CN", "long"][1]
     assert f"all 2 nodes of post Hill post offline since 06:45 ({ZONE})" in texts["en", "long"][1]
     assert "Phone the post now" in texts["en", "long"][1]
-    assert texts["en", "short"][1] == "[Post offline] Hill post 06:45 CST all 2 nodes offline; phone the post now #ref1"
-    assert texts["zh-CN", "short"][1] == "[卡点全部设备离线] Hill post 06:45 CST 全部 2 台设备离线; 请立即致电卡点 #ref1"
+    en_sms, zh_sms = texts["en", "short"][1], texts["zh-CN", "short"][1]
+    assert en_sms == "[Post offline] Hill post 06:45 CST all 2 nodes offline; phone the post now #ref1"
+    assert zh_sms == "[卡点全部设备离线] Hill post 06:45 CST 全部 2 台设备离线; 请立即致电卡点 #ref1"
