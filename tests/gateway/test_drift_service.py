@@ -63,3 +63,15 @@ def test_a_node_reading_0_5_c_high_raises_one_drift_alert_through_the_service(
         waiting = [u.alert_id for u in tx.outbox().unrouted(1000)]
     assert waiting.count(alert.alert_id) == 1  # its notification, for the notifier to route and send
     store.close()
+
+
+def test_a_site_is_judged_at_most_once_a_minute_and_again_after_a_failed_check() -> None:
+    schedule = drift.Schedule(drift.CHECK_EVERY_MS, start=1_000)
+    schedule.committed(["bridge"])
+    assert schedule.due(1_000 + drift.CHECK_EVERY_MS - 1) == []  # not within a minute of the start
+    assert schedule.due(1_000 + drift.CHECK_EVERY_MS) == ["bridge"]
+    schedule.done("bridge")
+    schedule.committed(["bridge", "ferry"])
+    assert schedule.due(1_000 + drift.CHECK_EVERY_MS + 1) == ["ferry"]  # bridge was judged a moment ago
+    assert schedule.due(1_000 + 2 * drift.CHECK_EVERY_MS) == ["bridge"]  # ferry's check failed: not done ...
+    assert schedule.due(1_000 + 2 * drift.CHECK_EVERY_MS + 1) == ["ferry"]  # ... so it is due again a minute on
