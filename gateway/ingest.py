@@ -87,6 +87,7 @@ class _Batch:
     receipts: defaultdict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
     rejected: defaultdict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
     verdicts: list[Outgoing] = field(default_factory=list)
+    configs: list[Outgoing] = field(default_factory=list)  # pushed configs sent again (resend_configs)
     changes: list[alerts.Change] = field(default_factory=list)
     outcome: Outcome = field(default_factory=Outcome)
     sites: set[str] = field(default_factory=set)  # sites with new scans (the drift monitor's schedule)
@@ -138,6 +139,9 @@ class Writer:
         )
         self._clocks = NodeClocks(policy.clock_skew_s * 1000)
         self._drift = drift.Schedule(drift.CHECK_EVERY_MS, self._monotonic())
+        # On a broker cluster a retained config stays on the member it was published on (RabbitMQ 3.10): the
+        # last pushed config goes again to a node that comes online without it (the service sets this for amqp://)
+        self.resend_configs = False
         self._reject_log = RateLimitedLog(log, 60_000, self._monotonic)
         self._published: list[tuple[str, int]] = []
         self._stale = False  # a transaction failed: the fleet is reloaded from the store before the next one
@@ -164,6 +168,7 @@ class Writer:
                             self._scan(tx, item, scans[i], is_new[i], now, mono, acc)
                     elif isinstance(item, Status):
                         self._node_transition(tx, self._fleet.on_status(item, now, mono), acc)
+                        self._config_again(tx, item, acc)
                     elif isinstance(item, Health):
                         self._clocks.on_health(item.site, item.node, item.uptime_ms, now)
                         self._node_transition(tx, self._fleet.on_health(item, now, mono), acc)
@@ -367,6 +372,19 @@ class Writer:
             self._save(tx, alerts.resolve(open_alert, "back_online", t.at), acc)
         self._post_transition(tx, t, acc)
 
+    def _config_again(self, tx: Transaction, status: Status, acc: _Batch) -> None:
+        """A node online with a config id other than the last one pushed to it (push-config keeps it in the
+        store): that config again, QoS 1, not retained, signed at publish like every command (issue 16). Only
+        with resend_configs: on Mosquitto the retained config reaches the node at every connect."""
+        if not self.resend_configs or status.state != "online":
+            return
+        pushed = tx.node_config(status.site, status.node)
+        if pushed is None or pushed.config_id == status.config_id:
+            return
+        log.info("%s/%s is online with config %r, not the pushed %r: sending it again", status.site, status.node,
+                 status.config_id, pushed.config_id)  # fmt: skip
+        acc.configs.append(Outgoing(self._topics.node(status.site, status.node, "config"), pushed.body.encode()))
+
     def _post_transition(self, tx: Transaction, t: Transition, acc: _Batch) -> None:
         """Every node of the site that is not retired offline (the post's link or power, not one unit): one
         post_offline alert (node alerts.WHOLE_POST), so someone phones the post, raised in the transaction of
@@ -493,7 +511,7 @@ class Writer:
         for (site, node), seqs in acc.rejected.items():
             body = {"v": PROTOCOL_VERSION, "seqs": [], "rejected": sorted(set(seqs))}
             out.append(Outgoing(self._topics.node(site, node, "receipt"), _json(body)))
-        out += acc.verdicts
+        out += acc.verdicts + acc.configs
         for c in acc.changes:
             out += [self._event_out(c.alert, c.event), self._state_out(c.alert, c.event)]
         return acc.outcome

@@ -9,13 +9,19 @@ retained status to report the new config id (applied and persisted) or a `config
 With a node registry (gateway.registry) the config is signed with the node's key and a counter (the wall clock
 in ms; gateway/signing.py), and a node that is not registered (or retired) is refused here: a provisioned node
 applies only a config signed for it, with a counter above the last one it applied (docs/security.md).
+
+The push is also kept in the gateway's database (the node's last pushed config): on a broker cluster, whose
+members keep a retained message each to itself, the gateway sends it again when the node comes online on any
+member with another config id (gateway/ingest.py; docs/scale.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import queue
+import sys
 import threading
 import time
 from pathlib import Path
@@ -27,6 +33,8 @@ from gateway import mqtt
 from gateway.errors import GatewayError
 from gateway.protocol import PROTOCOL_VERSION, Topics, is_identifier
 from gateway.signing import Registry, load_registry, sign
+from gateway.store import open_store
+from gateway.store.base import NodeConfigRow
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -76,11 +84,27 @@ def payload(push: dict[str, Any], topic: str, site: str, node: str, registry: Re
     return sign(entry.key, topic, body, now_ms)
 
 
+def keep(cfg: config_mod.Config, row: NodeConfigRow) -> None:
+    """Keep the push as the node's last config in the gateway's database, or say why it is not kept (the push
+    itself goes on: on Mosquitto the retained message is enough)."""
+    try:
+        store = open_store(cfg.store.db, cfg.store.synchronous, create=False)
+        with contextlib.closing(store), store.transaction() as tx:
+            tx.save_node_config(row)
+    except (GatewayError, OSError) as e:
+        print(f"push-config: not kept in {cfg.store.db} ({e}): on a broker cluster the gateway cannot send it"
+              " again, so the node gets it only from the member it is published on", file=sys.stderr)  # fmt: skip
+        return
+    print(f"push-config: kept as {row.site}/{row.node}'s config in {cfg.store.db} (sent again on a broker cluster)")
+
+
 def run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     push = build(args)
     topics = Topics(cfg.mqtt.topic_prefix)
     topic = topics.node(args.site, args.node, "config")
-    body = payload(push, topic, args.site, args.node, load_registry(cfg.gateway.registry), int(time.time() * 1000))
+    now = int(time.time() * 1000)
+    body = payload(push, topic, args.site, args.node, load_registry(cfg.gateway.registry), now)
+    keep(cfg, NodeConfigRow(args.site, args.node, args.config_id, json.dumps(push, separators=(",", ":")), now))
     statuses: queue.Queue[tuple[dict[str, Any], bool]] = queue.Queue()
     connected = threading.Event()
     client = mqtt.client(cfg.mqtt, f"push-config-{args.site}-{args.node}")

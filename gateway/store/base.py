@@ -201,6 +201,17 @@ class FollowupRow:
 
 
 @dataclass(slots=True)
+class NodeConfigRow:
+    """The last config pushed to a node (push-config): sent again when it comes online on a broker cluster."""
+
+    site: str
+    node: str
+    config_id: str
+    body: str  # the push's JSON, unsigned (the service signs what it sends for a registered node)
+    pushed_at: int
+
+
+@dataclass(slots=True)
 class AuditRow:
     """One line of the audit log (gateway/audit.py): who, when, what, on what, from where."""
 
@@ -255,6 +266,12 @@ class Transaction(Protocol):
         """(node, seq) of the newest scan of the site that opened the case `code` (retest_code null), received
         at or after `since`: what a retest naming the code links to, from any node of the site."""
         ...
+
+    def node_config(self, site: str, node: str) -> NodeConfigRow | None:
+        """The last config pushed to the node, if any."""
+
+    def save_node_config(self, row: NodeConfigRow) -> None:
+        """Keep `row` as the node's last pushed config (replacing the one before)."""
 
     def open_alert(self, kind: str, site: str, node: str) -> AlertRow | None:
         """The newest alert of this kind on this node that is not resolved."""

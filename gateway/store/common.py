@@ -20,6 +20,7 @@ from gateway.store.base import (
     AlertRow,
     AuditRow,
     FollowupRow,
+    NodeConfigRow,
     NodeRow,
     QuarantineRow,
     QuarantineSource,
@@ -42,6 +43,7 @@ USER_COLS = columns(UserRow)
 SESSION_COLS = columns(SessionRow)
 FOLLOWUP_COLS = columns(FollowupRow)
 AUDIT_COLS = columns(AuditRow)
+NODE_CONFIG_COLS = columns(NodeConfigRow)
 _OUTCOMES = ("cleared", "referred", "monitored", "turned_back")  # gateway/alerts.py OUTCOMES
 _VERDICTS = ("normal", "elevated", "indeterminate", "invalid")
 _TALLIED = "site, retest_of, gateway_verdict, scanned_at"  # a report counts clashing scans too: each is a traveller
@@ -69,6 +71,7 @@ _UPSERT_USER = upsert_sql("users", USER_COLS, ("username",))
 _INSERT_SESSION = insert_sql("sessions", SESSION_COLS)
 _UPSERT_FOLLOWUP = upsert_sql("followups", FOLLOWUP_COLS, ("alert_id",))
 _INSERT_AUDIT = insert_sql("audit", AUDIT_COLS)
+_UPSERT_NODE_CONFIG = upsert_sql("node_configs", NODE_CONFIG_COLS, ("site", "node"))
 _COUNT_QUARANTINE = (
     "INSERT INTO quarantine_sources (source, first_at, last_at, last_reason, kept, dropped, identity_row)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET last_at = excluded.last_at,"
@@ -162,6 +165,14 @@ class SqlTransaction(ABC):
     def fever_alert_for(self, site: str, node: str, seq: int) -> AlertRow | None:
         where = "kind = 'fever' AND site = ? AND node = ? AND (seq = ? OR last_seq = ?)"
         return self._alert(where, (site, node, seq, seq))
+
+    def node_config(self, site: str, node: str) -> NodeConfigRow | None:
+        sql = f"SELECT {cols(NODE_CONFIG_COLS)} FROM node_configs WHERE site = ? AND node = ?"
+        found = self._run(sql, (site, node)).fetchone()
+        return NodeConfigRow(*found) if found else None
+
+    def save_node_config(self, row: NodeConfigRow) -> None:
+        self._run(_UPSERT_NODE_CONFIG, params(row, NODE_CONFIG_COLS))
 
     def open_alert(self, kind: str, site: str, node: str) -> AlertRow | None:
         return self._alert("kind = ? AND site = ? AND node = ? AND state <> 'resolved'", (kind, site, node))

@@ -10,6 +10,9 @@ session's cluster whole again (the killed member started again: same data, it re
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import queue
 import sqlite3
 import threading
 import time
@@ -21,6 +24,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from testkit.gateway import run_cli
 from testkit.node import NodePublisher, scan_payload
 from testkit.postgres import Cluster
 from testkit.rabbitmq import AmqpGateway, RabbitCluster
@@ -222,3 +226,40 @@ def _retained(port: int, topic: str, auth: tuple[str, str]) -> list[bytes]:
         c.disconnect()
         c.loop_stop()
     return got
+
+
+def test_a_pushed_config_reaches_a_node_online_on_another_member(whole: RabbitCluster, tmp_path: Path) -> None:
+    """push-config publishes to member 0 (its retained copy stays there) and keeps the push in the gateway's
+    database; the node comes up on member 1 with another config id: the gateway sends the push again, and it
+    arrives there (the retained copy would not: test_a_retained_message_stays_on_the_member_that_took_it)."""
+    db = f"sqlite:///{tmp_path / 'gw.db'}"
+    gateway = AmqpGateway(whole, db, tmp_path, "gw-config", members=[0, 1, 2]).start()
+    auth = ("node", whole.node_password)
+    topic = f"checkpoint/v1/{SITE}/c1/config"
+    got: queue.Queue[bytes] = queue.Queue()
+    subscribed = threading.Event()
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="config-watcher")  # where the node's session is
+    watcher.username_pw_set(*auth)
+    watcher.on_message = lambda c, u, m: got.put(bytes(m.payload))
+    watcher.on_subscribe = lambda *a: subscribed.set()
+    node = None
+    try:
+        env = dict(os.environ, CHECKPOINT_MQTT_USERNAME=auth[0], CHECKPOINT_MQTT_PASSWORD=auth[1])
+        pushed = run_cli("push-config", "--broker", f"mqtt://127.0.0.1:{whole.mqtt_ports[0]}", "--db", db,
+                         "--site", SITE, "--node", "c1", "--id", "c7", "--threshold", "37.6", env=env)  # fmt: skip
+        assert pushed.returncode == 0, pushed.stderr
+        watcher.connect("127.0.0.1", whole.mqtt_ports[1])  # subscribed after the push, as a node coming up
+        watcher.loop_start()
+        watcher.subscribe(topic, 1)
+        assert subscribed.wait(10)
+        node = NodePublisher(whole.mqtt_ports[1], SITE, "c1", auth=auth).connect()  # status: config "test"
+        body = json.loads(got.get(timeout=30))
+        assert (body["id"], body["threshold_c"]) == ("c7", 37.6)
+        assert gateway.terminate() == 0, gateway.log.read_text()[-2000:]
+    finally:
+        if node is not None:
+            node.close(clean=False)
+        watcher.disconnect()
+        watcher.loop_stop()
+        gateway.kill()
+    assert "not the pushed 'c7': sending it again" in gateway.log.read_text()
