@@ -34,6 +34,8 @@ ACTIONS = (
     "site_set",  # target: the site; detail: name, county, time zone, shifts
     "followup_recorded",  # target: the alert
     "followup_viewed",  # target: the alert
+    "maintenance_set",  # target: site/node (or site/*); detail: the window and the note
+    "maintenance_ended",  # target: site/node; detail: the window's new end
 )
 COLUMNS = ("at", "actor", "action", "target", "address", "detail")
 Configured = Callable[[Callable[[argparse.Namespace, config_mod.Config], int]], Callable[[argparse.Namespace], int]]

@@ -38,7 +38,7 @@ from gateway.logs import RateLimitedLog
 from gateway.nodeclock import AHEAD, BEHIND, OK, Judgement, NodeClocks
 from gateway.protocol import NODE_KINDS, PROTOCOL_VERSION, Health, Message, Rejection, Scan, Status, Topics, parse
 from gateway.screening import Assessment, Screener
-from gateway.store.base import AlertEvent, AlertRow, QuarantineRow, ScanRow, Store, Transaction
+from gateway.store.base import AlertEvent, AlertRow, NodeRow, QuarantineRow, ScanRow, Store, Transaction
 
 log = logging.getLogger("gateway.ingest")
 QUARANTINE_HEAD_BYTES = quarantine.PAYLOAD_HEAD_BYTES
@@ -142,6 +142,9 @@ class Writer:
         # On a broker cluster a retained config stays on the member it was published on (RabbitMQ 3.10): the
         # last pushed config goes again to a node that comes online without it (the service sets this for amqp://)
         self.resend_configs = False
+        # windows that ended after this are looked at by check_silence; a day back at start, for one that ended
+        # while the gateway was down (a node still offline with no alert gets it; one with an alert is left)
+        self._maintenance_checked = clock() - 86_400_000
         self._reject_log = RateLimitedLog(log, 60_000, self._monotonic)
         self._published: list[tuple[str, int]] = []
         self._stale = False  # a transaction failed: the fleet is reloaded from the store before the next one
@@ -256,10 +259,13 @@ class Writer:
         acc = _Batch()
         self._fleet.heard_elsewhere(self._store.nodes(), now, mono)  # several instances share the stream
         transitions = self._fleet.silent(now, mono, self._policy.offline_after_s * 1000)
-        if transitions or self._published:
+        ended = any(w.ends_at <= now for w in self._store.maintenance(self._maintenance_checked))
+        if transitions or self._published or ended:
             with self._guard(), self._store.transaction() as tx:
                 for t in transitions:
                     self._node_transition(tx, t, acc)
+                if ended:
+                    self._maintenance_over(tx, now, acc)
                 marked = self._finish(tx, now)
             del self._published[:marked]
         return self._outgoing(acc)
@@ -365,8 +371,12 @@ class Writer:
             return
         open_alert = tx.open_alert(alerts.NODE_OFFLINE, t.site, t.node)
         if t.after == "offline" and t.before == "online" and open_alert is None:
-            log.warning("node %s/%s offline (%s)", t.site, t.node, t.reason)
-            self._save(tx, alerts.raise_node(alerts.NODE_OFFLINE, t.site, t.node, t.reason, t.at), acc)
+            planned = tx.maintenance_at(t.site, t.node, t.at)
+            if planned is not None:  # raised when the window ends if it is still offline (check_silence)
+                log.info("node %s/%s offline during planned maintenance (%s): no alert", t.site, t.node, planned.note)
+            else:
+                log.warning("node %s/%s offline (%s)", t.site, t.node, t.reason)
+                self._save(tx, alerts.raise_node(alerts.NODE_OFFLINE, t.site, t.node, t.reason, t.at), acc)
         elif t.after == "online" and open_alert is not None:
             log.info("node %s/%s back online", t.site, t.node)
             self._save(tx, alerts.resolve(open_alert, "back_online", t.at), acc)
@@ -391,13 +401,39 @@ class Writer:
         the last node's change; resolved (node_back) when any node of it is back (issue 13 item 5)."""
         post = tx.open_alert(alerts.POST_OFFLINE, t.site, alerts.WHOLE_POST)
         nodes = [n for n in self._fleet.site_nodes(t.site) if self._known is None or self._known(n.site, n.node)]
-        if t.after == "offline" and post is None and nodes and all(n.state == "offline" for n in nodes):
+        dark = nodes and all(n.state == "offline" for n in nodes)
+        if t.after == "offline" and post is None and dark and not self._planned(tx, t.site, nodes, t.at):
             names = [n.node for n in nodes]
             log.warning("post %s: all %d nodes offline (%s)", t.site, len(names), ", ".join(names))
             self._save(tx, alerts.raise_post_offline(t.site, names, t.reason, t.at), acc)
         elif t.after == "online" and post is not None:
             log.info("post %s: node %s back online", t.site, t.node)
             self._save(tx, alerts.resolve(post, "node_back", t.at), acc)
+
+    @staticmethod
+    def _planned(tx: Transaction, site: str, nodes: list[NodeRow], at: int) -> bool:
+        """Every node of the site in a planned maintenance window at `at` (its own or the whole site's)."""
+        return all(tx.maintenance_at(site, n.node, at) is not None for n in nodes)
+
+    def _maintenance_over(self, tx: Transaction, now: int, acc: _Batch) -> None:
+        """Windows that ended since the last check: a node of one still offline (and in no other window) raises
+        its node_offline now (reason maintenance_over), and a post still dark its post_offline."""
+        ended = tx.maintenance_ended(self._maintenance_checked, now)
+        self._maintenance_checked = now
+        for site in sorted({w.site for w in ended}):
+            nodes = [n for n in self._fleet.site_nodes(site) if self._known is None or self._known(n.site, n.node)]
+            windowed = {w.node for w in ended if w.site == site}
+            for n in nodes:
+                if not (n.node in windowed or alerts.WHOLE_POST in windowed) or n.state != "offline":
+                    continue
+                if tx.open_alert(alerts.NODE_OFFLINE, site, n.node) is None and not self._planned(tx, site, [n], now):
+                    log.warning("node %s/%s still offline after its maintenance window", site, n.node)
+                    self._save(tx, alerts.raise_node(alerts.NODE_OFFLINE, site, n.node, "maintenance_over", now), acc)
+            dark = nodes and all(n.state == "offline" for n in nodes)
+            post = tx.open_alert(alerts.POST_OFFLINE, site, alerts.WHOLE_POST)
+            if dark and post is None and not self._planned(tx, site, nodes, now):
+                names = [n.node for n in nodes]
+                self._save(tx, alerts.raise_post_offline(site, names, "maintenance_over", now), acc)
 
     def _save(self, tx: Transaction, change: alerts.Change, acc: _Batch) -> AlertRow:
         tx.save_alert(change.alert, change.event)

@@ -201,6 +201,19 @@ class FollowupRow:
 
 
 @dataclass(slots=True)
+class MaintenanceRow:
+    """A planned maintenance window (gateway/maintenance.py): [starts_at, ends_at) in Unix ms."""
+
+    site: str
+    node: str  # a node, or "*" (alerts.WHOLE_POST): every node of the site
+    starts_at: int
+    ends_at: int
+    note: str
+    created_by: str  # "cli:<OS user>"
+    created_at: int
+
+
+@dataclass(slots=True)
 class NodeConfigRow:
     """The last config pushed to a node (push-config): sent again when it comes online on a broker cluster."""
 
@@ -269,6 +282,15 @@ class Transaction(Protocol):
 
     def node_config(self, site: str, node: str) -> NodeConfigRow | None:
         """The last config pushed to the node, if any."""
+
+    def maintenance_at(self, site: str, node: str, at: int) -> MaintenanceRow | None:
+        """The window covering `at` for the node (its own, or one for the whole site), the latest-ending one."""
+
+    def maintenance_ended(self, after: int, until: int) -> list[MaintenanceRow]:
+        """The windows that ended in (after, until]."""
+
+    def save_maintenance(self, row: MaintenanceRow) -> None:
+        """Add (or replace: same site, node and start) a window."""
 
     def save_node_config(self, row: NodeConfigRow) -> None:
         """Keep `row` as the node's last pushed config (replacing the one before)."""
@@ -370,6 +392,10 @@ class Store(Protocol):
         ...
 
     def sites(self) -> list[SiteRow]: ...
+
+    def maintenance(self, ending_after: int) -> list[MaintenanceRow]:
+        """The maintenance windows that end after `ending_after` (Unix ms): current and planned ones."""
+        ...
 
     def users(self) -> list[UserRow]: ...
 

@@ -20,6 +20,7 @@ from gateway.store.base import (
     AlertRow,
     AuditRow,
     FollowupRow,
+    MaintenanceRow,
     NodeConfigRow,
     NodeRow,
     QuarantineRow,
@@ -44,6 +45,7 @@ SESSION_COLS = columns(SessionRow)
 FOLLOWUP_COLS = columns(FollowupRow)
 AUDIT_COLS = columns(AuditRow)
 NODE_CONFIG_COLS = columns(NodeConfigRow)
+MAINTENANCE_COLS = columns(MaintenanceRow)
 _OUTCOMES = ("cleared", "referred", "monitored", "turned_back")  # gateway/alerts.py OUTCOMES
 _VERDICTS = ("normal", "elevated", "indeterminate", "invalid")
 _TALLIED = "site, retest_of, gateway_verdict, scanned_at"  # a report counts clashing scans too: each is a traveller
@@ -72,6 +74,7 @@ _INSERT_SESSION = insert_sql("sessions", SESSION_COLS)
 _UPSERT_FOLLOWUP = upsert_sql("followups", FOLLOWUP_COLS, ("alert_id",))
 _INSERT_AUDIT = insert_sql("audit", AUDIT_COLS)
 _UPSERT_NODE_CONFIG = upsert_sql("node_configs", NODE_CONFIG_COLS, ("site", "node"))
+_UPSERT_MAINTENANCE = upsert_sql("maintenance", MAINTENANCE_COLS, ("site", "node", "starts_at"))
 _COUNT_QUARANTINE = (
     "INSERT INTO quarantine_sources (source, first_at, last_at, last_reason, kept, dropped, identity_row)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET last_at = excluded.last_at,"
@@ -173,6 +176,19 @@ class SqlTransaction(ABC):
 
     def save_node_config(self, row: NodeConfigRow) -> None:
         self._run(_UPSERT_NODE_CONFIG, params(row, NODE_CONFIG_COLS))
+
+    def maintenance_at(self, site: str, node: str, at: int) -> MaintenanceRow | None:
+        sql = (f"SELECT {cols(MAINTENANCE_COLS)} FROM maintenance WHERE site = ? AND (node = ? OR node = '*')"
+               " AND starts_at <= ? AND ends_at > ? ORDER BY ends_at DESC LIMIT 1")  # fmt: skip
+        found = self._run(sql, (site, node, at, at)).fetchone()
+        return MaintenanceRow(*found) if found else None
+
+    def maintenance_ended(self, after: int, until: int) -> list[MaintenanceRow]:
+        sql = f"SELECT {cols(MAINTENANCE_COLS)} FROM maintenance WHERE ends_at > ? AND ends_at <= ? ORDER BY ends_at"
+        return [MaintenanceRow(*r) for r in self._run(sql, (after, until)).fetchall()]
+
+    def save_maintenance(self, row: MaintenanceRow) -> None:
+        self._run(_UPSERT_MAINTENANCE, params(row, MAINTENANCE_COLS))
 
     def open_alert(self, kind: str, site: str, node: str) -> AlertRow | None:
         return self._alert("kind = ? AND site = ? AND node = ? AND state <> 'resolved'", (kind, site, node))
@@ -332,6 +348,10 @@ class SqlReads(ABC):
 
     def sites(self) -> list[SiteRow]:
         return [SiteRow(*r) for r in self._select(f"SELECT {cols(SITE_COLS)} FROM sites ORDER BY site")]
+
+    def maintenance(self, ending_after: int) -> list[MaintenanceRow]:
+        sql = f"SELECT {cols(MAINTENANCE_COLS)} FROM maintenance WHERE ends_at > ? ORDER BY site, node, starts_at"
+        return [MaintenanceRow(*r) for r in self._select(sql, (ending_after,))]
 
     def users(self) -> list[UserRow]:
         return [UserRow(*r) for r in self._select(f"SELECT {cols(USER_COLS)} FROM users ORDER BY username")]

@@ -17,6 +17,8 @@ _WORDS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
     "nodes": ("设备", "Nodes"),
     "sheet": ("日报表", "Day sheet"),
     "by_shift": ("分班次统计", "By shift"),
+    "maintenance": ("计划维护（不告警）", "Planned maintenance (no alerts)"),
+    "maintenance_over": ("计划维护结束仍离线", "still offline after planned maintenance"),
     "shift": ("班次", "Shift"),
     "hourly": ("逐小时筛查与发热", "Scans and fevers by hour"),
     "hourly_legend": ("蓝：筛查人次；红：红外体温偏高", "blue: scans; red: elevated on infrared"),

@@ -142,7 +142,8 @@ class Pages:
         v = self.visitor(request)
         if v is None:
             return self.to_login()
-        return self.c.page(request, "nodes.html", v, nodes=views.nodes(self.c.store, v))
+        windows = views.windows(self.c.store, v, self.c.clock())
+        return self.c.page(request, "nodes.html", v, nodes=views.nodes(self.c.store, v), windows=windows)
 
     def _sheet(self, request: Request, v: Visitor) -> tuple[str, list[Any]]:
         day = request.query_params.get("day", "today") or "today"

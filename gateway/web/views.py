@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from gateway import alerts, field, report, tallies
-from gateway.store.base import AlertEvent, AlertRow, NodeRow, SiteReport, Store
+from gateway.store.base import AlertEvent, AlertRow, MaintenanceRow, NodeRow, SiteReport, Store
 from gateway.web.auth import Visitor
 from gateway.web.i18n import Zones
 
@@ -75,6 +75,16 @@ def nodes(store: Store, visitor: Visitor) -> list[NodeRow]:
     """Offline and unhealthy first."""
     rows = [n for n in store.nodes() if visitor.sees(n.site)]
     return sorted(rows, key=lambda n: (n.state == "online", n.config_error is None, n.site, n.node))
+
+
+def windows(store: Store, visitor: Visitor, now: int) -> dict[tuple[str, str], MaintenanceRow]:
+    """The current or next maintenance window of each node the visitor sees, by (site, node); a window for a
+    whole post is under (site, "*") (gateway/maintenance.py)."""
+    out: dict[tuple[str, str], MaintenanceRow] = {}
+    for w in store.maintenance(now):
+        if visitor.sees(w.site):
+            out.setdefault((w.site, w.node), w)
+    return out
 
 
 def sheet(store: Store, visitor: Visitor, zones: Zones, day: str, now: int) -> list[SiteReport]:
