@@ -71,10 +71,15 @@ def rechecks(events: Iterable[AlertEvent]) -> int:
     return sum(1 for e in events if e.method is not None)
 
 
+def unhealthy(n: NodeRow) -> bool:
+    """A node that needs someone: a refused config, scans it dropped, or sensor errors."""
+    return n.config_error is not None or bool(n.outbox_drops) or bool(n.sensor_errors)
+
+
 def nodes(store: Store, visitor: Visitor) -> list[NodeRow]:
-    """Offline and unhealthy first."""
+    """Offline first, then unhealthy ones, then by site and node."""
     rows = [n for n in store.nodes() if visitor.sees(n.site)]
-    return sorted(rows, key=lambda n: (n.state == "online", n.config_error is None, n.site, n.node))
+    return sorted(rows, key=lambda n: (n.state == "online", not unhealthy(n), n.site, n.node))
 
 
 def windows(store: Store, visitor: Visitor, now: int) -> dict[tuple[str, str], MaintenanceRow]:

@@ -1,0 +1,46 @@
+"""The nodes page (issue 12 item 6): offline nodes first, then unhealthy ones, each with its last scan, outbox,
+free heap, signal, supply and sensor errors; and a node's planned maintenance window (item 5), in the site's zone,
+to the people who see the site: a window for the whole post on each of its nodes, nothing for another county's."""
+
+from __future__ import annotations
+
+from starlette.testclient import TestClient
+
+from gateway.store.base import MaintenanceRow, NodeRow, Store
+
+from .conftest import T0
+from .test_routes import client, clock, login, store  # noqa: F401  (the console's fixtures, shared)
+
+HOUR = 3_600_000
+
+
+def test_the_nodes_page_shows_the_window_of_a_planned_down_post(client: TestClient, store: Store) -> None:  # noqa: F811
+    with store.transaction() as tx:
+        for site, node in (("bridge", "n1"), ("bridge", "n2"), ("toll", "t1")):
+            tx.save_node(NodeRow(site, node, "offline", "status", T0, T0))
+        tx.save_maintenance(MaintenanceRow("bridge", "*", T0 - HOUR, T0 + 2 * HOUR, "power cut", "cli:ops", T0))
+        tx.save_maintenance(MaintenanceRow("toll", "*", T0 - HOUR, T0 + HOUR, "toll work", "cli:ops", T0))
+    login(client, "chen")  # the east county: the bridge
+    page = client.get("/nodes").text
+    rows = {r.split('"', 1)[0]: r for r in page.split('data-node="')[1:]}
+    assert set(rows) == {"bridge/n1", "bridge/n2"}
+    for row in rows.values():
+        assert "计划维护（不告警）" in row and "power cut" in row
+        assert "2026-12-01 08:45:56 CST (Asia/Shanghai)" in row  # its end, local, the zone named
+    assert "toll work" not in page
+
+
+def test_offline_then_unhealthy_nodes_first_with_their_health(client: TestClient, store: Store) -> None:  # noqa: F811
+    with store.transaction() as tx:
+        tx.save_node(NodeRow("bridge", "a-fine", "online", "status", T0, T0, heap_free=65_536, rssi=-67,
+                             supply_v=3.71, last_seq=120, scans=121))  # fmt: skip
+        tx.save_node(NodeRow("bridge", "b-faulty", "online", "status", T0, T0, sensor_errors=2, last_seq=7, scans=8))
+        tx.save_node(NodeRow("bridge", "c-dark", "offline", "silent", T0, T0))
+    login(client, "li")  # a medic of the bridge
+    page = client.get("/nodes").text
+    order = [r.split('"', 1)[0] for r in page.split('data-node="')[1:]]
+    assert order == ["bridge/c-dark", "bridge/b-faulty", "bridge/a-fine"]
+    fine = page.split('data-node="bridge/a-fine"')[1].split("</tr>")[0]
+    assert "64.0 KiB" in fine and "-67 dBm" in fine and "3.71 V" in fine and "120 <small>(121)</small>" in fine
+    faulty = page.split('data-node="bridge/b-faulty"')[1].split("</tr>")[0]
+    assert "传感器错误 2" in faulty
