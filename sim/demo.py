@@ -33,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from gateway import alerts
 from gateway.store import open_store
 from sim import run
 from sim.process import REPO, stop
@@ -140,7 +141,7 @@ def write_config(receiver: Receiver) -> None:
     ]
     for name, locale, form in RECEIVERS:
         text.append(f'[notify.receivers.{name}]\nurl = "{receiver.url(name)}"\nlocale = "{locale}"\nform = "{form}"')
-    kinds = '["fever", "node_offline", "sensor_fault", "identity_clash", "clock_skew"]'
+    kinds = json.dumps(list(alerts.KINDS))  # every kind the gateway raises, post_offline and population_drift too
     text.append(f"[[notify.routes]]\nkinds = {kinds}\nreceivers = {json.dumps([r[0] for r in RECEIVERS])}")
     (WORKDIR / "gateway.toml").write_text("\n\n".join(text) + "\n")
 
