@@ -20,6 +20,8 @@ gateway's status says "online" when it consumes and "offline" at a clean stop).
 
 The broker URL names every member: `amqp://host1:5672,host2:5672,host3:5672/`. On a lost connection the
 transport connects to the next member (the quorum queue lives on, with its unacknowledged messages).
+`amqps://host1:5671,...` is the same over TLS: each member's certificate verified against mqtt.ca_file (or the
+system's CAs) for the name it is reached by, as for mqtts://; a member that fails it is not talked to.
 
 Threads: pika's SelectConnection runs on the transport's own thread. The service's thread only appends to a
 queue of operations and wakes the connection's loop (`add_callback_threadsafe`, pika's one thread-safe call);
@@ -35,6 +37,7 @@ import json
 import logging
 import os
 import queue
+import ssl
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -44,12 +47,13 @@ import pika
 from pika.adapters.select_connection import SelectConnection
 
 from gateway.config import Config, mqtt_password
+from gateway.errors import ConfigError
 from gateway.ingest import Incoming, Outgoing
 from gateway.protocol import PROTOCOL_VERSION, Topics
 
 log = logging.getLogger("gateway.amqp")
 EXCHANGE = "amq.topic"  # the MQTT plugin's exchange (mqtt.exchange)
-DEFAULT_PORT = 5672
+DEFAULT_PORT = {"amqp": 5672, "amqps": 5671}
 _RECONNECT_S = (0.5, 10.0)  # wait before the next member, and the longest wait after a round of failures
 
 
@@ -63,17 +67,29 @@ def topic_of(key: str) -> str:
 
 
 def addresses(url: str) -> list[tuple[str, int]]:
-    """(host, port) of each member in `amqp://h1:p1,h2:p2/`. ValueError for a URL without one."""
-    netloc = urlsplit(url).netloc.rpartition("@")[2]
+    """(host, port) of each member in `amqp://h1:p1,h2:p2/` (a member without a port: 5672, 5671 for amqps).
+    ValueError for a URL without one."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
     out = []
     for part in filter(None, netloc.split(",")):
         host, _, port = part.rpartition(":") if part.count(":") == 1 else (part, "", "")
         if not host or (port and not port.isdigit()):
             raise ValueError(f"{part!r} is not host:port")
-        out.append((host, int(port) if port else DEFAULT_PORT))
+        out.append((host, int(port) if port else DEFAULT_PORT.get(parts.scheme, 5672)))
     if not out:
         raise ValueError("names no broker")
     return out
+
+
+def tls_context(ca_file: str) -> ssl.SSLContext:
+    """Verified TLS to every member: its certificate chains to `ca_file` (PEM; "" = the system's CAs) and names
+    the host it is reached by. ConfigError for a CA file that is missing or unreadable."""
+    try:
+        return ssl.create_default_context(cafile=ca_file or None)  # CERT_REQUIRED, check_hostname
+    except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+        what = ca_file or "the system's CA certificates"
+        raise ConfigError(f"mqtt.ca_file: cannot use {what} as CA certificates for amqps:// ({e})") from None
 
 
 def queue_name(cfg: Config) -> str:
@@ -86,6 +102,7 @@ def transport(cfg: Config) -> AmqpTransport:
     # by this module once, in words ("lost the broker member ...")
     logging.getLogger("pika").setLevel(logging.CRITICAL)
     creds = pika.PlainCredentials(cfg.mqtt.username or "guest", mqtt_password(cfg.mqtt) or "guest")
+    context = tls_context(cfg.mqtt.ca_file) if urlsplit(cfg.mqtt.broker).scheme == "amqps" else None
     params = [
         pika.ConnectionParameters(
             host=h,
@@ -95,6 +112,7 @@ def transport(cfg: Config) -> AmqpTransport:
             connection_attempts=1,
             socket_timeout=5,
             client_properties={"connection_name": cfg.gateway.instance},
+            ssl_options=pika.SSLOptions(context, h) if context is not None else None,
         )
         for h, p in addresses(cfg.mqtt.broker)
     ]
@@ -200,7 +218,7 @@ class AmqpTransport:
             self._stopping.wait(wait)
 
     def _on_open_error(self, conn: Any, error: BaseException) -> None:
-        log.warning("cannot reach the broker member %s: %s; trying the next", _where(conn), error)
+        log.warning("cannot reach the broker member %s: %s; trying the next", _where(conn), _why(error))
         conn.ioloop.stop()
 
     def _on_closed(self, conn: Any, reason: BaseException) -> None:
@@ -297,6 +315,18 @@ class AmqpTransport:
             conn.close()
         elif conn is not None:
             conn.ioloop.stop()
+
+
+def _why(error: BaseException) -> str:
+    """What went wrong, in words: pika keeps the cause (a refused connection, a certificate that did not verify)
+    inside its connection errors (`exceptions` of a failed workflow, `exception` of a failed phase, the args of
+    the others), not in str()."""
+    phase = getattr(error, "exception", None)
+    inner = [*getattr(error, "exceptions", ()), *([phase] if isinstance(phase, BaseException) else []),
+             *(a for a in error.args if isinstance(a, BaseException))]  # fmt: skip
+    if inner:
+        return _why(inner[-1])
+    return str(error) or type(error).__name__
 
 
 def _where(conn: Any) -> str:

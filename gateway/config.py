@@ -42,7 +42,7 @@ class GatewaySection:
 
 @dataclass(frozen=True)
 class MqttSection:
-    broker: str = "mqtt://127.0.0.1:1883"  # mqtt://, mqtts:// (TLS), or amqp://h1:p1,h2:p2/ (a RabbitMQ cluster)
+    broker: str = "mqtt://127.0.0.1:1883"  # mqtt://, mqtts:// (TLS), amqp://h1:p1,h2:p2/ (a RabbitMQ cluster), amqps://
     username: str = ""
     password: str = field(default="", repr=False)  # environment only (CHECKPOINT_MQTT_PASSWORD)
     password_file: str = ""
@@ -173,7 +173,7 @@ def _check_listen(text: str) -> str | None:
 
 def _check_broker(url: str) -> str | None:
     parts = urlsplit(url)
-    if parts.scheme == "amqp":
+    if parts.scheme in ("amqp", "amqps"):
         return _check_members(parts.netloc)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         return "must look like mqtt://host:port or mqtts://host:port"
@@ -278,11 +278,15 @@ def load(
 
 
 def _require_tls(cfg: Config) -> None:
-    """With a node registry (production) the broker is reached over TLS; plain MQTT only on this machine."""
+    """With a node registry (production) the broker is reached over TLS; plain MQTT or AMQP only on this machine."""
     parts = urlsplit(cfg.mqtt.broker)
-    if cfg.gateway.registry and parts.scheme != "mqtts" and parts.hostname not in ("127.0.0.1", "::1", "localhost"):
-        raise ConfigError(f"mqtt.broker: {cfg.mqtt.broker} is plain MQTT with a node registry (gateway.registry):"
-                          " use mqtts://host:8883 and mqtt.ca_file (deploy/gateway.example.toml)")  # fmt: skip
+    if not cfg.gateway.registry or parts.scheme in ("mqtts", "amqps"):
+        return
+    hosts = [p.rpartition(":")[0] or p for p in parts.netloc.split(",")] if parts.scheme == "amqp" else [parts.hostname]
+    if any(h not in ("127.0.0.1", "::1", "localhost") for h in hosts):
+        secure = "amqps://host:5671,..." if parts.scheme == "amqp" else "mqtts://host:8883"
+        raise ConfigError(f"mqtt.broker: {cfg.mqtt.broker} is not TLS, with a node registry (gateway.registry):"
+                          f" use {secure} and mqtt.ca_file (deploy/gateway.example.toml)")  # fmt: skip
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

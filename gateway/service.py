@@ -102,7 +102,7 @@ class Gateway:
         limits = Limiter.stored(self.store.quarantine_sources(), self.monotonic)
         writer = Writer(self.store, screener, fleet, cfg.alerts, self.topics, self.clock, cfg.ingest.verdict_to_node,
                         self.monotonic, registry.known if registry else None, limits)  # fmt: skip
-        writer.resend_configs = cfg.mqtt.broker.startswith("amqp://")  # a cluster: retained stays on one member
+        writer.resend_configs = cfg.mqtt.broker.startswith(("amqp://", "amqps://"))  # retained stays on one member
         self.writer = writer
         self._ha = announcer(cfg, self.clock, self.monotonic)  # None unless [homeassistant] enabled
         self.signer = stored_signer(registry, cfg.mqtt.topic_prefix, cfg.gateway.instance, self.store, self.clock)

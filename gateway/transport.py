@@ -50,9 +50,9 @@ class Transport(Protocol):
 
 
 def build(cfg: Config) -> Transport:
-    """The `run` command's transport: `mqtt://`/`mqtts://` -> MQTT (Mosquitto, `$share`), `amqp://` -> AMQP
-    (a RabbitMQ cluster's quorum work queue). ConfigError for unreadable credential or CA files."""
-    if cfg.mqtt.broker.startswith("amqp://"):
+    """The `run` command's transport: `mqtt://`/`mqtts://` -> MQTT (Mosquitto, `$share`), `amqp://`/`amqps://`
+    -> AMQP (a RabbitMQ cluster's quorum work queue). ConfigError for unreadable credential or CA files."""
+    if cfg.mqtt.broker.startswith(("amqp://", "amqps://")):
         from gateway import amqp
 
         return amqp.transport(cfg)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sim.broker import free_port
+from testkit.certs import Pki
 
 BIN = Path("/usr/lib/rabbitmq/bin")
 REPO = Path(__file__).resolve().parents[1]
@@ -49,6 +50,7 @@ class Member:
     mqtt_port: int
     dist_port: int
     base: Path  # data, logs, config
+    amqps_port: int = 0  # AMQP over TLS (the cluster's test CA: RabbitCluster.ca)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -69,10 +71,14 @@ class RabbitCluster:
         self._tmp = tempfile.TemporaryDirectory(prefix="checkpoint-rabbitmq-")
         self.root = Path(self._tmp.name)
         tag = f"ck{os.getpid()}"
+        names = [chr(97 + i) for i in range(size)]
         self.members = [
-            Member(f"{tag}-{chr(97 + i)}@localhost", free_port(), free_port(), free_port(), self.root / chr(97 + i))
-            for i in range(size)
+            Member(f"{tag}-{n}@localhost", free_port(), free_port(), free_port(), self.root / n, free_port())
+            for n in names
         ]
+        pki = Pki(self.root / "pki")  # every member's TLS listener shows a certificate of this CA for 127.0.0.1
+        self.ca = pki.ca("rabbit-test-ca")
+        self.server_cert = pki.server("rabbit-member", self.ca, "IP:127.0.0.1,DNS:localhost")
         self.gateway_password = secrets.token_hex(12)
         self.node_password = secrets.token_hex(12)
         self.startup_s = 0.0
@@ -85,9 +91,12 @@ class RabbitCluster:
     def mqtt_ports(self) -> list[int]:
         return [m.mqtt_port for m in self.members]
 
-    def amqp_url(self, members: list[int] | None = None) -> str:
-        """The gateway's broker URL: every member (or the chosen ones) as host:port, comma-separated."""
+    def amqp_url(self, members: list[int] | None = None, tls: bool = False) -> str:
+        """The gateway's broker URL: every member (or the chosen ones) as host:port, comma-separated; `tls`:
+        amqps:// to their TLS listeners (verify with `ca.crt`)."""
         chosen = [self.members[i] for i in (members if members is not None else range(len(self.members)))]
+        if tls:
+            return "amqps://" + ",".join(f"127.0.0.1:{m.amqps_port}" for m in chosen) + "/"
         return "amqp://" + ",".join(f"127.0.0.1:{m.amqp_port}" for m in chosen) + "/"
 
     # Processes.
@@ -124,6 +133,12 @@ class RabbitCluster:
             "log.file.level = info\n"
             "log.console = false\n"
             "cluster_partition_handling = pause_minority\n"
+            f"listeners.ssl.1 = 127.0.0.1:{m.amqps_port}\n"
+            f"ssl_options.cacertfile = {self.ca.crt}\n"
+            f"ssl_options.certfile = {self.server_cert.crt}\n"
+            f"ssl_options.keyfile = {self.server_cert.key}\n"
+            "ssl_options.verify = verify_none\n"
+            "ssl_options.fail_if_no_peer_cert = false\n"
         )
         (m.base / "advanced.config").write_text("[].\n")
 
@@ -234,8 +249,13 @@ class AmqpGateway:
     """`python -m gateway run --broker amqp://...` as a child process, credentials from the environment; its
     stdout and stderr go to WORKDIR/<instance>-N.log. `start()` returns once it consumes from the work queue."""
 
-    def __init__(self, rmq: RabbitCluster, db_url: str, workdir: Path, instance: str, members: list[int]) -> None:
+    def __init__(
+        self, rmq: RabbitCluster, db_url: str, workdir: Path, instance: str, members: list[int],
+        ca_file: Path | None = None,
+    ) -> None:  # fmt: skip
+        """`ca_file`: amqps:// to the members' TLS listeners, verified against this CA (mqtt.ca_file)."""
         self.rmq, self.db_url, self.workdir, self.instance, self.members = rmq, db_url, workdir, instance, members
+        self.ca_file = ca_file
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -243,13 +263,19 @@ class AmqpGateway:
     def log(self) -> Path:
         return self.workdir / f"{self.instance}-{self.starts}.log"
 
-    def start(self, timeout: float = 30.0) -> AmqpGateway:
+    def start(self, timeout: float = 30.0, wait: bool = True) -> AmqpGateway:
+        """Start it; with `wait`, return once it consumes from the work queue (RabbitError if it does not)."""
         self.starts += 1
         env = dict(os.environ, CHECKPOINT_MQTT_USERNAME="gateway", CHECKPOINT_MQTT_PASSWORD=self.rmq.gateway_password)
-        cmd = [sys.executable, "-m", "gateway", "run", "--broker", self.rmq.amqp_url(self.members), "--db",
-               self.db_url, "--instance", self.instance]  # fmt: skip
+        if self.ca_file is not None:
+            env["CHECKPOINT_MQTT_CA_FILE"] = str(self.ca_file)
+        url = self.rmq.amqp_url(self.members, tls=self.ca_file is not None)
+        cmd = [sys.executable, "-m", "gateway", "run", "--broker", url, "--db", self.db_url, "--instance",
+               self.instance]  # fmt: skip
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out, cwd=REPO)
+        if not wait:
+            return self
         deadline = time.monotonic() + timeout
         while b"consuming from" not in self.log.read_bytes():
             if self.proc.poll() is not None or time.monotonic() > deadline:

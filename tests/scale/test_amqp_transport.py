@@ -3,6 +3,8 @@ checked at the door, MQTT topics and AMQP routing keys map both ways as RabbitMQ
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway import config
@@ -31,7 +33,7 @@ def test_the_work_queue_is_named_after_the_share_group() -> None:
         ("amqp://gateway:secret@10.0.0.1:5672/", "must not carry credentials"),
         ("amqp://10.0.0.1:99999/", "must look like amqp://host:port,host:port/"),
         ("amqp://10.0.0.1:5672,,10.0.0.2/", "must look like amqp://host:port,host:port/"),
-        ("amqps://10.0.0.1:5671/", "must look like mqtt://host:port"),
+        ("amqps://10.0.0.1:5671,:5671/", "must look like amqp://host:port,host:port/"),
     ],
 )
 def test_a_bad_member_list_is_refused_with_the_reason(url: str, reason: str) -> None:
@@ -41,6 +43,22 @@ def test_a_bad_member_list_is_refused_with_the_reason(url: str, reason: str) -> 
 
 def test_addresses_default_to_the_amqp_port() -> None:
     assert addresses("amqp://a:1,b/") == [("a", 1), ("b", 5672)]
+    assert addresses("amqps://a:1,b/") == [("a", 1), ("b", 5671)]  # AMQP over TLS
+
+
+def test_amqps_needs_a_ca_it_can_read_and_a_registry_needs_tls_off_this_machine(tmp_path: Path) -> None:
+    tls = {"mqtt.broker": "amqps://10.0.0.1:5671,10.0.0.2:5671/"}
+    with pytest.raises(ConfigError, match=r"mqtt\.ca_file"):
+        build(config.load(overrides={**tls, "mqtt.ca_file": str(tmp_path / "missing.pem")}))
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    with pytest.raises(ConfigError, match=r"cannot use .*junk\.pem as CA certificates for amqps://"):
+        build(config.load(overrides={**tls, "mqtt.ca_file": str(tmp_path / "junk.pem")}))
+    assert isinstance(build(config.load(overrides=tls)), AmqpTransport)  # the system's CAs
+    registry = {"gateway.registry": str(tmp_path / "nodes.json")}
+    with pytest.raises(ConfigError, match=r"is not TLS.*use amqps://"):
+        config.load(overrides={**registry, "mqtt.broker": "amqp://10.0.0.1:5672,10.0.0.2:5672/"})
+    config.load(overrides={**registry, **tls})  # TLS: accepted
+    config.load(overrides={**registry, "mqtt.broker": "amqp://127.0.0.1:5672,localhost:5673/"})  # this machine
 
 
 def test_topics_and_routing_keys_map_as_the_mqtt_plugin_does() -> None:

@@ -24,6 +24,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from testkit.certs import Pki
 from testkit.gateway import run_cli
 from testkit.node import NodePublisher, scan_payload
 from testkit.postgres import Cluster
@@ -263,3 +264,29 @@ def test_a_pushed_config_reaches_a_node_online_on_another_member(whole: RabbitCl
         watcher.loop_stop()
         gateway.kill()
     assert "not the pushed 'c7': sending it again" in gateway.log.read_text()
+
+
+def test_over_amqps_the_gateway_verifies_every_member(whole: RabbitCluster, tmp_path: Path) -> None:
+    """amqps://: the gateway consumes through the members' TLS listeners, each certificate verified against
+    mqtt.ca_file for the address it dials; with a CA that did not sign them it talks to no member, says why,
+    and consumes nothing (a scan waits in the queue for a gateway that can verify the cluster)."""
+    db = f"sqlite:///{tmp_path / 'tls.db'}"
+    stranger = Pki(tmp_path / "pki").ca("not-the-cluster")
+    refused = AmqpGateway(whole, db, tmp_path, "gw-tls-stranger", [0, 1, 2], ca_file=stranger.crt).start(wait=False)
+    try:
+        _wait_logged(refused, "cannot reach the broker member")
+        log = refused.log.read_text()
+        assert "CERTIFICATE_VERIFY_FAILED" in log and "consuming from" not in log
+    finally:
+        refused.kill()
+    gateway = AmqpGateway(whole, db, tmp_path, "gw-tls", [1, 2, 0], ca_file=whole.ca.crt).start()
+    node = NodePublisher(whole.mqtt_ports[0], SITE, "tls1", auth=("node", whole.node_password)).connect()
+    try:
+        node.send_seqs(range(5))
+        assert node.wait_receipts(range(5), timeout=30)
+        assert gateway.terminate() == 0, gateway.log.read_text()[-2000:]
+    finally:
+        node.close(clean=False)
+        gateway.kill()
+    with sqlite3.connect(tmp_path / "tls.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM scans WHERE node = 'tls1'").fetchone()[0] == 5
