@@ -284,8 +284,8 @@ def _require_tls(cfg: Config) -> None:
         return
     hosts = [p.rpartition(":")[0] or p for p in parts.netloc.split(",")] if parts.scheme == "amqp" else [parts.hostname]
     if any(h not in ("127.0.0.1", "::1", "localhost") for h in hosts):
-        secure = "amqps://host:5671,..." if parts.scheme == "amqp" else "mqtts://host:8883"
-        raise ConfigError(f"mqtt.broker: {cfg.mqtt.broker} is not TLS, with a node registry (gateway.registry):"
+        plain, secure = ("AMQP", "amqps://host:5671,...") if parts.scheme == "amqp" else ("MQTT", "mqtts://host:8883")
+        raise ConfigError(f"mqtt.broker: {cfg.mqtt.broker} is plain {plain} with a node registry (gateway.registry):"
                           f" use {secure} and mqtt.ca_file (deploy/gateway.example.toml)")  # fmt: skip
 
 

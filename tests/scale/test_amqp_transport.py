@@ -55,7 +55,7 @@ def test_amqps_needs_a_ca_it_can_read_and_a_registry_needs_tls_off_this_machine(
         build(config.load(overrides={**tls, "mqtt.ca_file": str(tmp_path / "junk.pem")}))
     assert isinstance(build(config.load(overrides=tls)), AmqpTransport)  # the system's CAs
     registry = {"gateway.registry": str(tmp_path / "nodes.json")}
-    with pytest.raises(ConfigError, match=r"is not TLS.*use amqps://"):
+    with pytest.raises(ConfigError, match=r"is plain AMQP with a node registry.*use amqps://"):
         config.load(overrides={**registry, "mqtt.broker": "amqp://10.0.0.1:5672,10.0.0.2:5672/"})
     config.load(overrides={**registry, **tls})  # TLS: accepted
     config.load(overrides={**registry, "mqtt.broker": "amqp://127.0.0.1:5672,localhost:5673/"})  # this machine
