@@ -100,6 +100,8 @@ class WebSection:
 @dataclass(frozen=True)
 class MetricsSection:
     listen: str = ""  # host:port of the Prometheus endpoint (/metrics), e.g. "127.0.0.1:9108"; "" = off
+    console_listen: str = ""  # the console's (checkpoint-gateway web), e.g. "127.0.0.1:9109"; "" = off
+    notify_listen: str = ""  # the notifier's (checkpoint-gateway notify), e.g. "127.0.0.1:9110"; "" = off
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,8 @@ def _ranges() -> dict[tuple[str, str], Callable[[Any], str | None]]:
         ("web", "followup_days"): within(1, 366),
         ("web", "public_url"): lambda v: None if not v or v.startswith(("http://", "https://")) else "needs http(s)",
         ("metrics", "listen"): _check_listen,
+        ("metrics", "console_listen"): _check_listen,
+        ("metrics", "notify_listen"): _check_listen,
         ("homeassistant", "discovery_prefix"): lambda v: None if v and not set(v) & set("+#") else "no wildcards",
     }
 

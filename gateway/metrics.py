@@ -13,7 +13,8 @@ Three sources, each exact for what it counts:
 
 The names are used by deploy/prometheus/rules.yml and deploy/grafana/checkpoint.json (a test checks that
 each exists). No person's temperature is ever a metric or a label; labels are kinds, states, reasons, sites
-and nodes only. The console and notifier processes do not serve metrics yet (docs/operations.md).
+and nodes only. The console (gateway/web/metrics.py) and the notifier (gateway/notify/metrics.py) serve metrics
+of their own, each on its own port (`[metrics] console_listen`, `notify_listen`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -176,13 +177,33 @@ class Metrics:
 
     def serve(self, listen: str) -> Server:
         """/metrics on `listen` (host:port; port 0 = a free one), on a thread of its own."""
-        host, _, port = listen.rpartition(":")
-        try:
-            server, thread = start_http_server(int(port), host.strip("[]"), registry=self.registry)
-        except OSError as e:
-            raise ConfigError(f"metrics.listen: cannot listen on {listen}: {e.strerror}") from None
-        self.server = Server(server, thread)
+        self.server = serve_registry(self.registry, listen, "metrics.listen")
         return self.server
+
+
+class Serves(Protocol):
+    def serve(self, listen: str) -> Server: ...
+
+
+def announced(owner: Serves | None, listen: str, what: str) -> Server | None:
+    """A process's /metrics server started and said where on stdout (`what`: console, notifier), or None when
+    its metrics are off (`owner` None)."""
+    if owner is None:
+        return None
+    server = owner.serve(listen)
+    print(f"checkpoint-gateway: {what} metrics on http://{listen.rpartition(':')[0]}:{server.port}/metrics", flush=True)
+    return server
+
+
+def serve_registry(registry: CollectorRegistry, listen: str, key: str) -> Server:
+    """/metrics of `registry` on `listen` (host:port; port 0 = a free one), on a thread of its own; ConfigError
+    naming the config `key` when it cannot listen there."""
+    host, _, port = listen.rpartition(":")
+    try:
+        server, thread = start_http_server(int(port), host.strip("[]"), registry=registry)
+    except OSError as e:
+        raise ConfigError(f"{key}: cannot listen on {listen}: {e.strerror}") from None
+    return Server(server, thread)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway import config as config_mod
-from gateway import logs
+from gateway import logs, metrics
 from gateway.store import open_store
 
 PROG = "checkpoint-gateway"
@@ -37,7 +37,11 @@ def _notify(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     logs.setup(cfg.gateway.log_level)
     store = open_store(cfg.store.db, cfg.store.synchronous, create=True)
     sender = Sender(cfg.notify.send_timeout_s)
-    notifier = Notifier(store, cfg.notify, sender, _wall_ms, cfg.web.public_url, cfg.report.timezone)
+    from gateway.notify.metrics import NotifyMetrics
+
+    notify_metrics = NotifyMetrics() if cfg.metrics.notify_listen and not (args.test or args.once) else None
+    notifier = Notifier(store, cfg.notify, sender, _wall_ms, cfg.web.public_url, cfg.report.timezone,
+                        metrics=notify_metrics)  # fmt: skip
     try:
         if args.test:
             err = notifier.test(args.test)
@@ -51,7 +55,12 @@ def _notify(args: argparse.Namespace, cfg: config_mod.Config) -> int:
             signal.signal(sig, lambda *_: stop.set())
         names = ", ".join(sorted(cfg.notify.receivers)) or "none (see [notify.receivers])"
         print(f"{PROG}: notifying from {store.url}; receivers: {names}", flush=True)
-        notifier.run(stop)
+        exposed = metrics.announced(notify_metrics, cfg.metrics.notify_listen, "notifier")
+        try:
+            notifier.run(stop)
+        finally:
+            if exposed is not None:
+                exposed.stop()
     finally:
         store.close()
     print(f"{PROG}: notifier stopped", file=sys.stderr, flush=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 
 from gateway import alerts
@@ -26,6 +27,7 @@ from gateway.errors import ConfigError, StoreError
 from gateway.logs import RateLimitedLog
 from gateway.notify import messages, routing, urls
 from gateway.notify.messages import NOTIFIER, Context
+from gateway.notify.metrics import NotifyMetrics
 from gateway.notify.outbox import CANCELLED, SENT, Delivery, Outbox
 from gateway.notify.send import Sender, redact_apprise_logs
 from gateway.notify.settings import NotifySection, Receiver
@@ -47,12 +49,14 @@ class Notifier:
         console_url: str = "",
         default_zone: str = "UTC",
         environ: Mapping[str, str] | None = None,
+        metrics: NotifyMetrics | None = None,
     ) -> None:
         self._store, self._settings, self._sender, self._clock = store, settings, sender, clock
         self._console_url, self._default_zone, self._environ = console_url, default_zone, environ
         self.redactor = urls.redactor(settings.receivers.values(), environ)
         redact_apprise_logs(self.redactor)
         self._store_log = RateLimitedLog(log, 60_000, clock)
+        self.metrics = metrics  # gateway/notify/metrics.py, when [metrics] notify_listen is set
 
     def run(self, stop: threading.Event) -> None:
         """Passes every poll_interval_s until `stop` is set; a storage fault is logged and the pass tried again."""
@@ -71,6 +75,11 @@ class Notifier:
             self._timers(tx, ob, now)
             self._route(tx, ob, now)
             waiting = ob.waiting()
+            if self.metrics is not None:
+                for name in sorted(set(self._settings.receivers) | set(waiting)):
+                    first = ob.pending(name, 1)
+                    age_s = max(0, now - first[0].created_at) / 1000 if first else 0.0
+                    self.metrics.waiting(name, ob.count_pending(name), age_s)
         return sum(self._deliver(name) for name in waiting)
 
     def test(self, name: str) -> str | None:
@@ -161,7 +170,10 @@ class Notifier:
             return True
         now = self._clock()
         ctx = Context(ctx.locale, ctx.form, ctx.console_url, ctx.site_names, ctx.zones, now)
+        started = time.perf_counter()
         err = self._sender.send(url, *messages.render(alert, event, d.reminder, d.notification_id, ctx))
+        if self.metrics is not None:
+            self.metrics.send_seconds.labels(d.receiver).observe(time.perf_counter() - started)
         if err is not None:
             self._failed(d, err)
             return False
@@ -185,6 +197,8 @@ class Notifier:
     def _record(self, d: Delivery, result: str, error: str | None, retry_at: int | None = None) -> None:
         with self._store.transaction() as tx:
             tx.outbox().record(d, self._clock(), result, error, retry_at)
+        if self.metrics is not None:  # committed: counted
+            self.metrics.attempts.labels(d.receiver, result).inc()
 
     def _context(self, receiver: Receiver) -> Context:
         sites = self._store.sites()

@@ -10,6 +10,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
@@ -18,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from gateway.store.base import Store
 from gateway.web import api, i18n, routes
 from gateway.web.auth import Sessions, Visitor
+from gateway.web.metrics import ConsoleMetrics, Measured
 
 HERE = Path(__file__).parent
 
@@ -56,7 +58,9 @@ def create_app(
     session_hours: float = 12.0,
     poll_interval_s: float = 0.5,
     clock: Callable[[], int] = wall_clock_ms,
+    metrics: ConsoleMetrics | None = None,
 ) -> Starlette:
+    """The console; with `metrics`, every request is counted in them (gateway/web/metrics.py)."""
     templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
     console = Console(store, Sessions(store, secret, session_hours), default_zone, poll_interval_s, clock, templates)
     app = Starlette(
@@ -64,7 +68,8 @@ def create_app(
             *routes.routes(console),
             *api.routes(console),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-        ]
+        ],
+        middleware=[Middleware(Measured, metrics=metrics)] if metrics is not None else [],
     )
     app.state.console = console
     return app

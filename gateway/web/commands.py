@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway import audit, shifts
+from gateway import audit, metrics, shifts
 from gateway import config as config_mod
 from gateway.errors import ConfigError
 from gateway.store import open_store
@@ -70,25 +70,31 @@ def _web(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from gateway import logs
     from gateway.web.app import create_app
     from gateway.web.auth import load_secret
+    from gateway.web.metrics import ConsoleMetrics
 
     logs.setup(cfg.gateway.log_level)
     host = args.host or cfg.web.host
     port = cfg.web.port if args.port is None else args.port
     store = open_store(cfg.store.db, cfg.store.synchronous, create=True)
     secret = load_secret(Path(cfg.web.session_secret_file))
-    app = create_app(store, secret, cfg.report.timezone, cfg.web.session_hours, cfg.web.poll_interval_s)
+    console_metrics = ConsoleMetrics() if cfg.metrics.console_listen else None
+    app = create_app(store, secret, cfg.report.timezone, cfg.web.session_hours, cfg.web.poll_interval_s,
+                     metrics=console_metrics)  # fmt: skip
     try:
         sock = socket.create_server((host, port))  # bound before we say where: a test reads the port here
     except OSError as e:
         raise ConfigError(f"web: cannot listen on {host}:{port}: {e.strerror}") from None
     bound = sock.getsockname()[1]
     print(f"{PROG}: console on http://{host}:{bound}/ (database {store.url})", flush=True)
+    exposed = metrics.announced(console_metrics, cfg.metrics.console_listen, "console")
     server = uvicorn.Server(
         uvicorn.Config(app, log_level=cfg.gateway.log_level, access_log=False, timeout_graceful_shutdown=2)
     )
     try:
         server.run(sockets=[sock])
     finally:
+        if exposed is not None:
+            exposed.stop()
         store.close()
     print(f"{PROG}: console stopped", flush=True)
     return 0
