@@ -23,7 +23,8 @@ class ConfigError(ValueError):
     """A config that cannot be used; the message names the key and the reason."""
 
 
-_TYPE_NAMES = {"num": "a number", "int": "an integer", "str": "a string", "dict": "an object", "bool": "true or false"}
+_TYPE_NAMES = {"num": "a number", "int": "an integer", "str": "a string", "dict": "an object", "bool": "true or false",
+               "list": "a list"}  # fmt: skip
 
 
 def _kind(v):
@@ -36,6 +37,8 @@ def _kind(v):
         return "num"
     if isinstance(v, str):
         return "str"
+    if isinstance(v, list):
+        return "list"
     return "dict" if isinstance(v, dict) else "other"
 
 
@@ -85,8 +88,15 @@ def _check_calibration(cal, mode):
 
 
 def _check_broker(b):
-    if not b["host"]:
-        raise ConfigError("broker.host: required")
+    hosts = b["hosts"]
+    if not b["host"] and not hosts:
+        raise ConfigError("broker.host: required (or broker.hosts, the members of a cluster)")
+    if hosts is not None and not 1 <= len(hosts) <= 8:
+        raise ConfigError("broker.hosts: 1 to 8 members")
+    for h in hosts or ():
+        host, _, port = h.partition(":") if isinstance(h, str) else ("", "", "")
+        if not host or (port and not (port.isdigit() and 1 <= int(port) <= 65535)):
+            raise ConfigError("broker.hosts: " + repr(h) + " is not host or host:port")
     if b["tls"] and not b["cafile"]:
         raise ConfigError("broker.tls: true needs broker.cafile (the broker's CA certificate, beside config.json)")
     k = b["hmac_key"]

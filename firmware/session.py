@@ -67,6 +67,16 @@ def _verify_failure(e):
     return None
 
 
+def members(b):
+    """[(host, port)] of a checked broker config (config.py): each of broker.hosts ("host" or "host:port", port
+    default broker.port), else broker.host alone."""
+    out = []
+    for h in b.get("hosts") or [b["host"]]:
+        host, _, port = h.partition(":")
+        out.append((host, int(port) if port else b["port"]))
+    return out
+
+
 class Session:
     def __init__(self, broker, prefix, identity, clock, **callbacks):
         """callbacks: on_message(topic, payload, retain), on_puback(pid), on_down(reason), as mqtt.Client's."""
@@ -80,6 +90,8 @@ class Session:
         self.auth_error = None  # the last such reason, reported in status with the count
         self._callbacks = callbacks
         self.client = None
+        self.members = members(broker)  # [(host, port)]: broker.hosts, or broker.host alone
+        self.member = 0  # the one connected to, or tried next
 
     def topic(self, kind):
         return contract.topic(self.prefix, self.identity["site"], self.identity["node"], kind)
@@ -92,12 +104,25 @@ class Session:
         """(topic, payload) of the last will: status offline, published by the broker when the node is gone."""
         return self.topic("status"), message.encode(contract.STATUS, {"v": contract.VERSION, "state": OFFLINE})
 
+    def where(self):
+        return "%s:%d" % self.members[self.member % len(self.members)]
+
+    def next_member(self):
+        """After a failed attempt, the next member of broker.hosts (round robin; a client of its own, whose
+        host name TLS checks). What must be resent is the outbox's: every unreceipted record goes again."""
+        if len(self.members) > 1:
+            self.close("moving")
+            self.client = None
+            self.member += 1
+            print("session: moving to broker member", self.where())
+
     def _make_client(self):
         b = self.broker
         will = self.will()
         cid = "node-" + self.identity["site"] + "-" + self.identity["node"]
+        host, port = self.members[self.member % len(self.members)]
         return mqtt.Client(
-            self.clock, cid, b["host"], b["port"], b.get("keepalive_s", 60), False, user=b.get("user"),
+            self.clock, cid, host, port, b.get("keepalive_s", 60), False, user=b.get("user"),
             password=b.get("password"), ssl=_ssl(b), will=will + (1, True), **self._callbacks,
         )  # fmt: skip
 
@@ -113,7 +138,7 @@ class Session:
             if why is None:
                 raise
             self.refused = why
-            print("session: broker", self.broker["host"], "refused, not connecting:", why)
+            print("session: broker", self.where(), "refused, not connecting:", why)
             raise Refused(why)
         self.refused = None
         c = self.client

@@ -27,9 +27,11 @@ DEFAULTS = {
     "ntp_host": "pool.ntp.org",  # a post's own access point or the gateway machine where there is no internet
     # cafile: the CA certificate (PEM or DER) that signed the broker's, a file beside config.json: required with
     # tls. hmac_key: 64 hex digits, the per-node key the gateway signs receipts, verdicts and configs with
-    # (auth.py, docs/security.md); without it the node trusts whatever its broker delivers.
+    # (auth.py, docs/security.md); without it the node trusts whatever its broker delivers. hosts: the members of
+    # a broker cluster, ["host" or "host:port", ...] (at most 8; port default `port`), tried in turn (session.py).
     "broker": {
         "host": "",
+        "hosts": None,
         "port": 1883,
         "tls": False,
         "cafile": None,
@@ -103,8 +105,9 @@ RANGES = {
 CHOICES = {"mode": MODES, "sensor.variant": VARIANTS, "scan.trigger": TRIGGERS}
 
 
-# Types of the optional keys (default None): "num", "int", "str" or "dict".
+# Types of the optional keys (default None): "num", "int", "str", "dict" or "list".
 OPTIONAL = {
+    "broker.hosts": "list",
     "threshold_c": "num",
     "calibration": "dict",
     "broker.cafile": "str",

@@ -124,9 +124,10 @@ class Uplink:
                 await self._session()
         except OSError as e:
             self.counts["errors"] += 1
-            _log("broker", self.cfg["broker"]["host"], "unreachable:", repr(e))
+            _log("broker", self.session.where(), "unreachable:", repr(e))
             if self.session.refused is not None:
                 self.link_state.set(REFUSED)  # the link LED blinks fast: the broker is not who it should be
+            self.session.next_member()  # a cluster: the next member (each attempt backs off as before)
 
     async def _link_up(self):
         self._progress()

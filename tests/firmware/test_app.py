@@ -116,6 +116,7 @@ def test_a_pushed_config_is_applied_and_persisted(post: Post, tmp_path: Path) ->
     assert on_disk["config_id"] == "cfg-2" and on_disk["threshold_c"] == 37.0
     assert on_disk["broker"] == {
         "host": "127.0.0.1",
+        "hosts": None,
         "port": 1883,
         "tls": False,
         "cafile": None,

@@ -54,6 +54,14 @@ def test_defaults_fill_a_minimal_config() -> None:
         (minimal(calibration=[1, 2]), "calibration: must be an object"),
         (minimal(wifi={"ssid": 5}), "wifi.ssid: must be a string"),
         (minimal(scan={"trigger": "voice"}), "scan.trigger: must be one of"),
+        (minimal(broker={"hosts": []}), "broker.host: required (or broker.hosts"),
+        (minimal(broker={"host": "h", "hosts": []}), "broker.hosts: 1 to 8 members"),
+        (minimal(broker={"hosts": "a,b"}), "broker.hosts: must be a list"),
+        (minimal(broker={"hosts": ["a", ""]}), "broker.hosts: '' is not host or host:port"),
+        (minimal(broker={"hosts": ["a:0"]}), "broker.hosts: 'a:0' is not host or host:port"),
+        (minimal(broker={"hosts": ["a:1883x"]}), "broker.hosts: 'a:1883x' is not host or host:port"),
+        (minimal(broker={"hosts": [5]}), "broker.hosts: 5 is not host or host:port"),
+        (minimal(broker={"hosts": [f"m{i}" for i in range(9)]}), "broker.hosts: 1 to 8 members"),
     ],
 )
 def test_an_invalid_config_is_refused_with_a_reason(given: dict[str, Any], reason: str) -> None:
@@ -131,3 +139,13 @@ def test_the_ntp_host_is_configurable_for_a_post_without_internet() -> None:
     assert config.validate(minimal(ntp_host="10.0.0.2"))[0]["ntp_host"] == "10.0.0.2"
     assert config.validate(minimal(ntp_host=""))[0]["ntp_host"] == ""
     assert config.validate(minimal(ntp_host=123)) == (None, "ntp_host: must be a string")
+
+
+def test_a_cluster_is_a_list_of_members_tried_in_turn() -> None:
+    """broker.hosts (issue 16): the members of a broker cluster, each "host" or "host:port" (port default
+    broker.port); the session starts on the first and moves to the next after a failed attempt."""
+    cfg, reason = config.validate(minimal(broker={"hosts": ["10.0.0.2", "10.0.0.3:1884", "rmq-c"], "port": 1883}))
+    assert reason is None
+    session = firmware_module("session")
+    assert session.members(cfg["broker"]) == [("10.0.0.2", 1883), ("10.0.0.3", 1884), ("rmq-c", 1883)]
+    assert session.members(config.validate(minimal())[0]["broker"]) == [("10.0.0.2", 1883)]  # host alone

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from firmware import module as firmware_module
-from sim.broker import Broker
+from sim.broker import Broker, free_port
 from sim.host.board import FollowerClock, HostBoard
 from sim.mlx90614 import MLX90614 as Chip
 from sim.travellers import Population, Scene, scene
@@ -171,3 +171,33 @@ def test_invalid_config_means_safe_mode_not_scanning(tmp_path: Path) -> None:
     assert "node: must match" in line
     assert board.safe_mode_shown and board.level("red") == 1  # the blink code started
     assert lane.shown == [] and not (tmp_path / "node" / "outbox").exists()
+
+
+def test_a_cluster_member_killed_the_node_moves_to_the_next_and_loses_nothing(tmp_path: Path) -> None:
+    """broker.hosts (issue 16): the node on the first of three members (the third never answers), that member
+    SIGKILLed while it scans: the node moves to the next member, resends what had no receipt, and every scan
+    reaches a gateway, at the ESP32's heap budget."""
+    people = day(40, seed=5)
+    board, lane = rig(tmp_path, people, seed=3)
+    with Broker() as first, Broker() as second:
+        gws = [ReceiptingGateway(b.port, "bridge-1", "mp-cluster").start() for b in (first, second)]
+        cfg = node_config(first.port, "mp-cluster")
+        members = [f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}", f"127.0.0.1:{free_port()}"]
+        cfg["broker"] = {"hosts": members, "keepalive_s": 60}
+        everything = set(range(40))
+
+        def arrived() -> set[int]:
+            return set(gws[0].unique_seqs()) | set(gws[1].unique_seqs())
+
+        try:
+            with MicroPythonNode(board, tmp_path / "node", cfg, speed=SPEED) as node:
+                gws[0].wait_for_seqs(10, timeout=60)
+                first.kill()
+                node.wait_for(lambda ln: ln == f"session: moving to broker member 127.0.0.1:{second.port}", 60)
+                assert gws[1].wait(lambda: everything <= arrived(), timeout=90), sorted(everything - arrived())
+                assert node.bridge.error is None
+        finally:
+            for g in gws:
+                g.stop()
+    assert gws[1].unique_seqs(), "nothing reached the second member"
+    assert len(lane.shown) >= 40  # screening went on throughout
