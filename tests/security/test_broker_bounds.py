@@ -1,0 +1,201 @@
+"""Issue 11 items 3-5 at the broker itself, on deploy/mosquitto/production.conf with the passwd and ACL written by
+`checkpoint-gateway provision` and a test CA (testkit/production.py), every client over TLS:
+
+- the packet cap (`max_packet_size 8192`): a node's account sending a 60 KB site level, or a 10 KB payload on
+  its own scan topic (which the ACL allows), is disconnected and nothing reaches the gateway;
+- the gateway's persistent session, while the gateway is away, survives a node asking for the id "gateway"
+  with a clean session: 10 of 10 queued scans are delivered when it comes back (the issue: 10 of 10 vanished);
+- a node asking for another node's id does not kick it off, so its will (status offline) never fires;
+- rotation and retirement reach the broker: after the reload the old password and the retired user are refused,
+  and medics (their `--reader` given again, docs/security.md) still read alerts.
+
+The broker launcher's extra plain listener (127.0.0.1, no `use_username_as_clientid`: not in production) is the
+control: there the same client id attacks succeed, so the tests would see them. Nothing here waits to show an
+absence: a forbidden message would arrive before the marker published after it (one broker thread, in order).
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway import provision
+from testkit.certs import have_openssl
+from testkit.production import Deployment, provisioned
+
+pytestmark = pytest.mark.skipif(not have_openssl(), reason="openssl CLI not installed")
+P = "checkpoint/v1"
+NODES = ["bridge-1/lane-1", "bridge-1/lane-2", "river/lane-1"]
+
+
+@dataclass
+class Conn:
+    """One paho client; `rc` 0 when the broker accepted it, `present` its CONNACK session-present flag."""
+
+    c: mqtt.Client
+    rc: int
+    present: bool
+    got: queue.Queue[mqtt.MQTTMessage]
+    gone: threading.Event
+
+    def subscribe(self, topic: str) -> None:
+        done = threading.Event()
+        self.c.on_subscribe = lambda *a: done.set()
+        self.c.subscribe(topic, qos=1)
+        assert done.wait(10)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.c.publish(topic, payload, qos=1).wait_for_publish(10)
+
+    def payloads(self, until: bytes) -> list[bytes]:
+        """The payloads received up to and including `until`."""
+        out: list[bytes] = []
+        while not out or out[-1] != until:
+            out.append(bytes(self.got.get(timeout=10).payload))
+        return out
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def connect(d: Deployment, user: str, password: str, client_id: str = "", *, clean: bool = True,
+            plain_port: int | None = None, will: tuple[str, bytes] | None = None) -> Conn:  # fmt: skip
+    """Over TLS to the production listener, or over the launcher's plain loopback listener (`plain_port`)."""
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean, protocol=mqtt.MQTTv311)
+    c.username_pw_set(user, password)
+    if will:
+        c.will_set(will[0], will[1], qos=1, retain=True)
+    if plain_port is None:
+        c.tls_set(ca_certs=str(d.ca.crt))
+    got: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+    gone, up = threading.Event(), queue.Queue[tuple[int, bool]]()
+    c.on_connect = lambda cl, u, flags, rc, p: up.put((rc.value, bool(flags.session_present)))
+    c.on_disconnect = lambda *a: gone.set()
+    c.on_message = lambda cl, u, m: got.put(m)
+    c.connect("127.0.0.1", plain_port or d.tls_port)
+    c.loop_start()
+    rc, present = up.get(timeout=10)
+    if rc != 0:
+        c.disconnect()
+        c.loop_stop()
+    return Conn(c, rc, present, got, gone)
+
+
+def node(d: Deployment, site: str, name: str, client_id: str = "", **kw: object) -> Conn:
+    return connect(d, f"{site}.{name}", d.node_password(site, name), client_id, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, int]]:
+    d = provisioned(tmp_path_factory.mktemp("prod"), NODES)
+    with d.broker() as b:
+        yield d, b.port
+
+
+def test_a_node_account_cannot_push_a_packet_over_the_cap(deployment: tuple[Deployment, int]) -> None:
+    d, _ = deployment
+    gw = connect(d, "gateway", d.gateway_password(), "gateway-bounds")
+    gw.subscribe(f"{P}/#")
+    for topic, payload in ((f"{P}/{'x' * 60_000}/lane-1/scan", b'{"v":1}'),  # the issue's 60 KB site level
+                           (f"{P}/bridge-1/lane-1/scan", b'{"v":1,"pad":"' + b"x" * 10_000 + b'"}')):  # fmt: skip
+        n = node(d, "bridge-1", "lane-1")
+        assert n.rc == 0
+        n.c.publish(topic, payload, qos=1)
+        assert n.gone.wait(10), "the broker took a packet over max_packet_size"
+        n.close()
+    n = node(d, "bridge-1", "lane-1")
+    n.publish(f"{P}/bridge-1/lane-1/scan", b'{"v":1,"marker":1}')
+    assert gw.payloads(until=b'{"v":1,"marker":1}') == [b'{"v":1,"marker":1}']
+    for c in (n, gw):
+        c.close()
+
+
+def queued_scans_after_a_takeover(d: Deployment, plain_port: int | None) -> tuple[bool, list[bytes]]:
+    """The gateway subscribes with a persistent session and goes away; a node queues 10 scans, then a node asks
+    for the id "gateway" with a clean session (over TLS, or over the plain control listener); the gateway comes
+    back: whether its session was there, and what it got up to a marker."""
+    gw = connect(d, "gateway", d.gateway_password(), "gateway", clean=False)
+    gw.subscribe(f"{P}/#")
+    gw.close()
+    n = node(d, "bridge-1", "lane-2")
+    scans = [b'{"v":1,"seq":%d}' % i for i in range(10)]
+    for s in scans:
+        n.publish(f"{P}/bridge-1/lane-2/scan", s)
+    thief = node(d, "bridge-1", "lane-1", "gateway", plain_port=plain_port)
+    assert thief.rc == 0
+    thief.close()
+    back = connect(d, "gateway", d.gateway_password(), "gateway", clean=False)
+    back.subscribe(f"{P}/#")  # again: without its old session the gateway starts from here
+    n.publish(f"{P}/bridge-1/lane-2/scan", b'{"v":1,"marker":2}')
+    got = back.payloads(until=b'{"v":1,"marker":2}')
+    for c in (n, back):
+        c.close()
+    return back.present, got[:-1]
+
+
+def test_the_gateways_queued_scans_survive_a_node_taking_its_id(deployment: tuple[Deployment, int]) -> None:
+    d, plain = deployment
+    present, got = queued_scans_after_a_takeover(d, None)
+    assert present and got == [b'{"v":1,"seq":%d}' % i for i in range(10)]  # 10 of 10
+    present, got = queued_scans_after_a_takeover(d, plain)  # the control: a listener without the binding
+    assert not present and got == []  # what the issue measured: the session and its 10 scans gone
+
+
+def takeover_fires_the_will(d: Deployment, plain_port: int | None) -> bool:
+    gw = connect(d, "gateway", d.gateway_password(), "gateway-will")
+    gw.subscribe(f"{P}/river/lane-1/#")
+    will = (f"{P}/river/lane-1/status", b'{"v":1,"state":"offline"}')
+    victim = node(d, "river", "lane-1", "river.lane-1", will=will)
+    victim.c.reconnect_delay_set(120, 120)  # a kicked victim stays away until the marker is in
+    thief = node(d, "bridge-1", "lane-2", "river.lane-1", plain_port=plain_port)  # the victim's id
+    thief.close()
+    gw.publish(f"{P}/river/lane-1/scan", b'{"v":1,"marker":3}')  # a will fired at the thief's CONNECT is ahead
+    got = gw.payloads(until=b'{"v":1,"marker":3}')
+    fired = will[1] in got
+    assert victim.gone.wait(10) if fired else not victim.gone.is_set()  # the will fires only for a kicked victim
+    for c in (victim, gw):
+        c.close()
+    return fired
+
+
+def test_a_node_taking_another_nodes_id_fires_no_will(deployment: tuple[Deployment, int]) -> None:
+    d, plain = deployment
+    assert not takeover_fires_the_will(d, None)
+    assert takeover_fires_the_will(d, plain)  # the control: a listener without the binding
+
+
+def test_rotated_and_retired_credentials_are_refused_after_the_reload(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    d = provisioned(tmp_path_factory.mktemp("rotate"), ["bridge-1/lane-1", "bridge-1/lane-2"])
+    d.set_password("medic", "medic-pass")
+    old, retired = d.node_password("bridge-1", "lane-1"), d.node_password("bridge-1", "lane-2")
+    args = argparse.Namespace(dir=d.dir, broker_host="127.0.0.1", port=8883, ca=d.ca.crt, prefix=P,
+                              reader=["medic"], rotate=["bridge-1/lane-1"], retire=["bridge-1/lane-2"],
+                              nodes=[])  # fmt: skip
+    with d.broker() as b:
+        for user, password in (("bridge-1.lane-1", old), ("bridge-1.lane-2", retired)):
+            before = connect(d, user, password)
+            assert before.rc == 0
+            before.close()
+        provision.run(args)
+        b.stop()  # the operator's reload (SIGHUP): the broker reads passwd and ACL again
+        b.start()
+        assert connect(d, "bridge-1.lane-1", old).rc != 0
+        assert connect(d, "bridge-1.lane-2", retired).rc != 0
+        rotated, medic = node(d, "bridge-1", "lane-1"), connect(d, "medic", "medic-pass")
+        assert rotated.rc == 0 and medic.rc == 0
+        medic.subscribe(f"{P}/alerts/#")  # the readers given again: medics still get alerts
+        gw = connect(d, "gateway", d.gateway_password())
+        gw.publish(f"{P}/alerts/bridge-1", b'{"v":1,"marker":4}')
+        assert medic.payloads(until=b'{"v":1,"marker":4}') == [b'{"v":1,"marker":4}']
+        for c in (rotated, medic, gw):
+            c.close()
