@@ -1,6 +1,6 @@
 """The layers hold: every firmware file is loaded once (one loader), and the product never imports test support.
 
-Product: firmware/, gateway/, sim/. Test support: testkit/ (and tests/). Each check imports every module of the
+Product: firmware/, gateway/, sim/, lab/. Test support: testkit/ (and tests/). Each check imports every module of the
 product in a fresh interpreter, so what this test process already imported cannot hide a problem.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import firmware
 
 ROOT = Path(__file__).resolve().parents[1]
-PRODUCT = ("firmware", "gateway", "sim")
+PRODUCT = ("firmware", "gateway", "sim", "lab")
 # Firmware modules CPython cannot import: the ESP32 board (machine, network) and the entry point (runs the node).
 DEVICE_ONLY = {"board", "main"}
 
@@ -27,7 +27,7 @@ from pathlib import Path
 for name in sorted(p.stem for p in firmware.DIR.glob("*.py") if p.stem not in ("__init__", *{device_only!r})):
     firmware.module(name)
     importlib.import_module("firmware." + name)
-for package in ("gateway", "sim"):
+for package in ("gateway", "sim", "lab"):
     root = importlib.import_module(package)
     for info in pkgutil.walk_packages(root.__path__, package + "."):
         if ".mp." not in info.name and not info.name.endswith(".__main__"):
