@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= /dev/ttyUSB0
 DURATION ?=
+CLUSTER ?=
 FIRMWARE_SRC := $(filter-out firmware/__init__.py firmware/main.py,$(wildcard firmware/*.py))
 
 .PHONY: setup test lint format demo firmware deploy deploy-check console bench screening-docs clean
@@ -25,8 +26,9 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# CLUSTER=3: the same demo on the cluster path (docs/scale.md): a RabbitMQ cluster of 3 members, the gateway on AMQP.
 demo: setup
-	@scripts/demo.sh $(DURATION)
+	@CLUSTER=$(CLUSTER) scripts/demo.sh $(DURATION)
 
 # Compile the firmware to .mpy (main.py stays source: MicroPython runs main.py, not main.mpy).
 firmware: setup

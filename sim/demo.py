@@ -1,6 +1,6 @@
 """`make demo`: the simulation of sim/run.py with the web console, the notifier and a webhook receiver beside it.
 
-    python -m sim.demo [--duration SIMULATED_S]        (scripts/demo.sh; Ctrl-C stops everything)
+    python -m sim.demo [--duration SIMULATED_S] [--cluster N]   (scripts/demo.sh; Ctrl-C stops everything)
 
 Before the simulation, in var/demo: a new SQLite database holding the scenario's posts (name, county, time zone,
 by `checkpoint-gateway sites set`) and a demo medic and coordinator with a password made for this run
@@ -218,6 +218,7 @@ def say(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="make demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=float, help="simulated seconds (default: the scenario's)")
+    p.add_argument("--cluster", type=int, metavar="N", help="on the cluster path: a RabbitMQ cluster of N members")
     args = p.parse_args(argv)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.default_int_handler)  # as Ctrl-C: everything stopped on the way out
@@ -248,6 +249,7 @@ def simulate(args: argparse.Namespace) -> int:
     """`checkpoint-sim run` on the demo's database; it prints its summary."""
     sim_args = ["--scenario", str(SCENARIO), "--workdir", str(WORKDIR), "--db", DB_URL]
     sim_args += ["--duration", f"{args.duration:g}"] if args.duration is not None else []
+    sim_args += ["--cluster", str(args.cluster)] if args.cluster else []
     parser = argparse.ArgumentParser(prog="checkpoint-sim run")
     run.add_arguments(parser)
     return run.main(parser.parse_args(sim_args))

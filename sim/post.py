@@ -95,14 +95,33 @@ class RecordedScan:
     retest_code: int | None = None
 
 
-def node_config(site: Site, node: str, broker_port: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Uplink:
+    """Where a node's MQTT goes: one broker's port, or the MQTT ports of a cluster's members (the node starts on
+    the first and moves on, firmware session.py), with the account the members ask for."""
+
+    port: int
+    members: tuple[int, ...] = ()
+    auth: tuple[str, str] | None = None
+
+    def broker(self) -> dict[str, Any]:
+        """The node config's `broker` section (the members by the broker's name, resolved by the node's DNS)."""
+        b: dict[str, Any] = {"host": BROKER_NAME, "port": self.port, "keepalive_s": 30}
+        if self.members:
+            b["hosts"] = [f"{BROKER_NAME}:{p}" for p in self.members]
+        if self.auth is not None:
+            b["user"], b["password"] = self.auth
+        return b
+
+
+def node_config(site: Site, node: str, uplink: Uplink) -> dict[str, Any]:
     return {
         "site": site.name,
         "node": node,
         "config_id": "sim-1",
         "mode": site.mode,
         "wifi": {"ssid": "checkpoint", "password": "simulated"},
-        "broker": {"host": BROKER_NAME, "port": broker_port, "keepalive_s": 30},
+        "broker": uplink.broker(),
         "sensor": {"variant": VARIANT[site.mode]},
     }
 
@@ -113,14 +132,14 @@ class SimNode:
         scenario: Scenario,
         site: Site,
         name: str,
-        broker_port: int,
+        uplink: Uplink | int,
         root: Path,
         on_scan: Callable[[RecordedScan], None],
         seed: int,
     ) -> None:
         self.site, self.name, self.scenario = site, name, scenario
         self.root = root
-        self.broker_port = broker_port
+        self.uplink = uplink if isinstance(uplink, Uplink) else Uplink(uplink)  # an int: one broker's port
         self.clock = ScaledClock(scenario.speed)
         self.chip = MLX90614(self.clock, variant=VARIANT[site.mode], seed=seed, noise=False)
         self.housing = thermal.Housing(site.scanner, site.housing_c, site.scanner_start_c, site.scanner_tau_s)
@@ -155,7 +174,7 @@ class SimNode:
     def power_on(self) -> None:
         """Boot the firmware from its folder (config.json, boot counter, outbox survive a power cut)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "config.json").write_text(json.dumps(node_config(self.site, self.name, self.broker_port)))
+        (self.root / "config.json").write_text(json.dumps(node_config(self.site, self.name, self.uplink)))
         board = HostBoard(self.clock, str(self.root), {0x5A: self.chip})
         board.link.attach(self.ntp, self.dns)
         if not self.wifi_up:

@@ -4,11 +4,14 @@ checkpoint-sim run [--scenario FILE] [--sites N] [--nodes-per-site N] [--rate R]
 
 The simulation owns a Mosquitto (project config, loopback, persistence so a broker restart keeps sessions)
 unless `--broker` names one, and always runs its own gateway (`python -m gateway run`) on a SQLite file, so it
-can kill and restart both on schedule. Every node runs firmware/ under CPython on simulated hardware
-(sim/post.py). At the end the lanes close, the nodes drain their outboxes (every scan receipted), the gateway
-stops, and what it stored is read back through `checkpoint-gateway export` and compared with what the nodes
-recorded and who the travellers really were. The summary is printed for a person, and with `--json` also as
-one JSON object on the last line of stdout.
+can kill and restart both on schedule. With `--cluster N` it runs the cluster path instead (issue 16,
+docs/scale.md): a RabbitMQ cluster of N members of its own (sim/rabbitmq.py), the gateway consuming the work
+queue over AMQP, and the nodes spread over the members (node i starts on member i mod N and has every member
+in `broker.hosts`); `broker_restart` then SIGKILLs member 0 and starts it again. Every node runs firmware/
+under CPython on simulated hardware (sim/post.py). At the end the lanes close, the nodes drain their outboxes
+(every scan receipted), the gateway stops, and what it stored is read back through `checkpoint-gateway export`
+and compared with what the nodes recorded and who the travellers really were. The summary is printed for a
+person, and with `--json` also as one JSON object on the last line of stdout.
 
 A unit replaced by an `identity_clash` fault is a second unit under the node's name: the summary counts it as
 node `NAME~2` (its scans stored under seqs the first unit never reached, and those kept in the gateway's
@@ -44,8 +47,9 @@ from gateway.ingest import origin_id
 from gateway.store import open_store
 from sim.broker import Broker, BrokerError
 from sim.medic import Medic
-from sim.post import RecordedScan, SimNode, install_task_tracking
+from sim.post import RecordedScan, SimNode, Uplink, install_task_tracking
 from sim.process import REPO, GatewayProcess
+from sim.rabbitmq import RabbitCluster, RabbitError
 from sim.scenario import NET_FAULTS, Fault, Scenario, ScenarioError, Site, load
 from sim.summary import Key, summarise
 from sim.travellers import Traveller
@@ -71,6 +75,8 @@ class Options:
     workdir: Path
     broker_url: str | None = None
     db_url: str | None = None
+    cluster: int = 0  # members of a RabbitMQ cluster of the simulation's own (0: Mosquitto)
+    rabbit: RabbitCluster | None = None  # or a running cluster to use (the tests'): not stopped at the end
     progress: IO[str] = field(default_factory=lambda: sys.stderr)
 
 
@@ -92,6 +98,7 @@ class Simulation:
         self.faults_applied: list[dict[str, Any]] = []
         self.garbage_sent = 0
         self.broker: Broker | None = None
+        self.cluster: RabbitCluster | None = None
         self.gateway: GatewayProcess | None = None
         self.port = 0
         self.db_url = ""
@@ -111,7 +118,12 @@ class Simulation:
         if self.o.db_url is None:
             for old in wd.glob("gateway.db*"):
                 old.unlink()
-        if self.o.broker_url is None:
+        if self.o.rabbit is not None:
+            self.cluster = self.o.rabbit
+            self.port = self.cluster.mqtt_ports[0]
+        elif self.o.cluster:
+            self._start_cluster()
+        elif self.o.broker_url is None:
             self.broker = Broker(workdir=wd / "broker", persistent=True).start()
             self.port = self.broker.port
         else:
@@ -124,8 +136,46 @@ class Simulation:
         self.db_url = self.o.db_url or f"sqlite:///{wd / 'gateway.db'}"
         if any(f.kind == "disk_full" for f in self.s.faults):
             self.db_url = f"sqlite:///{self._mount_disk(wd / 'gateway-disk') / 'gateway.db'}"
-        self.gateway = GatewayProcess(self.port, self.db_url, wd, instance="sim-gateway")
-        self.gateway.start()
+        self.gateway = GatewayProcess(self.port, self.db_url, wd, instance="sim-gateway", cluster=self.cluster)
+        self.gateway.start(30.0)
+
+    def _start_cluster(self) -> None:
+        if self.o.broker_url is not None:
+            raise ScenarioError("--cluster starts a RabbitMQ cluster of its own: drop --broker")
+        if not 1 <= self.o.cluster <= 5:
+            raise ScenarioError(f"--cluster {self.o.cluster}: 1 to 5 members")
+        self._say(f"starting a RabbitMQ cluster of {self.o.cluster} members (about 20 s on two cores)")
+        self.cluster = RabbitCluster(self.o.cluster)
+        try:
+            self.cluster.start()
+        except RabbitError:
+            self.cluster.close()
+            raise
+        self.port = self.cluster.mqtt_ports[0]
+        self._say(f"cluster up in {self.cluster.startup_s:.1f} s: MQTT ports {self.cluster.mqtt_ports}, "
+                  f"data and logs in {self.cluster.root}")  # fmt: skip
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        """The MQTT account nodes and watchers use: the cluster's `node` (Mosquitto here takes anyone)."""
+        return None if self.cluster is None else ("node", self.cluster.node_password)
+
+    def _sub_auth(self) -> str:
+        """mosquitto_sub's account options on the cluster: the password from a file only this user reads."""
+        if self.auth is None:
+            return ""
+        secret = self.o.workdir / "cluster-node-password"
+        secret.touch(mode=0o600)
+        secret.write_text(self.auth[1])
+        return f' -u node -P "$(cat {secret})"'
+
+    def uplink(self, i: int) -> Uplink:
+        """Node i's broker: Mosquitto's port, or every member, starting with member i mod N."""
+        if self.cluster is None:
+            return Uplink(self.port)
+        ports = self.cluster.mqtt_ports
+        members = tuple(ports[(i + k) % len(ports)] for k in range(len(ports)))
+        return Uplink(members[0], members, self.auth)
 
     def _mount_disk(self, where: Path) -> Path:
         """A tmpfs of its own for the gateway's database, so disk_full can fill it (needs root)."""
@@ -165,7 +215,7 @@ class Simulation:
         for i, (site_name, name) in enumerate(self.s.node_names()):
             site = next(s for s in self.s.sites if s.name == site_name)
             root = self.o.workdir / "nodes" / name
-            self.nodes[name] = SimNode(self.s, site, name, self.port, root, self._on_scan, self.s.seed * 1000 + i)
+            self.nodes[name] = SimNode(self.s, site, name, self.uplink(i), root, self._on_scan, self.s.seed * 1000 + i)
 
     # --- faults
     async def _fault(self, f: Fault, clock_s: Any) -> None:
@@ -218,6 +268,10 @@ class Simulation:
             await asyncio.to_thread(self.broker.stop)
             await asyncio.sleep(real)
             await asyncio.to_thread(self.broker.start)
+        elif kind == "broker_restart" and self.cluster is not None:
+            await asyncio.to_thread(self.cluster.kill, 0)  # a crash of the member the first nodes are on
+            await asyncio.sleep(real)
+            await asyncio.to_thread(self.cluster.start_member, 0)
         elif kind == "gateway_restart" and self.gateway is not None:
             await asyncio.to_thread(self.gateway.kill)
             await asyncio.sleep(real)
@@ -239,6 +293,8 @@ class Simulation:
 
     def _publish_garbage(self, node: SimNode) -> None:
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sim-garbage-{node.name}")
+        if self.auth is not None:
+            c.username_pw_set(*self.auth)
         c.connect("127.0.0.1", self.port)
         c.loop_start()
         try:
@@ -362,16 +418,20 @@ class Simulation:
     def _run(self) -> dict[str, Any]:
         started = time.monotonic()
         self._start_services()
-        watcher = Watcher(self.port, f"{contract.PREFIX}/{contract.ALERTS}/+", on_message=self._on_alert)
+        alerts = f"{contract.PREFIX}/{contract.ALERTS}/+"
+        watcher = Watcher(self.port, alerts, on_message=self._on_alert, auth=self.auth)
         log = open(self.o.workdir / "firmware.log", "w")  # noqa: SIM115 - closed below
         try:
             self._make_nodes()
+            where = f"broker 127.0.0.1:{self.port}"
+            if self.cluster is not None:
+                where = f"RabbitMQ cluster, MQTT on 127.0.0.1 ports {self.cluster.mqtt_ports}, gateway over AMQP"
             self._say(
-                f"{len(self.nodes)} nodes at {len(self.s.sites)} sites, broker 127.0.0.1:{self.port}, "
+                f"{len(self.nodes)} nodes at {len(self.s.sites)} sites, {where}, "
                 f"gateway db {self.db_url}, {self.s.duration_s:g} s simulated at x{self.s.speed:g}"
             )
             self._say(f"node logs: {self.o.workdir / 'firmware.log'}; gateway logs: {self.o.workdir}/gateway-*.log")
-            self._say(f"watch alerts live: mosquitto_sub -p {self.port} -t 'checkpoint/v1/alerts/#' -v")
+            self._say(f"watch alerts live: mosquitto_sub -p {self.port}{self._sub_auth()} -t '{alerts}' -v")
             with contextlib.redirect_stdout(log):
                 asyncio.run(self._simulate())
         finally:
@@ -381,6 +441,8 @@ class Simulation:
                 self.gateway.terminate()
             if self.broker is not None:
                 self.broker.close()
+            if self.cluster is not None and self.o.rabbit is None:
+                self.cluster.close()
         self._write_truth()
         summary, scans = self._summary()
         summary.update(
@@ -475,6 +537,8 @@ HUMAN_KEYS = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", type=Path, help="scenario TOML (sites, nodes, faults); see sim/scenario.py")
     p.add_argument("--broker", help="use this broker (mqtt://127.0.0.1:PORT) instead of starting one")
+    cluster = "the cluster path: a RabbitMQ cluster of N members of its own (3), the gateway on AMQP"
+    p.add_argument("--cluster", type=int, default=0, metavar="N", help=cluster)
     p.add_argument("--db", help="the gateway's database (default sqlite:///WORKDIR/gateway.db)")
     p.add_argument("--workdir", type=Path, default=Path("var/sim"), help="where nodes, logs and the db live")
     p.add_argument("--sites", type=int, help="number of sites (replaces the scenario's sites)")
@@ -549,9 +613,9 @@ def main(args: argparse.Namespace) -> int:
     """`checkpoint-sim run`: 0 when nothing was lost or stored twice, 1 otherwise, 2 for a bad scenario."""
     try:
         scenario = scenario_from(args)
-        sim = Simulation(Options(scenario, Path(args.workdir), args.broker, args.db))
+        sim = Simulation(Options(scenario, Path(args.workdir), args.broker, args.db, args.cluster))
         summary = sim.run()
-    except (ScenarioError, BrokerError) as e:
+    except (ScenarioError, BrokerError, RabbitError) as e:
         print(f"checkpoint-sim run: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -31,7 +31,9 @@ class Watcher:
         host: str = "127.0.0.1",
         timeout: float = 10.0,
         on_message: Callable[[str, Any, float], None] | None = None,
+        auth: tuple[str, str] | None = None,
     ) -> None:
+        """`auth`: (username, password) for a broker that wants them (a RabbitMQ cluster's members)."""
         self.messages: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.seen: list[tuple[str, Any]] = []
         self.undecodable = 0
@@ -41,6 +43,8 @@ class Watcher:
         self.client.on_message = lambda c, u, m: self._arrived(m.topic, bytes(m.payload))
         self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)  # again after a broker restart
         self.client.on_subscribe = lambda *a: subscribed.set()
+        if auth is not None:
+            self.client.username_pw_set(*auth)
         self.client.connect(host, port)
         self.client.loop_start()
         if not subscribed.wait(timeout):
