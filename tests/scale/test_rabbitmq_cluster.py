@@ -2,7 +2,7 @@
 gateway consumes their scans over AMQP from a quorum queue and acknowledges each batch after its commit.
 
 A member is SIGKILLed while scans flow: the nodes on it move to the next member, the gateway (on that member too)
-moves and keeps consuming; one gateway of two is SIGKILLed: the other takes its unacknowledged share;
+moves and keeps consuming; one gateway of three is SIGKILLed: the others take its unacknowledged share;
 PostgreSQL is stopped as in a crash and started again: the gateways hold, then resume. Every
 scan stored once (counted in the store: rows, and the node row's own count), none lost. Each test leaves the
 session's cluster whole again (the killed member started again: same data, it rejoins)."""
@@ -121,14 +121,15 @@ def test_killing_the_member_of_a_node_and_of_the_gateway_loses_nothing(whole: Ra
 
 
 @contextlib.contextmanager
-def _two_gateways_on_postgresql(
-    rmq: RabbitCluster, url: str, tmp_path: Path, names: list[str]
+def _gateways_on_postgresql(
+    rmq: RabbitCluster, url: str, tmp_path: Path, names: list[str], instances: int = 2
 ) -> Iterator[tuple[list[AmqpGateway], list[NodePublisher], list[threading.Thread], int]]:
-    """Two gateways on one database (first members 0 and 1), nodes on members 0-2, scans flowing: yields once
-    half of a node's worth is stored (with that count); afterwards every scan stored exactly once."""
+    """`instances` gateways on one database (gateway i first on member i), nodes on members 0-2, scans flowing:
+    yields once half of a node's worth is stored (with that count); afterwards every scan stored exactly once."""
+    members = [0, 1, 2]
     gateways = [
-        AmqpGateway(rmq, url, tmp_path, f"gw-{names[0]}-a", members=[0, 1, 2]).start(),
-        AmqpGateway(rmq, url, tmp_path, f"gw-{names[0]}-b", members=[1, 2, 0]).start(),
+        AmqpGateway(rmq, url, tmp_path, f"gw-{names[0]}-{i}", members=members[i % 3 :] + members[: i % 3]).start()
+        for i in range(instances)
     ]
     nodes = _nodes(rmq, names)
 
@@ -155,12 +156,15 @@ def _two_gateways_on_postgresql(
     print(f"stored at the kill: {at_kill} of {len(names) * PER_NODE}; resent {sum(n.resends for n in nodes)}")
 
 
-def test_killing_one_gateway_of_two_loses_nothing(whole: RabbitCluster, postgres: Cluster, tmp_path: Path) -> None:
-    with _two_gateways_on_postgresql(whole, postgres.database(), tmp_path, ["g0", "g1", "g2"]) as flowing:
+def test_killing_one_gateway_of_three_loses_nothing(whole: RabbitCluster, postgres: Cluster, tmp_path: Path) -> None:
+    """Three gateways share the work queue on one PostgreSQL; one is SIGKILLed under load: the other two take
+    its unacknowledged scans, every scan stored exactly once."""
+    with _gateways_on_postgresql(whole, postgres.database(), tmp_path, ["g0", "g1", "g2"], instances=3) as flowing:
         gateways, nodes, threads, _ = flowing
         gateways[1].kill()  # under load: mid-batch, mid-commit or mid-ack
         _finish(whole, nodes, threads)
-        assert gateways[0].terminate() == 0, gateways[0].log.read_text()[-2000:]
+        for g in (gateways[0], gateways[2]):
+            assert g.terminate() == 0, g.log.read_text()[-2000:]
 
 
 def test_postgresql_killed_and_restarted_the_gateways_hold_then_resume(
@@ -168,7 +172,7 @@ def test_postgresql_killed_and_restarted_the_gateways_hold_then_resume(
 ) -> None:
     """PostgreSQL stops as in a crash while scans flow into two gateways: they acknowledge and receipt nothing,
     say why, and resume by themselves once it is back; every scan stored once."""
-    with _two_gateways_on_postgresql(whole, postgres.database(), tmp_path, ["p0", "p1", "p2"]) as flowing:
+    with _gateways_on_postgresql(whole, postgres.database(), tmp_path, ["p0", "p1", "p2"]) as flowing:
         gateways, nodes, threads, _ = flowing
         postgres.stop("immediate")
         try:
