@@ -3,17 +3,17 @@
 The real file is `config.json` at the root of the filesystem (git-ignored; start from config.example.json).
 Validation is strict (unknown keys refused) and every failure names the key: `validate(cfg)` returns
 `(full_cfg, None)` or `(None, reason)`. An invalid file at boot puts the node in safe mode (app.py).
-
-The gateway pushes a partial config on the retained `config` topic (protocol v1):
-`{"v": 1, "id": "cfg-7", "mode": ..., "threshold_c": ..., "calibration": {...}, "intervals": {...},
-"scan": {...}}`. Only those keys may be pushed (Wi-Fi, broker, identity and pins are set on the node itself);
-`merge_push()` validates the merged result and returns a reason on refusal.
+The gateway pushes a partial config on the retained `config` topic (protocol v1): `{"v": 1, "id": "cfg-7",
+"mode", "threshold_c", "calibration": {...}, "intervals": {...}, "scan": {...}, "reference": {"gain",
+"offset_c"}}` (reference: the unit's correction, reference.py). Only those keys may be pushed (Wi-Fi, broker,
+identity and pins are set on the node itself); `merge_push()` validates the merged result or gives the reason.
 """
 
 import json
 import os
 
 import distance
+import reference
 import screening
 from contract import VERSION, is_identifier
 from shape import CHOICES, DEFAULTS, NARROW_FOV, OPTIONAL, PUSH_KEYS, RANGES, SETTLE_MS
@@ -78,11 +78,11 @@ def _fill(defaults, given, prefix):
     return out
 
 
-def _check_calibration(cal, mode):
-    if cal is None:
-        return
+def _check_models(cfg):  # the calibration and the unit's reference correction, each by its one validator
     try:
-        screening.check_calibration(cal, (mode,))
+        if cfg["calibration"] is not None:
+            screening.check_calibration(cfg["calibration"], (cfg["mode"],))
+        reference.check_correction(cfg["reference"])
     except ValueError as e:
         raise ConfigError(str(e))
 
@@ -118,7 +118,7 @@ def _check(cfg):
         raise ConfigError("sensor: iir and fir are set together")
     if cfg["scan"]["max_ms"] < settle_ms(cfg):
         raise ConfigError("scan.max_ms: shorter than the sensor's settling time")
-    _check_calibration(cfg["calibration"], cfg["mode"])
+    _check_models(cfg)
     _check_distance(cfg)
 
 
@@ -176,6 +176,7 @@ def scan_settings(cfg):
     s["sample_ms"] = cfg["sensor"]["sample_ms"]
     s["settle_ms"] = settle_ms(cfg)
     s["cal"] = calibration(cfg)
+    s["ref"] = reference.rounded(cfg["reference"])  # the unit's correction, as its scans carry it (or None)
     s["window_mm"] = distance.window_of(cfg)  # None without a distance sensor
     s["node"] = cfg["node"]  # retest codes start with its last digit (conditions.py)
     return s
@@ -201,17 +202,20 @@ def save(cfg, path):
     os.rename(tmp, path)
 
 
+_WHOLE = ("calibration", "reference")  # pushed whole, not merged key by key
+
+
 def _overlay(cfg, push):
     """(a copy of cfg with the pushed values over it, None) or (None, reason); sections merge key by key."""
     new = {}
     for k in cfg:
         v = cfg[k]
-        new[k] = dict(v) if isinstance(v, dict) and k != "calibration" else v
+        new[k] = dict(v) if isinstance(v, dict) and k not in _WHOLE else v
     for k in push:
         v = push[k]
         if k in ("v", "id"):
             continue
-        if isinstance(v, dict) and k != "calibration":
+        if isinstance(v, dict) and k not in _WHOLE:
             if not isinstance(new[k], dict):
                 return None, k + ": must be an object"
             new[k].update(v)

@@ -2,15 +2,12 @@
 
 The node, the gateway, the simulator and the tests all import this module, so the two sides of the wire cannot
 drift apart: a field is named once, here. MicroPython subset (no f-strings, no typing at runtime, no `re`).
-
-A field is `(name, kind, a, b, need)`:
-  kind "int" (a <= n <= b, never a bool), "num" (finite, a <= x <= b), "text" (printable, a..b characters),
-  "enum" (one of the tuple a), "flags" (a list of at most b flag names), "seqs" (a list of at most b ints
-  >= 0), "count" (an int >= 0, or an object of such ints: the total is kept), "obj" (an object, checked by
-  its own reader);
-  need REQ (present, not null), NULL (present, null allowed), OPT (may be absent or null).
-`check(obj, fields)` returns None or the first problem as a rejection reason: `missing_field:<f>`,
-`wrong_type:<f>`, `not_finite:<f>`, `out_of_range:<f>`.
+A field is `(name, kind, a, b, need)`: kind "int" (a <= n <= b, never a bool), "num" (finite, a <= x <= b),
+"text" (printable, a..b characters), "enum" (one of the tuple a), "flags" (a list of at most b flag names),
+"seqs" (a list of at most b ints >= 0), "count" (an int >= 0, or an object of such ints: the total is kept),
+"obj" (an object, checked by its own reader); need REQ (present, not null), NULL (present, null allowed), OPT
+(may be absent or null). `check(obj, fields)` returns None or the first problem as a rejection reason:
+`missing_field:<f>`, `wrong_type:<f>`, `not_finite:<f>`, `out_of_range:<f>`.
 """
 
 VERSION = 1
@@ -26,8 +23,7 @@ FLAGS += ("cold_skin", "below_baseline", "above_baseline", "too_far", "sensor_un
 
 # Topics: {prefix}/{site}/{node}/{kind}; the gateway's own under {prefix}/alerts/{site} and
 # {prefix}/gateway/{instance}/status: those words are never a site or node.
-UPLINK = ("scan", "status", "health")  # node -> gateway
-DOWNLINK = ("receipt", "verdict", "config")  # gateway -> node
+UPLINK, DOWNLINK = ("scan", "status", "health"), ("receipt", "verdict", "config")  # node -> gateway, gateway -> node
 ALERTS, GATEWAY = "alerts", "gateway"
 RESERVED = (ALERTS, GATEWAY)
 
@@ -41,6 +37,7 @@ T_SITE_RANGE, T_AMB_RANGE, T_CORE_RANGE = (-70.01, 382.19), (-40.0, 125.0), (-10
 # A fever threshold, C: a screen between 37.0 (below it most healthy people alarm) and 38.5 (above it definite
 # fevers pass); 37.3 is China's screening line, 38.0 the WHO/CDC fever definition (docs/screening.md).
 THRESHOLD_C = (37.0, 38.5)
+GAIN_RANGE, OFFSET_RANGE_C = (0.9, 1.1), (-3.0, 3.0)  # a unit's reference correction (reference.py); beyond: service
 TEXT_MAX, FLAGS_MAX, SEQS_MAX, CODE_MAX = 64, 16, 1000, 999  # CODE_MAX: retest codes are three digits
 
 SCAN = (
@@ -63,6 +60,8 @@ SCAN = (
     ("code", "int", 0, CODE_MAX, OPT),  # retest codes (conditions.py, record layout 2): the case's code,
     ("retest_code", "int", 0, CODE_MAX, OPT),  # the code this scan retests,
     ("wait_s", "int", 0, 86400, OPT),  # and the wait before a retest helps (the scanner's or the traveller's)
+    ("ref_gain", "num", GAIN_RANGE[0], GAIN_RANGE[1], OPT),  # the unit's reference correction the node
+    ("ref_offset_c", "num", OFFSET_RANGE_C[0], OFFSET_RANGE_C[1], OPT),  # applied (both or neither; reference.py)
     ("fw", "text", 1, TEXT_MAX, REQ),
     ("cal", "text", 1, TEXT_MAX, REQ),
 )
@@ -116,6 +115,7 @@ CONFIG = (
     ("calibration", "obj", None, None, OPT),  # checked by screening.check_calibration
     ("intervals", "obj", None, None, OPT),  # checked by the node's config validation
     ("scan", "obj", None, None, OPT),
+    ("reference", "obj", None, None, OPT),  # checked by reference.check_correction
 ) + SIGNED
 MESSAGES = {"scan": SCAN, "status": STATUS, "health": HEALTH, "receipt": RECEIPT, "verdict": VERDICT, "config": CONFIG}
 

@@ -4,12 +4,12 @@ A scan is about 45 bytes here instead of about 330 bytes of JSON, so 10,000 scan
 flash. The scan dict the node hands in has every protocol field except v/site/node/seq (those are added by
 `to_payload`, from the outbox seq and the node's identity).
 
-Byte layout, version 2 (version 1, written before retest codes, is still read: it ends after cal, and its code,
-retest_code and wait_s are null). "uv" is an unsigned LEB128 varint (7 bits a byte, low bits first, high bit =
-more follows); "sv" a signed value zigzag-mapped to an uv ((n << 1) ^ (n >> 63)); temperatures are stored as
-sv of round(t * 100), i.e. exact to 0.01 C whatever the float width (the ESP32 port uses 32-bit floats).
+Byte layout, version 3 (1, before retest codes, ends after cal: its code, retest_code and wait_s are null; 2
+ends after wait_s: its reference correction is null; both are still read). "uv" and "sv" are varint.py's
+(LEB128; signed values zigzag-mapped); temperatures are stored as sv of round(t * 100), i.e. exact to 0.01 C
+whatever the float width (the ESP32 port uses 32-bit floats).
 
-    byte 0       layout version (2)
+    byte 0       layout version (3)
     byte 1       bit 0 mode (0 forehead, 1 canthus); bits 1-2 verdict (index in VERDICTS);
                  presence bits: 3 ts, 4 t_site_c, 5 t_amb_c, 6 t_core_c, 7 retest_of (absent = null)
     uv           flags bitmask: bit i = FLAGS[i]
@@ -26,7 +26,9 @@ sv of round(t * 100), i.e. exact to 0.01 C whatever the float width (the ESP32 p
     u8 + bytes   cal (same rules)
     uv           code + 1 (0 = null)                  layout 2 only
     uv           retest_code + 1 (0 = null)           layout 2 only
-    uv           wait_s + 1 (0 = null)                layout 2 only
+    uv           wait_s + 1 (0 = null)                layout 2 and 3
+    u8           1 if the reference correction follows, else 0        layout 3
+    sv, sv       ref_gain * 10**5, ref_offset_c * 10**3 (reference.py's rounding)     only if present
 
 MODES, VERDICTS and FLAGS (the bit of each flag) come from contract.py; FLAGS is append-only there: a new flag
 takes the next bit, a bit is never reused or reordered. `unpack` returns flags in FLAGS order (a set of
@@ -34,13 +36,16 @@ conditions, not a sequence).
 """
 
 from contract import FLAGS, MODES, OPT, SCAN, TEXT_MAX, VERDICTS, is_plain
+from varint import Reader, put, put_sv
 
-LAYOUT = 2
-LAYOUTS = (1, 2)  # readable: records already on flash keep their layout until they are receipted
+LAYOUT = 3
+LAYOUTS = (1, 2, 3)  # readable: records already on flash keep their layout until they are receipted
 
 _TEMPS = ("t_site_c", "t_amb_c", "t_core_c")
 _IGNORED = ("v", "site", "node", "seq")  # the message's header: added by to_payload, not stored
 _TAIL = ("code", "retest_code", "wait_s")  # layout 2; optional in the scan dict the node hands in
+_REF = ("ref_gain", "ref_offset_c")  # layout 3, both or neither; optional too
+_DIGITS = {"ref_gain": 5, "ref_offset_c": 3}  # decimals kept (temperatures: 2)
 _FIELDS = tuple([f[0] for f in SCAN if f[0] not in _IGNORED])
 _TEMP_LIMIT = 1000.0  # |t| beyond this is not a reading; also rejects NaN and infinities
 
@@ -61,13 +66,6 @@ def _text(name, s):
     if not is_plain(s):
         raise ValueError("scan." + name + ": need 1-" + str(TEXT_MAX) + " printable ASCII characters, no quotes")
     return s.encode()
-
-
-def _put(buf, n):
-    while n > 0x7F:
-        buf.append((n & 0x7F) | 0x80)
-        n >>= 7
-    buf.append(n)
 
 
 def _flag_bits(flags):
@@ -101,7 +99,7 @@ def _check_names(scan):
         if k not in _FIELDS and k not in _IGNORED:
             raise ValueError("scan: unknown field " + repr(k))
     for k in _FIELDS:
-        if k not in scan and k not in _TAIL:
+        if k not in scan and k not in _TAIL and k not in _REF:
             raise ValueError("scan: missing field " + k)
 
 
@@ -110,66 +108,54 @@ def pack(scan):
     _check_names(scan)
     opt = (scan["ts"], scan["t_site_c"], scan["t_amb_c"], scan["t_core_c"], scan["retest_of"])
     buf = bytearray((LAYOUT, _head(scan, opt)))
-    _put(buf, _flag_bits(scan["flags"]))
-    _put(buf, _uint("boot", scan["boot"]))
+    put(buf, _flag_bits(scan["flags"]))
+    put(buf, _uint("boot", scan["boot"]))
     if opt[0] is not None:
-        _put(buf, _uint("ts", opt[0]))
-    _put(buf, _uint("uptime_ms", scan["uptime_ms"]))
+        put(buf, _uint("ts", opt[0]))
+    put(buf, _uint("uptime_ms", scan["uptime_ms"]))
     for name in _TEMPS:
         if scan[name] is not None:
-            c = _centi(name, scan[name])
-            _put(buf, (c << 1) if c >= 0 else ((-c << 1) - 1))
-    _put(buf, _uint("samples", scan["samples"]))
-    _put(buf, _uint("duration_ms", scan["duration_ms"]))
+            put_sv(buf, _centi(name, scan[name]))
+    put(buf, _uint("samples", scan["samples"]))
+    put(buf, _uint("duration_ms", scan["duration_ms"]))
     if opt[4] is not None:
-        _put(buf, _uint("retest_of", opt[4]))
+        put(buf, _uint("retest_of", opt[4]))
     for name in ("fw", "cal"):
         b = _text(name, scan[name])
         buf.append(len(b))
         buf.extend(b)
     for name in _TAIL:  # layout 2's retest codes, each + 1 (0 = null)
-        _put(buf, 0 if scan.get(name) is None else _uint(name, scan[name]) + 1)
+        put(buf, 0 if scan.get(name) is None else _uint(name, scan[name]) + 1)
+    _pack_ref(buf, [scan.get(name) for name in _REF])
     return bytes(buf)
 
 
-class _Reader:
-    def __init__(self, b):
-        self.b = b
-        self.i = 0
+def _pack_ref(buf, ref):
+    """Layout 3's reference correction (both values or neither), as scaled ints."""
+    if (ref[0] is None) != (ref[1] is None):
+        raise ValueError("scan: ref_gain and ref_offset_c come together")
+    buf.append(0 if ref[0] is None else 1)
+    for i in range(2 if ref[0] is not None else 0):
+        v = ref[i]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not -10 < v < 10:
+            raise ValueError("scan." + _REF[i] + ": need a number, got " + repr(v))
+        put_sv(buf, round(v * 10 ** _DIGITS[_REF[i]]))
 
-    def byte(self):
-        if self.i >= len(self.b):
-            raise ValueError("record: truncated")
-        self.i += 1
-        return self.b[self.i - 1]
 
-    def uv(self):
-        n = 0
-        shift = 0
-        while True:
-            c = self.byte()
-            n |= (c & 0x7F) << shift
-            if not c & 0x80:
-                return n
-            shift += 7
-            if shift > 70:
-                raise ValueError("record: varint too long")
-
-    def sv(self):
-        n = self.uv()
-        return -((n + 1) >> 1) if n & 1 else n >> 1
-
-    def text(self):
-        n = self.byte()
-        if self.i + n > len(self.b):
-            raise ValueError("record: truncated")
-        self.i += n
-        return bytes(self.b[self.i - n : self.i]).decode()
+def _decode_tail(r, layout, d):
+    """Layout 2's retest codes and layout 3's reference correction, into `d`."""
+    for name in _TAIL:  # absent when null: the dict stays as small as layout 1's (the TLS heap's margin)
+        n = r.uv() if layout > 1 else 0
+        if n:
+            d[name] = n - 1
+    if layout > 2 and r.byte():
+        for name in _REF:
+            d[name] = r.sv()
 
 
 def _decode(b):
     """The stored values as ints (temperatures in centi-degrees C); ValueError on a malformed record."""
-    r = _Reader(b)
+    r = Reader(b)
     layout = r.byte()
     if layout not in LAYOUTS:
         raise ValueError("record: unknown layout " + str(b[0]))
@@ -189,10 +175,7 @@ def _decode(b):
     d["retest_of"] = r.uv() if head & 0x80 else None
     d["fw"] = r.text()
     d["cal"] = r.text()
-    for name in _TAIL:  # absent when null: the dict stays as small as layout 1's (the TLS heap's margin)
-        n = r.uv() if layout > 1 else 0
-        if n:
-            d[name] = n - 1
+    _decode_tail(r, layout, d)
     if r.i != len(b):
         raise ValueError("record: trailing bytes")
     return d
@@ -204,25 +187,20 @@ def unpack(b):
     for name in _TEMPS:
         if d[name] is not None:
             d[name] = d[name] / 100
+    for name in _REF:
+        d[name] = d[name] / 10 ** _DIGITS[name] if name in d else None
     for name in _TAIL:
         d.setdefault(name, None)
     return d
 
 
-def _json_temp(c):
-    if c is None:
-        return "null"
-    sign = "-" if c < 0 else ""
-    c = abs(c)
-    return sign + str(c // 100) + "." + str(100 + c % 100)[1:]
-
-
-def _json(kind, v):
-    """One value as JSON; temperatures ("num") are the stored centi-degrees."""
+def _json(kind, v, digits):
+    """One value as JSON; numbers ("num") are the stored ints, with `digits` decimals."""
     if v is None:
         return "null"
     if kind == "num":
-        return _json_temp(v)
+        unit = 10**digits
+        return ("-" if v < 0 else "") + str(abs(v) // unit) + "." + str(unit + abs(v) % unit)[1:]
     if kind in ("text", "enum"):
         return '"' + v + '"'  # identifiers, enums and record texts hold no quote, backslash or control byte
     if kind == "flags":
@@ -236,6 +214,6 @@ def to_payload(seq, b, site, node):
     written from the stored centi-degrees: the payload is byte-identical on the ESP32, MicroPython and CPython."""
     d = _decode(b)
     d["v"], d["site"], d["node"], d["seq"] = 1, site, node, _uint("seq", seq)
-    parts = ['"' + f[0] + '":' + _json(f[1], d[f[0]]) for f in SCAN if f[4] != OPT or f[0] in d]
+    parts = ['"' + f[0] + '":' + _json(f[1], d[f[0]], _DIGITS.get(f[0], 2)) for f in SCAN if f[4] != OPT or f[0] in d]
     parts[0], parts[-1] = "{" + parts[0], parts[-1] + "}"  # two long strings, not four: a fragmented heap
     return ",".join(parts).encode()

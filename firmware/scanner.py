@@ -1,18 +1,16 @@
 """The scan procedure: a stream of sensor samples in, one scan (the result dict) out.
 
-Pure logic on an injected clock (firmware/clock.py), so it runs in simulated time: the node reads the sensor
-at its output rate and calls `feed()` once per sample; `feed()` returns None until the scan is over, then the
-result (every field of the protocol-v1 scan message except v, site, node, seq).
-
+On an injected clock (clock.py), so it runs in simulated time: the node calls `feed()` once per sensor sample;
+it returns None until the scan is over, then the result (the scan message's fields but v, site, node, seq).
 Trigger: a button press (button.py), or (trigger "auto") the object rising above the sensor ambient by
 `margin_c`. After a result in auto mode the target must leave (object below ambient + margin/2) before the
 next scan. A long press arms a retest: the next scan's `retest_of` is the last recorded seq. The reading is
 the strategy's of the configured mode: forehead.py (sweep and peak) or canthus.py (hold and fit).
-
 Flags found here: not_settled (the target left first), low_supply, sensor_fault (any SensorError during the
 scan: the result is invalid and carries no temperature); the strategies add not_settled / unstable;
-screening.assess() adds the condition flags. With a distance sensor (`bus` given, config sensor.distance) the
-gate of distance.py ranges at every sample and adds too_far to a scan not taken inside the window.
+screening.assess() adds the condition flags, after the unit's reference correction (config `reference`) on the
+site reading: t_site_c stays the unit's reading, ref_gain and ref_offset_c say what was applied. With a distance
+sensor (`bus`, config sensor.distance) distance.py's gate adds too_far to a scan not taken inside the window.
 """
 
 import canthus
@@ -20,6 +18,7 @@ import conditions
 import distance
 import forehead
 import mlx90614
+import reference
 import screening
 from contract import MODES, VERDICTS
 
@@ -166,7 +165,8 @@ class Scanner:
             flags.append("sensor_unsettled")
         t_amb, t_site = self._correct(t_site, flags)
         t_amb, t_site = _r2(t_amb), _r2(t_site)  # decided on the values published, as the gateway does
-        t_core, verdict, flags = screening.assess(s["cal"], s["mode"], t_site, t_amb, flags, s["threshold_c"])
+        t_true = reference.correct(s.get("ref"), t_site)  # the unit's reference correction, as the gateway's
+        t_core, verdict, flags = screening.assess(s["cal"], s["mode"], t_true, t_amb, flags, s["threshold_c"])
         self.state = IDLE if self._by_button or s["trigger"] != "auto" else WAIT_LEAVE
         self._last_end = now
         self.last_verdict = verdict
@@ -192,6 +192,7 @@ class Scanner:
 
     def _result(self, now, t_site, t_amb, t_core, verdict, flags):
         s = self.s
+        ref = s.get("ref") or {}
         return {
             "boot": self.boot,
             "ts": self.clock.unix_ms(),
@@ -208,6 +209,8 @@ class Scanner:
             "code": None if self.codes is None else self.codes.case(self._retest_code, verdict),
             "retest_code": self._retest_code,
             "wait_s": conditions.wait_s(flags, self.ambient, s["cal"]["ambient_c"][0], self.clock.ticks_diff),
+            "ref_gain": ref.get("gain"),  # t_site_c is the unit's reading: the gateway corrects it with these
+            "ref_offset_c": ref.get("offset_c"),
             "fw": self.fw,
             "cal": s["cal"]["id"],
         }

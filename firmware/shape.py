@@ -23,6 +23,7 @@ DEFAULTS = {
     "mode": "forehead",
     "threshold_c": None,
     "calibration": None,
+    "reference": None,  # the unit's reference correction {"gain", "offset_c"} (reference.py), pushed by the gateway
     "wifi": {"ssid": "", "password": ""},
     "ntp_host": "pool.ntp.org",  # a post's own access point or the gateway machine where there is no internet
     # cafile: the CA certificate (PEM or DER) that signed the broker's, a file beside config.json: required with
@@ -110,6 +111,7 @@ OPTIONAL = {
     "broker.hosts": "list",
     "threshold_c": "num",
     "calibration": "dict",
+    "reference": "dict",
     "broker.cafile": "str",
     "broker.hmac_key": "str",
     "broker.user": "str",

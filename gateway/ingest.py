@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway import alerts, drift, quarantine
+from gateway import alerts, drift, quarantine, reference_alerts
 from gateway.config import AlertsSection
 from gateway.errors import StoreError
 from gateway.fleet import Fleet, Transition
@@ -139,6 +139,8 @@ class Writer:
         )
         self._clocks = NodeClocks(policy.clock_skew_s * 1000)
         self._drift = drift.Schedule(drift.CHECK_EVERY_MS, self._monotonic())
+        self._watched_since = clock()  # a node never checked against a reference is overdue a shift after this
+        self._reference_at = self._monotonic()  # monotonic ms of the last reference check
         # On a broker cluster a retained config stays on the member it was published on (RabbitMQ 3.10): the
         # last pushed config goes again to a node that comes online without it (the service sets this for amqp://)
         self.resend_configs = False
@@ -208,6 +210,27 @@ class Writer:
                                 a.detail)  # fmt: skip
                 acc.changes.append(change)
             self._drift.done(site)
+        return self._outgoing(acc)
+
+    def check_references(self) -> Outcome:
+        """reference_overdue and reference_drift (gateway/reference_alerts.py) on every node, at most once per
+        reference_alerts.CHECK_EVERY_MS of monotonic time, in a transaction of its own; what to publish. Not part
+        of the verdict: a failure (logged) stops nothing and is tried again at the next check."""
+        mono = self._monotonic()
+        if mono - self._reference_at < reference_alerts.CHECK_EVERY_MS:
+            return Outcome()
+        self._reference_at = mono
+        now, acc = self._clock(), _Batch()
+        every_ms = int(self._policy.reference_every_h * 3_600_000)
+        try:
+            found = reference_alerts.check_nodes(self._store, now, every_ms, self._watched_since)
+        except StoreError as e:
+            self._reject_log.warning(("reference",), f"the reference check failed ({e}); tried again in a minute")
+            return Outcome()
+        for change in found:
+            a = change.alert
+            log.warning("%s/%s: %s %s (%s)", a.site, a.node, a.kind, a.state, a.detail or a.reason)
+            acc.changes.append(change)
         return self._outgoing(acc)
 
     def _parse(self, msg: Incoming) -> Message | Rejection | None:
@@ -307,7 +330,8 @@ class Writer:
             scan.t_amb_c, scan.t_core_c, scan.verdict, scan.flags, scan.samples, scan.duration_ms,
             scan.retest_of, scan.fw, scan.cal, a.t_core_c, a.verdict, a.flags, a.cal, now, filed,
             None if judged is None else judged.skew_ms,
-            code=scan.code, retest_code=scan.retest_code, wait_s=scan.wait_s,
+            code=scan.code, retest_code=scan.retest_code, wait_s=scan.wait_s, ref_gain=scan.ref_gain,
+            ref_offset_c=scan.ref_offset_c,
         )  # fmt: skip
         return _Screened(row, a, judged)
 

@@ -68,6 +68,9 @@ class Scan:
     code: int | None = dataclasses.field(default=None, kw_only=True)
     retest_code: int | None = dataclasses.field(default=None, kw_only=True)
     wait_s: int | None = dataclasses.field(default=None, kw_only=True)
+    # The unit's reference correction the node applied to t_site_c (both or neither; firmware/reference.py).
+    ref_gain: float | None = dataclasses.field(default=None, kw_only=True)
+    ref_offset_c: float | None = dataclasses.field(default=None, kw_only=True)
     fw: str
     cal: str
 
@@ -205,8 +208,8 @@ def read(cls: type[Any], obj: dict[str, Any], site: str, node: str) -> Any:
     the contract's table, or the Rejection naming the first problem."""
     table = _TABLES[cls]
     problem = _header_problem(obj, site, node, required=cls is Scan) or contract.check(obj, table)
-    if problem is None and cls is Scan and obj["retest_of"] is not None and obj["retest_of"] >= obj["seq"]:
-        problem = "out_of_range:retest_of"
+    if problem is None and cls is Scan:
+        problem = _scan_problem(obj)
     if problem is not None:
         return Rejection(problem, site, node)
     values = {}
@@ -222,6 +225,15 @@ def read(cls: type[Any], obj: dict[str, Any], site: str, node: str) -> Any:
             value = min(sum(value.values()), contract.INT64)
         values[name] = value
     return cls(site=site, node=node, **values)
+
+
+def _scan_problem(obj: dict[str, Any]) -> str | None:
+    """What the table cannot say of a scan: retest_of before seq, and a reference correction whole or absent."""
+    if obj["retest_of"] is not None and obj["retest_of"] >= obj["seq"]:
+        return "out_of_range:retest_of"
+    if (obj.get("ref_gain") is None) != (obj.get("ref_offset_c") is None):
+        return "missing_field:" + ("ref_gain" if obj.get("ref_gain") is None else "ref_offset_c")
+    return None
 
 
 def _seq_hint(obj: dict[str, Any], site: str, node: str) -> int | None:
@@ -242,6 +254,7 @@ _TS, _T_SITE, _T_AMB, _T_CORE = _B["ts"], _B["t_site_c"], _B["t_amb_c"], _B["t_c
 _SAMPLES, _DURATION, _INT64 = _B["samples"][1], _B["duration_ms"][1], contract.INT64
 _TEXT_MAX, _FLAGS_MAX = contract.TEXT_MAX, contract.FLAGS_MAX
 _CODE, _WAIT = _B["code"], _B["wait_s"][1]
+_GAIN, _OFFSET = _B["ref_gain"], _B["ref_offset_c"]
 
 
 def _temp_ok(value: Any, bounds: tuple[float, float]) -> bool:
@@ -255,6 +268,12 @@ def _code_ok(value: Any) -> bool:
 
 def _wait_ok(value: Any) -> bool:
     return value is None or (type(value) is int and 0 <= value <= _WAIT)
+
+
+def _ref_ok(gain: Any, offset: Any) -> bool:
+    if gain is None or offset is None:
+        return gain is None and offset is None
+    return type(gain) in (int, float) and _GAIN[0] <= gain <= _GAIN[1] and _temp_ok(offset, _OFFSET)
 
 
 def _text_ok(value: Any) -> bool:
@@ -272,6 +291,7 @@ def read_scan_fast(obj: dict[str, Any], site: str, node: str) -> Scan | None:
     t_site_c, t_amb_c, t_core_c, flags = obj["t_site_c"], obj["t_amb_c"], obj["t_core_c"], obj["flags"]
     mode, verdict, fw, cal = obj["mode"], obj["verdict"], obj["fw"], obj["cal"]
     code, retest_code, wait_s = obj.get("code"), obj.get("retest_code"), obj.get("wait_s")
+    ref_gain, ref_offset_c = obj.get("ref_gain"), obj.get("ref_offset_c")
     if not (
         type(v) is int and v == PROTOCOL_VERSION and obj["site"] == site and obj["node"] == node
         and type(seq) is int and 0 <= seq <= _INT64
@@ -285,7 +305,7 @@ def read_scan_fast(obj: dict[str, Any], site: str, node: str) -> Scan | None:
         and type(verdict) is str and verdict in VERDICTS
         and _temp_ok(t_site_c, _T_SITE) and _temp_ok(t_amb_c, _T_AMB) and _temp_ok(t_core_c, _T_CORE)
         and _text_ok(fw) and _text_ok(cal)
-        and _code_ok(code) and _code_ok(retest_code) and _wait_ok(wait_s)
+        and _code_ok(code) and _code_ok(retest_code) and _wait_ok(wait_s) and _ref_ok(ref_gain, ref_offset_c)
         and type(flags) is list and len(flags) <= _FLAGS_MAX
         and all(type(f) is str and contract.is_flag(f) for f in flags)
     ):  # fmt: skip
@@ -297,6 +317,8 @@ def read_scan_fast(obj: dict[str, Any], site: str, node: str) -> Scan | None:
         None if t_core_c is None else float(t_core_c),
         verdict, tuple(flags), samples, duration_ms, retest_of, fw, cal,
         code=code, retest_code=retest_code, wait_s=wait_s,
+        ref_gain=None if ref_gain is None else float(ref_gain),
+        ref_offset_c=None if ref_offset_c is None else float(ref_offset_c),
     )  # fmt: skip
 
 

@@ -50,6 +50,8 @@ def scan_payload(site: str, node: str, seq: int, **fields: Any) -> dict[str, Any
         "code": None,
         "retest_code": None,
         "wait_s": None,
+        "ref_gain": None,
+        "ref_offset_c": None,
         "fw": "test-1",
         "cal": "placeholder-0",
     }

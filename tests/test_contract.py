@@ -31,7 +31,7 @@ def sample(field: tuple[Any, ...]) -> Any:
     name, kind, a, b, _ = field
     return {
         "int": lambda: a if a == b else min(a + 7, b),
-        "num": lambda: round((a + b) / 2 + 0.25, 2),
+        "num": lambda: round(min((a + b) / 2 + 0.25, b), 2),
         "text": lambda: "x" * min(3, b) if name not in ("site", "node") else "bridge-1",
         "enum": lambda: a[-1],
         "flags": lambda: [contract.FLAGS[0], contract.FLAGS[-1]],

@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import random
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import firmware
+from gateway.protocol import Scan, parse
+from gateway.screening import Screener
 from testkit.micropython import micropython_command
 
 calibration = firmware.module("calibration")
@@ -157,3 +160,55 @@ def test_firmware_and_gateway_reach_the_same_verdicts(tmp_path: Path) -> None:
         verdicts.add(py[1])
     assert next(lines, None) is None
     assert verdicts == set(contract.VERDICTS)  # the cases reach every verdict
+
+
+# Runs under MicroPython: the node's side of a scan by a unit with a reference correction (scanner.py's steps:
+# the reading rounded as published, corrected, assessed; the record packed; the payload built from it).
+REFERENCE_RUNNER = """
+import gc, json, sys
+sys.path.insert(0, {firmware!r})
+import record, reference, screening
+from calibration import CALIBRATION
+
+with open({cases!r}) as f:
+    for line in f:
+        gc.collect()
+        mode, raw_site, raw_amb, gain, offset = json.loads(line)
+        ref = reference.correction(gain, offset)
+        t_site, t_amb = round(raw_site * 0.02 - 273.15, 2), round(raw_amb * 0.02 - 273.15, 2)
+        t_core, verdict, flags = screening.assess(CALIBRATION, mode, reference.correct(ref, t_site), t_amb)
+        scan = {{"boot": 1, "ts": None, "uptime_ms": 1, "mode": mode, "t_site_c": t_site, "t_amb_c": t_amb,
+                "t_core_c": None if t_core is None else round(t_core, 2), "verdict": verdict, "flags": flags,
+                "samples": 9, "duration_ms": 600, "retest_of": None, "ref_gain": ref["gain"],
+                "ref_offset_c": ref["offset_c"], "fw": "t", "cal": CALIBRATION["id"]}}
+        print(record.to_payload(1, record.pack(scan), "s", "n").decode())
+"""
+
+
+def test_node_and_gateway_apply_the_same_reference_correction(tmp_path: Path) -> None:
+    """A unit's correction on the node (MicroPython: scanner's steps, the record, the payload) and at the gateway
+    (the payload parsed, gateway.screening.Screener): the same verdicts, flags and estimates, and the correction
+    moves verdicts (a unit reading 0.8 C high no longer alarms on a normal traveller)."""
+    rng = random.Random(20261201)
+    all_cases = []
+    for _ in range(1500):
+        gain, offset = rng.uniform(0.92, 1.08), rng.uniform(-2.5, 2.5)
+        all_cases.append([rng.choice(contract.MODES), to_raw(rng.uniform(31.0, 42.0)), to_raw(rng.uniform(15, 30)),
+                          gain, offset])  # fmt: skip
+    path = tmp_path / "cases.jsonl"
+    path.write_text("".join(json.dumps(c) + "\n" for c in all_cases), encoding="utf-8")
+    script = tmp_path / "runner.py"
+    script.write_text(REFERENCE_RUNNER.format(firmware=str(ROOT / "firmware"), cases=str(path)), encoding="utf-8")
+    done = subprocess.run([*MICROPYTHON, str(script)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    screener = Screener(calibration.CALIBRATION, {})
+    moved = 0
+    for case, line in zip(all_cases, done.stdout.splitlines(), strict=True):
+        scan = parse(contract.PREFIX, f"{contract.PREFIX}/s/n/scan", line.encode())
+        assert isinstance(scan, Scan), (case, line)
+        got = screener.assess(scan)
+        assert (got.verdict, list(got.flags)) == (scan.verdict, list(scan.flags)), case
+        assert got.t_core_c == scan.t_core_c, case
+        plain = screener.assess(replace(scan, ref_gain=None, ref_offset_c=None))
+        moved += plain.verdict != got.verdict
+    assert moved > 50  # the correction decides verdicts: without it the gateway would disagree with the node

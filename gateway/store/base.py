@@ -37,6 +37,8 @@ class ScanRow:
     code: int | None = field(default=None, kw_only=True)  # retest codes (contract.SCAN; migration 0008)
     retest_code: int | None = field(default=None, kw_only=True)
     wait_s: int | None = field(default=None, kw_only=True)
+    ref_gain: float | None = field(default=None, kw_only=True)  # the unit's reference correction (migration 0013)
+    ref_offset_c: float | None = field(default=None, kw_only=True)
     fw: str
     cal: str
     gateway_t_core_c: float | None
@@ -225,6 +227,24 @@ class NodeConfigRow:
 
 
 @dataclass(slots=True)
+class ReferenceRow:
+    """One reference check of a node (gateway/reference.py): its two points, the correction that follows, the
+    config that carried it to the node, who checked it and when."""
+
+    site: str
+    node: str
+    checked_at: int
+    ref_lo_c: float  # the reference temperature, C
+    read_lo_c: float  # the node's reading of it, C
+    ref_hi_c: float
+    read_hi_c: float
+    gain: float  # reading = gain * true + offset_c
+    offset_c: float
+    config_id: str  # the pushed config that carries it
+    checked_by: str  # "cli:<OS user>"
+
+
+@dataclass(slots=True)
 class AuditRow:
     """One line of the audit log (gateway/audit.py): who, when, what, on what, from where."""
 
@@ -294,6 +314,9 @@ class Transaction(Protocol):
 
     def save_node_config(self, row: NodeConfigRow) -> None:
         """Keep `row` as the node's last pushed config (replacing the one before)."""
+
+    def save_reference(self, row: ReferenceRow) -> None:
+        """Add a node's reference check to its history."""
 
     def open_alert(self, kind: str, site: str, node: str) -> AlertRow | None:
         """The newest alert of this kind on this node that is not resolved."""
@@ -395,6 +418,10 @@ class Store(Protocol):
 
     def maintenance(self, ending_after: int) -> list[MaintenanceRow]:
         """The maintenance windows that end after `ending_after` (Unix ms): current and planned ones."""
+        ...
+
+    def references(self, site: str | None = None, node: str | None = None) -> list[ReferenceRow]:
+        """Reference checks (of a site, of a node), by site, node and time, oldest first."""
         ...
 
     def users(self) -> list[UserRow]: ...

@@ -25,6 +25,7 @@ from gateway.store.base import (
     NodeRow,
     QuarantineRow,
     QuarantineSource,
+    ReferenceRow,
     ScanRow,
     SessionRow,
     SiteReport,
@@ -46,6 +47,7 @@ FOLLOWUP_COLS = columns(FollowupRow)
 AUDIT_COLS = columns(AuditRow)
 NODE_CONFIG_COLS = columns(NodeConfigRow)
 MAINTENANCE_COLS = columns(MaintenanceRow)
+REFERENCE_COLS = columns(ReferenceRow)
 _OUTCOMES = ("cleared", "referred", "monitored", "turned_back")  # gateway/alerts.py OUTCOMES
 _VERDICTS = ("normal", "elevated", "indeterminate", "invalid")
 _TALLIED = "site, retest_of, gateway_verdict, scanned_at"  # a report counts clashing scans too: each is a traveller
@@ -74,6 +76,7 @@ _INSERT_SESSION = insert_sql("sessions", SESSION_COLS)
 _UPSERT_FOLLOWUP = upsert_sql("followups", FOLLOWUP_COLS, ("alert_id",))
 _INSERT_AUDIT = insert_sql("audit", AUDIT_COLS)
 _UPSERT_NODE_CONFIG = upsert_sql("node_configs", NODE_CONFIG_COLS, ("site", "node"))
+_INSERT_REFERENCE = insert_sql("reference_checks", REFERENCE_COLS)
 _UPSERT_MAINTENANCE = upsert_sql("maintenance", MAINTENANCE_COLS, ("site", "node", "starts_at"))
 _COUNT_QUARANTINE = (
     "INSERT INTO quarantine_sources (source, first_at, last_at, last_reason, kept, dropped, identity_row)"
@@ -189,6 +192,9 @@ class SqlTransaction(ABC):
 
     def save_maintenance(self, row: MaintenanceRow) -> None:
         self._run(_UPSERT_MAINTENANCE, params(row, MAINTENANCE_COLS))
+
+    def save_reference(self, row: ReferenceRow) -> None:
+        self._run(_INSERT_REFERENCE, params(row, REFERENCE_COLS))
 
     def open_alert(self, kind: str, site: str, node: str) -> AlertRow | None:
         return self._alert("kind = ? AND site = ? AND node = ? AND state <> 'resolved'", (kind, site, node))
@@ -352,6 +358,12 @@ class SqlReads(ABC):
     def maintenance(self, ending_after: int) -> list[MaintenanceRow]:
         sql = f"SELECT {cols(MAINTENANCE_COLS)} FROM maintenance WHERE ends_at > ? ORDER BY site, node, starts_at"
         return [MaintenanceRow(*r) for r in self._select(sql, (ending_after,))]
+
+    def references(self, site: str | None = None, node: str | None = None) -> list[ReferenceRow]:
+        clause = " WHERE site = ?" + (" AND node = ?" if node is not None else "") if site is not None else ""
+        args = [a for a in (site, node) if a is not None] if site is not None else []
+        sql = f"SELECT {cols(REFERENCE_COLS)} FROM reference_checks{clause} ORDER BY site, node, checked_at"
+        return [ReferenceRow(*r) for r in self._select(sql, args)]
 
     def users(self) -> list[UserRow]:
         return [UserRow(*r) for r in self._select(f"SELECT {cols(USER_COLS)} FROM users ORDER BY username")]

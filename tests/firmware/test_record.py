@@ -42,6 +42,8 @@ PROTOCOL_FIELDS = [
     "code",
     "retest_code",
     "wait_s",
+    "ref_gain",
+    "ref_offset_c",
     "fw",
     "cal",
 ]
@@ -64,6 +66,8 @@ def typical(**over: Any) -> dict[str, Any]:
         "code": None,
         "retest_code": None,
         "wait_s": None,
+        "ref_gain": None,
+        "ref_offset_c": None,
         "fw": "0.1.0",
         "cal": "placeholder-0",
     }
@@ -94,6 +98,9 @@ def random_scans(n: int, seed: int = 20260101) -> list[dict[str, Any]]:
                 code=rng.choice([None, rng.randrange(0, 1000)]),
                 retest_code=rng.choice([None, rng.randrange(0, 1000)]),
                 wait_s=rng.choice([None, rng.randrange(0, 86400)]),
+                **rng.choice(
+                    [{}, {"ref_gain": round(rng.uniform(0.9, 1.1), 5), "ref_offset_c": round(rng.uniform(-3, 3), 3)}]
+                ),
                 fw="fw-" + str(rng.randrange(100)),
                 cal="cal-" + str(rng.randrange(1000)),
             )
@@ -125,13 +132,30 @@ def test_golden_bytes_follow_the_documented_layout() -> None:
         fw="1",
         cal="c",
     )
-    # layout 2; head: canthus | elevated<<1 | t_site | t_amb | retest_of; flags bit 3; boot 3; uptime 1000;
+    # layout 3; head: canthus | elevated<<1 | t_site | t_amb | retest_of; flags bit 3; boot 3; uptime 1000;
     # t_site 3657 -> zigzag 7314; t_amb -405 -> zigzag 809; samples 12; duration 850; retest 5; "1"; "c";
-    # code 407 + 1 = 408; retest_code null; wait_s 600 + 1 = 601.
-    scan.update(code=407, wait_s=600)
-    want = bytes.fromhex("02 b3 08 03 e807 9239 a906 0c d206 05 0131 0163 9803 00 d904")
+    # code 407 + 1 = 408; retest_code null; wait_s 600 + 1 = 601; a reference correction follows (1): gain
+    # 1.03 -> 103000 -> zigzag 206000; offset -0.4 C -> -400 -> zigzag 799.
+    scan.update(code=407, wait_s=600, ref_gain=1.03, ref_offset_c=-0.4)
+    want = bytes.fromhex("03 b3 08 03 e807 9239 a906 0c d206 05 0131 0163 9803 00 d904 01 b0c90c 9f06")
     assert record.pack(scan) == want
     assert record.unpack(want) == normalised(scan)
+    payload = json.loads(record.to_payload(9, want, "s", "n"))
+    assert (payload["ref_gain"], payload["ref_offset_c"]) == (1.03, -0.4)
+    assert b'"ref_gain":1.03000,"ref_offset_c":-0.400,' in record.to_payload(9, want, "s", "n")
+
+
+def test_a_layout_2_record_already_on_flash_is_still_read() -> None:
+    """Records written before reference corrections (layout 2) stay readable: their correction is null."""
+    old = bytes.fromhex("02 b3 08 03 e807 9239 a906 0c d206 05 0131 0163 9803 00 d904")
+    got = record.unpack(old)
+    assert (got["code"], got["wait_s"], got["ref_gain"], got["ref_offset_c"]) == (407, 600, None, None)
+    assert "ref_gain" not in json.loads(record.to_payload(9, old, "s", "n"))
+
+
+def test_a_correction_travels_whole_or_not_at_all() -> None:
+    with pytest.raises(ValueError, match="together"):
+        record.pack(typical(ref_gain=1.03))
 
 
 def test_a_layout_1_record_already_on_flash_is_still_read() -> None:
@@ -151,9 +175,14 @@ def test_payload_is_protocol_v1_with_every_field() -> None:
     b = record.pack(typical(flags=["low_supply", "cold_ambient"], retest_of=41))
     payload = record.to_payload(42, b, "bridge-1", "n1")
     msg = json.loads(payload)
-    assert list(msg) == [f for f in PROTOCOL_FIELDS if f not in ("code", "retest_code", "wait_s")]  # null: absent
+    optional = ("code", "retest_code", "wait_s", "ref_gain", "ref_offset_c")
+    assert list(msg) == [f for f in PROTOCOL_FIELDS if f not in optional]  # null: absent
     with_codes = json.loads(record.to_payload(42, record.pack(typical(code=7, retest_code=7, wait_s=600)), "b", "n"))
-    assert list(with_codes) == PROTOCOL_FIELDS and with_codes["code"] == 7 and with_codes["wait_s"] == 600
+    assert (
+        list(with_codes) == [f for f in PROTOCOL_FIELDS if not f.startswith("ref_")]
+        and with_codes["code"] == 7
+        and with_codes["wait_s"] == 600
+    )
     assert msg["v"] == 1 and msg["site"] == "bridge-1" and msg["node"] == "n1" and msg["seq"] == 42
     assert (msg["t_site_c"], msg["t_amb_c"], msg["t_core_c"]) == (35.87, 21.31, 36.74)
     assert msg["flags"] == ["cold_ambient", "low_supply"] and msg["retest_of"] == 41
@@ -225,7 +254,7 @@ def test_malformed_bytes_are_value_errors() -> None:
     with pytest.raises(ValueError, match="trailing"):
         record.unpack(b + b"\x00")
     with pytest.raises(ValueError, match="layout"):
-        record.unpack(b"\x03" + b[1:])
+        record.unpack(b"\x04" + b[1:])
 
 
 def test_typical_record_size() -> None:

@@ -14,11 +14,12 @@ from typing import Any
 from gateway import protocol
 from testkit.node import scan_payload
 
-FIELDS = list(scan_payload("s", "n", 1))
+REF = {"ref_gain": 1.03, "ref_offset_c": -0.4}  # a unit's reference correction: half the scans carry one
+FIELDS = list(scan_payload("s", "n", 1, **REF))
 ODD_VALUES: list[Any] = [
     None, True, False, 0, -1, 1, 7, 2**63, -(2**63), 2**70, 1.5, -273.2, 36.6, 500.0, math.nan, math.inf,
     -math.inf, "", "x", "forehead", "canthus", "normal", "elevated", "invalid", " ", "\x00", "a" * 300, [],
-    ["unstable"], ["Bad Flag"], ["x"] * 100, {}, 1_767_225_600_000, 946_684_800_000,
+    ["unstable"], ["Bad Flag"], ["x"] * 100, {}, 1_767_225_600_000, 946_684_800_000, 0.95, -2.5, 3.5,
 ]  # fmt: skip
 
 
@@ -28,7 +29,7 @@ def full(obj: dict[str, Any], site: str, node: str) -> protocol.Scan | None:
 
 
 def mutate(rng: random.Random) -> dict[str, Any]:
-    obj = scan_payload("bridge-1", "lane-1", rng.randrange(0, 50))
+    obj = scan_payload("bridge-1", "lane-1", rng.randrange(0, 50), **(REF if rng.random() < 0.5 else {}))
     for _ in range(rng.randrange(0, 3)):
         field = rng.choice(FIELDS)
         roll = rng.random()
