@@ -3,7 +3,9 @@
 Kinds: fever (an elevated authoritative verdict), node_offline (status offline or silence), sensor_fault
 (repeated sensor faults on one node), identity_clash (two units under one node name: a scan's (site, node, seq)
 stored with another origin), clock_skew (a node's wall clock off by more than alerts.clock_skew_s),
-population_drift (a node's population level away from its site's other nodes: gateway/drift.py), and one
+population_drift (a node's population level away from its site's other nodes: gateway/drift.py),
+reference_overdue and reference_drift (a node's reference check late, or its correction moved: gateway/reference.py),
+and one
 site-level kind, post_offline (every node of a site that is not retired is offline: the post's link or power,
 not one unit). A site-level alert is keyed as a node alert whose node is WHOLE_POST, "*" (which no node name can
 be: contract.is_identifier allows [a-z0-9-]): (kind, site, "*"), so the store's one open alert per (kind, site,
@@ -40,8 +42,11 @@ IDENTITY_CLASH = "identity_clash"
 CLOCK_SKEW = "clock_skew"
 POST_OFFLINE = "post_offline"  # every node of a site offline: the post's link, not one unit (issue 13 item 5)
 POPULATION_DRIFT = "population_drift"  # a node's level away from its site's (issue 15 item 4; gateway/drift.py)
+REFERENCE_OVERDUE = "reference_overdue"  # a node's reference check is older than a shift (gateway/reference.py)
+REFERENCE_DRIFT = "reference_drift"  # a node's correction moved beyond 0.3 C between two checks (issue 15 item 3)
 WHOLE_POST = "*"  # the node of a site-level alert (post_offline): all of them
-KINDS = (FEVER, NODE_OFFLINE, SENSOR_FAULT, IDENTITY_CLASH, CLOCK_SKEW, POST_OFFLINE, POPULATION_DRIFT)
+KINDS = (FEVER, NODE_OFFLINE, SENSOR_FAULT, IDENTITY_CLASH, CLOCK_SKEW, POST_OFFLINE, POPULATION_DRIFT,
+         REFERENCE_OVERDUE, REFERENCE_DRIFT)  # fmt: skip
 RAISED = "raised"
 ACKNOWLEDGED = "acknowledged"
 ESCALATED = "escalated"

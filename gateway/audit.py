@@ -36,6 +36,7 @@ ACTIONS = (
     "followup_viewed",  # target: the alert
     "maintenance_set",  # target: site/node (or site/*); detail: the window and the note
     "maintenance_ended",  # target: site/node; detail: the window's new end
+    "reference_recorded",  # target: site/node; detail: gain, offset, the points, the config that carries them
 )
 COLUMNS = ("at", "actor", "action", "target", "address", "detail")
 Configured = Callable[[Callable[[argparse.Namespace, config_mod.Config], int]], Callable[[argparse.Namespace], int]]

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from gateway import alerts as alerts_mod
-from gateway import backup, export, field, logs, maintenance, provision, push, report, retention, tallies
+from gateway import backup, export, field, logs, maintenance, provision, push, reference, report, retention, tallies
 from gateway import config as config_mod
 from gateway.errors import GatewayError
 from gateway.notify import commands as notify_commands
@@ -93,6 +93,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     web_commands.register(sub, common, _configured)  # web, users, sites: the console (gateway/web/)
     retention.register(sub, common, _configured)  # retention --older-than DAYS
     maintenance.register(sub, common, _configured)  # maintenance set|list|end: gateway/maintenance.py
+    reference.register(sub, common, _configured)  # reference record|list|readings: gateway/reference.py
     backup.register(sub, common, _configured)  # backup --to FILE | --restore FILE: gateway/backup.py
     notify_commands.register(sub, common, _configured)  # notify [--test RECEIVER]: gateway/notify/
     provision.register(sub)  # node keys, broker passwd and ACL, node configs (gateway/provision.py)

@@ -79,6 +79,7 @@ class AlertsSection:
     sensor_fault_window_s: int = 300  # ... within this window raise a sensor_fault alert
     sensor_fault_clear_after: int = 5  # consecutive valid scans that resolve it
     clock_skew_s: int = 300  # a node clock off by more than this raises clock_skew; its scans filed by ours
+    reference_every_h: float = 12.0  # an online node's reference check older than this raises reference_overdue
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ def _ranges() -> dict[tuple[str, str], Callable[[Any], str | None]]:
         ("alerts", "sensor_fault_window_s"): within(1, 86_400),
         ("alerts", "sensor_fault_clear_after"): within(1, 1000),
         ("alerts", "clock_skew_s"): within(1, 86_400),
+        ("alerts", "reference_every_h"): within(1, 168),
         ("report", "timezone"): _check_timezone,
         ("web", "port"): within(0, 65_535),
         ("web", "session_hours"): within(0.1, 168),

@@ -63,12 +63,18 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             push["calibration"] = json.loads(args.calibration.read_text())
         except (OSError, ValueError) as e:
             raise GatewayError(f"--calibration {args.calibration}: cannot read it as JSON ({e})") from e
+    return checked(args.site, args.node, push)
+
+
+def checked(site: str, node: str, push: dict[str, Any]) -> dict[str, Any]:
+    """`push` if the node's own validation (firmware/config.py merge_push, on a default node config) takes it;
+    GatewayError with the node's reason if not."""
     fw_config: Any = firmware.module("config")  # the node's own validation (untyped MicroPython subset)
-    base, reason = fw_config.validate({"site": args.site, "node": args.node, "broker": {"host": "broker"}})
+    base, reason = fw_config.validate({"site": site, "node": node, "broker": {"host": "broker"}})
     if base is None:
         raise GatewayError(f"cannot build a node config to check against: {reason}")
-    checked, reason = fw_config.merge_push(base, push)
-    if checked is None:
+    new, reason = fw_config.merge_push(base, push)
+    if new is None:
         raise GatewayError(f"the node would refuse this config: {reason}")
     return push
 
@@ -99,7 +105,12 @@ def keep(cfg: config_mod.Config, row: NodeConfigRow) -> None:
 
 
 def run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
-    push = build(args)
+    return send(args, cfg, build(args))
+
+
+def send(args: argparse.Namespace, cfg: config_mod.Config, push: dict[str, Any]) -> int:
+    """Sign (with a registry), keep and publish a checked push to args.site/args.node; with args.wait, wait for
+    the node's answer. GatewayError when the broker cannot be reached."""
     topics = Topics(cfg.mqtt.topic_prefix)
     topic = topics.node(args.site, args.node, "config")
     now = int(time.time() * 1000)

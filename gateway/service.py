@@ -18,7 +18,8 @@ read-only database is refused at start.
 
 After committed batches the loop runs the drift monitor (Writer.check_drift: a site with new scans, at most once
 a minute per site on the monotonic clock, in transactions of its own; gateway/drift.py); it is not part of the
-verdict, and a failure of it stops nothing.
+verdict, and a failure of it stops nothing. So are the reference alerts (Writer.check_references: once a minute,
+every node; gateway/reference_alerts.py).
 
 Two clocks are injected: `clock` (wall ms: shown and stored) and `monotonic` (ms: every duration here, the
 silence check, the backoff, the drift monitor's minute).
@@ -144,6 +145,7 @@ class Gateway:
                     self._deliver(self._ha.step(self.store), [])
             if not self._held:  # the drift monitor after committed batches (at most once a minute per site)
                 self._deliver(writer.check_drift(), [])
+                self._deliver(writer.check_references(), [])  # reference alerts, at most once a minute
 
     def _watch_connection(self, writer: Writer) -> None:
         """On every (re)connection: publish every open alert's retained state (the broker may have lost it)."""

@@ -133,12 +133,24 @@ class _Lag:
 
 
 class MLX90614:
-    """One simulated part. `noise=False` gives exact readings (for comparing drivers on the same chip)."""
+    """One simulated part. `noise=False` gives exact readings (for comparing drivers on the same chip).
+
+    `gain` and `offset_c`: this unit's calibration error, object reading = gain * true + offset_c (C), as two
+    real units differ (docs/sensor.md, "Per-unit gain and offset"). Exact (1, 0) by default; the datasheet's
+    accuracy is +-0.5 C over 0-50 C (+-0.2 C at 36-38 C for the medical parts), so a unit within it reads, e.g.,
+    gain 1.005 with offset -0.15 C. Reference calibration (firmware/reference.py) measures and undoes them."""
 
     max_freq_hz = 100_000
 
     def __init__(
-        self, clock: TickSource, variant: str = "DCI", address: int = 0x5A, seed: int = 0, noise: bool = True
+        self,
+        clock: TickSource,
+        variant: str = "DCI",
+        address: int = 0x5A,
+        seed: int = 0,
+        noise: bool = True,
+        gain: float = 1.0,
+        offset_c: float = 0.0,
     ) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"unknown MLX90614 variant {variant!r} (known: {', '.join(VARIANTS)})")
@@ -148,6 +160,7 @@ class MLX90614:
         self._spec = VARIANTS[variant]
         self._clock = clock
         self._noise = noise
+        self.gain, self.offset_c = gain, offset_c  # this unit's error; set them to model another unit
         self._noise_rng = random.Random(seed)
         self._fault_rng = random.Random(f"{seed}:faults")
         self._eeprom = [random.Random(f"{seed}:eeprom").randrange(0x10000) for _ in range(32)]
@@ -338,7 +351,7 @@ class MLX90614:
             seen_c = self._faults["out_of_range"]["object_c"]
         if cmd in (RAM_RAW_IR1, RAM_RAW_IR2):
             return _raw_ir(seen_c, ta_c)
-        to_c = self._radiometric(seen_c, ta_c)
+        to_c = self.gain * self._radiometric(seen_c, ta_c) + self.offset_c  # the unit's own calibration error
         if self._noise:
             to_c += self._noise_rng.gauss(0.0, self._noise_c())
         word = encode(to_c, *TO_RANGE_C)

@@ -28,6 +28,8 @@ _KIND = {
     alerts.CLOCK_SKEW: ("设备时钟错误", "Node clock wrong"),
     alerts.POST_OFFLINE: ("卡点全部设备离线", "Post offline"),
     alerts.POPULATION_DRIFT: ("设备读数整体偏离", "Node reads apart from its site"),
+    alerts.REFERENCE_OVERDUE: ("设备参考校准已过期", "Reference check overdue"),
+    alerts.REFERENCE_DRIFT: ("设备校准漂移", "Reference correction drifted"),
 }
 _DO = {
     alerts.FEVER: ("请用体温计（口温/腋温）复测，并在控制台记录",
@@ -45,6 +47,13 @@ _DO = {
                               "不影响单次筛查结论，发热仍以体温计复测为准", "Its readings sit apart from the site's"
                               " other nodes: check it against a reference source (blackbody) or swap it; a fever"
                               " is still decided by a clinical thermometer"),
+    alerts.REFERENCE_OVERDUE: ("本班次尚未做参考校准：请用参考源（黑体或参考体温计）在约35°C和39°C各测一次，并记录"
+                               "（checkpoint-gateway reference record）", "No reference check this shift: scan the"
+                               " reference source near 35 C and 39 C and record it (checkpoint-gateway reference"
+                               " record)"),
+    alerts.REFERENCE_DRIFT: ("该设备两次参考校准相差超过0.3°C：请复核参考源后重新校准；仍漂移则更换设备",
+                             "Its correction moved more than 0.3 C between two checks: check the reference source,"
+                             " check the unit again, swap it if it still moves"),
 }  # fmt: skip
 _DO_SHORT = {
     alerts.FEVER: ("请用体温计复测", "re-check with a thermometer"),
@@ -54,6 +63,8 @@ _DO_SHORT = {
     alerts.CLOCK_SKEW: ("请检查 NTP", "check its NTP"),
     alerts.POST_OFFLINE: ("请立即致电卡点", "phone the post now"),
     alerts.POPULATION_DRIFT: ("请校准或更换设备", "check or swap the unit"),
+    alerts.REFERENCE_OVERDUE: ("请做参考校准", "check it against the reference"),
+    alerts.REFERENCE_DRIFT: ("请复核或更换设备", "check again or swap the unit"),
 }
 _STATE = {
     alerts.RAISED: ("", ""),

@@ -48,6 +48,8 @@ _WORDS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
     "clock_skew": ("设备时钟偏差", "Clock skew"),
     "post_offline": ("卡点全部设备离线", "Post offline (every node)"),
     "population_drift": ("设备读数整体偏离", "Population drift (node reads apart from its site)"),
+    "reference_overdue": ("参考校准已过期", "Reference check overdue"),
+    "reference_drift": ("参考校准漂移", "Reference correction drifted"),
     "every_node": ("全部设备", "every node"),
     "detail": ("详情", "Detail"),
     "active_unack": ("未处理", "Active, unacknowledged"),
