@@ -3,6 +3,7 @@
     checkpoint-gateway provision --dir /etc/checkpoint --broker-host 10.0.0.2 --ca ca.crt bridge-1/lane-1 ...
     checkpoint-gateway provision --dir /etc/checkpoint --rotate bridge-1/lane-1
     checkpoint-gateway provision --dir /etc/checkpoint --retire bridge-1/lane-2
+    checkpoint-gateway provision --dir /etc/checkpoint --reader medic          (--remove-reader medic)
 
 Under --dir (created 0700; every secret file 0600):
     registry.json               the gateway's node registry: each node's HMAC key (gateway.registry)
@@ -17,6 +18,11 @@ A node's broker user is "{site}.{node}" (a dot is never in an identifier, so no 
 the broker uses it as the client id (use_username_as_clientid), so nobody takes another's session.
 Rotating a node gives it a new key and password (deploy its new config.json); retiring takes it out of the
 passwd file and the ACL, and the registry keeps it as retired (its messages are quarantined from then on).
+Readers (medics: broker accounts that read alerts, nothing else) are kept from run to run: the reader blocks of
+the ACL under --dir are the record of them, so a run that rotates, retires or adds nodes writes them again.
+Adding one (`--reader`) or removing one (`--remove-reader`: its ACL block and its passwd entry) is explicit,
+and each run prints the readers it wrote. A reader's password is set by the operator in the passwd under
+--dir (`mosquitto_passwd DIR/mosquitto/passwd medic`), which every run edits in place and never rewrites.
 Reload the broker afterwards (SIGHUP) to apply passwd and ACL.
 """
 
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -50,7 +57,9 @@ def register(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8883)
     p.add_argument("--ca", type=Path, help="the CA certificate that signed the broker's (PEM)")
     p.add_argument("--prefix", default=_contract.PREFIX)
-    p.add_argument("--reader", action="append", default=[], help="a human account that may read alerts (medic)")
+    p.add_argument("--reader", action="append", default=[], help="add a human account that may read alerts (medic);"
+                   " readers already in the ACL are kept")  # fmt: skip
+    p.add_argument("--remove-reader", action="append", default=[], metavar="READER", help="remove a reader")
     p.add_argument("--rotate", action="append", default=[], metavar="SITE/NODE", help="new key and password")
     p.add_argument("--retire", action="append", default=[], metavar="SITE/NODE", help="remove a node's access")
     p.set_defaults(func=run)
@@ -81,6 +90,57 @@ def _passwd(passwd: Path, *args: str) -> None:
     if not passwd.exists():
         _secret_file(passwd, "")
     subprocess.run([tool, *args], check=True, capture_output=True)
+
+
+def readers_in(text: str, prefix: str) -> tuple[list[str], list[str]]:
+    """The readers of an ACL this command wrote (blocks of exactly `topic read {prefix}/alerts/#`), and the
+    users of any other block that is neither the gateway's nor a node's (not written by this command)."""
+    blocks: dict[str, list[str]] = {}
+    lines: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("user "):
+            lines = blocks.setdefault(line[5:].strip(), [])
+        elif line and not line.startswith("#"):
+            lines.append(line)
+    alerts = [f"topic read {prefix}/{_contract.ALERTS}/#"]
+    readers = sorted(u for u, b in blocks.items() if b == alerts)
+    node = re.compile(r"topic (write|read) [^ ]+$")  # a node's block (its user "site.node")
+    other = sorted(u for u, b in blocks.items()
+                   if u != GATEWAY_USER and b != alerts and not ("." in u and all(map(node.match, b))))  # fmt: skip
+    return readers, other
+
+
+def _readers(args: argparse.Namespace, acl_path: Path) -> tuple[list[str], list[str]]:
+    """The readers in the ACL under --dir, and those this run writes: plus --reader, minus --remove-reader
+    (checked before anything is changed)."""
+    kept, other = readers_in(acl_path.read_text(), args.prefix) if acl_path.exists() else ([], [])
+    for name in other:
+        print(f"provision: {acl_path}: the block of user {name} was not written by provision: left out")
+    for name in args.reader + args.remove_reader:
+        if not _contract.is_identifier(name):
+            raise GatewayError(f"reader {name!r}: must be [a-z0-9][a-z0-9-]{{0,31}} and not a reserved word"
+                               f" ({', '.join(_contract.RESERVED)})")  # fmt: skip
+    for name in args.remove_reader:
+        if name not in kept or name in args.reader:
+            raise GatewayError(f"--remove-reader {name}: not a reader in {acl_path}" if name not in kept
+                               else f"{name}: both --reader and --remove-reader")  # fmt: skip
+    return kept, sorted((set(kept) | set(args.reader)) - set(args.remove_reader))
+
+
+def _say_readers(args: argparse.Namespace, before: list[str], readers: list[str], passwd: Path) -> None:
+    """Remove the passwd entries of removed readers; print what changed, what is written, what has no password."""
+    users = {line.split(":", 1)[0] for line in passwd.read_text().splitlines()}
+    for name in args.remove_reader:
+        if name in users:
+            _passwd(passwd, "-D", str(passwd), name)
+        print(f"provision: reader {name} removed (its broker user and ACL block; reload the broker)")
+    for name in readers:
+        if name not in before:
+            print(f"provision: reader {name} added (reads {args.prefix}/{_contract.ALERTS}/# only)")
+        if name not in users:
+            print(f"provision: reader {name} has no password yet: mosquitto_passwd {passwd} {name}")
+    print(f"provision: readers in the ACL: {', '.join(readers) or 'none'}")
 
 
 def acl(registry: Registry, prefix: str, readers: list[str]) -> str:
@@ -130,7 +190,8 @@ def run(args: argparse.Namespace) -> int:
     (args.dir / "mosquitto").mkdir(parents=True, exist_ok=True, mode=0o700)
     path = args.dir / "registry.json"
     reg = Registry.load(path) if path.exists() else Registry()
-    passwd = args.dir / "mosquitto" / "passwd"
+    passwd, acl_path = args.dir / "mosquitto" / "passwd", args.dir / "mosquitto" / "acl"
+    before, readers = _readers(args, acl_path)
     if not (args.dir / "gateway.password").exists():
         password = secrets.token_urlsafe(24)
         _passwd(passwd, "-b", str(passwd), GATEWAY_USER, password)
@@ -152,5 +213,6 @@ def run(args: argparse.Namespace) -> int:
         _passwd(passwd, "-D", str(passwd), user(site, node))
         print(f"provision: {site}/{node} retired (broker user removed; reload the broker)")
     reg.save(path)
-    (args.dir / "mosquitto" / "acl").write_text(acl(reg, args.prefix, args.reader) + "\n")
+    _say_readers(args, before, readers, passwd)
+    acl_path.write_text(acl(reg, args.prefix, readers) + "\n")
     return 0

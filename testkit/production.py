@@ -40,6 +40,13 @@ class Deployment:
         passwd = self.dir / "mosquitto" / "passwd"
         subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True, capture_output=True)
 
+    def provision(self, **given: object) -> None:
+        """`checkpoint-gateway provision` again on this --dir: no nodes, readers, rotations or retirements but
+        those `given` (lists, as argparse gives them)."""
+        args = dict(dir=self.dir, broker_host="127.0.0.1", port=8883, ca=self.ca.crt, prefix="checkpoint/v1",
+                    nodes=[], reader=[], remove_reader=[], rotate=[], retire=[])  # fmt: skip
+        provision.run(argparse.Namespace(**(args | given)))
+
     def config(self) -> Path:
         lines = []
         for line in (DEPLOY / "production.conf").read_text().splitlines():
@@ -67,8 +74,6 @@ def provisioned(workdir: Path, nodes: list[str], readers: tuple[str, ...] = ("me
     pki = Pki(workdir / "pki")
     ca = pki.ca("checkpoint-ca")
     server = pki.server("broker", ca, "IP:127.0.0.1")
-    args = argparse.Namespace(dir=workdir / "deploy", broker_host="127.0.0.1", port=8883, ca=ca.crt,
-                              prefix="checkpoint/v1", reader=list(readers), rotate=[], retire=[],
-                              nodes=nodes)  # fmt: skip
-    provision.run(args)
-    return Deployment(workdir / "deploy", ca, server, free_port())
+    d = Deployment(workdir / "deploy", ca, server, free_port())
+    d.provision(nodes=nodes, reader=list(readers))
+    return d

@@ -38,12 +38,7 @@ def test_provision_rotate_retire(tmp_path: Path) -> None:
     (node_dir / "config.json").write_text(json.dumps(cfg))
     assert deploy_check.check(node_dir / "config.json") == node_dir / "ca.crt"
 
-    from gateway import provision
-
-    args = provision.argparse.Namespace(dir=d.dir, broker_host="127.0.0.1", port=8883, ca=d.ca.crt,
-                                        prefix="checkpoint/v1", reader=[], rotate=["bridge-1/lane-1"],
-                                        retire=["bridge-1/lane-2"], nodes=[])  # fmt: skip
-    provision.run(args)
+    d.provision(rotate=["bridge-1/lane-1"], retire=["bridge-1/lane-2"])
     rotated = json.loads((node_dir / "config.json").read_text())
     reg = Registry.load(d.dir / "registry.json")
     assert rotated["broker"]["hmac_key"] != cfg["broker"]["hmac_key"]
@@ -52,4 +47,32 @@ def test_provision_rotate_retire(tmp_path: Path) -> None:
     assert "bridge-1.lane-2" not in (d.dir / "mosquitto" / "passwd").read_text()
     assert "lane-2" not in (d.dir / "mosquitto" / "acl").read_text()
     with pytest.raises(GatewayError, match="reserved"):
-        provision.run(provision.argparse.Namespace(**dict(vars(args), rotate=[], retire=[], nodes=["alerts/n1"])))
+        d.provision(nodes=["alerts/n1"])
+
+
+def test_readers_are_kept_and_changed_only_when_asked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The ACL keeps its readers from run to run; adding and removing one is explicit and printed; a reader's
+    password set in the passwd under --dir survives later runs; a block provision did not write is named."""
+    d = provisioned(tmp_path, ["bridge-1/lane-1"], readers=("medic",))
+    acl, passwd = d.dir / "mosquitto" / "acl", d.dir / "mosquitto" / "passwd"
+    assert "reader medic added" in capsys.readouterr().out
+    d.set_password("medic", "medic-pass")
+    d.provision(nodes=["bridge-1/lane-2"], reader=["nurse"])
+    said = capsys.readouterr().out
+    assert "reader nurse added" in said and "reader medic added" not in said
+    assert f"reader nurse has no password yet: mosquitto_passwd {passwd} nurse" in said
+    assert said.endswith("provision: readers in the ACL: medic, nurse\n")
+    assert "user medic\ntopic read checkpoint/v1/alerts/#\n" in acl.read_text()
+    assert passwd.read_text().startswith("gateway:") and "\nmedic:$7$" in passwd.read_text()
+    acl.write_text(acl.read_text() + "user homeassistant\ntopic read checkpoint/v1/+/+/status\n")
+    d.set_password("nurse", "nurse-pass")
+    d.provision(remove_reader=["nurse"])
+    said = capsys.readouterr().out
+    assert "the block of user homeassistant was not written by provision: left out" in said
+    assert "reader nurse removed" in said and said.endswith("provision: readers in the ACL: medic\n")
+    assert "nurse" not in acl.read_text() and "nurse:" not in passwd.read_text() and "medic:" in passwd.read_text()
+    for bad, match in (({"remove_reader": ["nurse"]}, "not a reader"), ({"reader": ["gateway"]}, "reserved"),
+                       ({"reader": ["medic"], "remove_reader": ["medic"]}, "both")):  # fmt: skip
+        with pytest.raises(GatewayError, match=match):
+            d.provision(**bad)
+    assert "user medic\n" in acl.read_text()
