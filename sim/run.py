@@ -431,7 +431,8 @@ class Simulation:
                 f"gateway db {self.db_url}, {self.s.duration_s:g} s simulated at x{self.s.speed:g}"
             )
             self._say(f"node logs: {self.o.workdir / 'firmware.log'}; gateway logs: {self.o.workdir}/gateway-*.log")
-            self._say(f"watch alerts live: mosquitto_sub -p {self.port}{self._sub_auth()} -t '{alerts}' -v")
+            every = f"{contract.PREFIX}/{contract.ALERTS}/#"
+            self._say(f"watch alerts live: mosquitto_sub -p {self.port}{self._sub_auth()} -t '{every}' -v")
             with contextlib.redirect_stdout(log):
                 asyncio.run(self._simulate())
         finally:
