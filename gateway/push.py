@@ -105,7 +105,31 @@ def keep(cfg: config_mod.Config, row: NodeConfigRow) -> None:
 
 
 def run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
-    return send(args, cfg, build(args))
+    return send(args, cfg, with_reference(cfg, args.site, args.node, build(args)))
+
+
+def with_reference(cfg: config_mod.Config, site: str, node: str, push: dict[str, Any]) -> dict[str, Any]:
+    """`push` carrying the node's last reference correction (`checkpoint-gateway reference record`), so the
+    retained config and the gateway's kept copy hold it too: a node flashed again, or one that takes its
+    config from the copy sent again on a broker cluster, still corrects its unit. Unchanged when the push
+    names a correction itself or the node has none; when the database cannot be read the push goes as it is
+    and the command says so."""
+    if "reference" in push:
+        return push
+    try:
+        store = open_store(cfg.store.db, cfg.store.synchronous, create=False)
+        with contextlib.closing(store):
+            history = store.references(site, node)
+    except (GatewayError, OSError) as e:
+        print(f"push-config: cannot read {site}/{node}'s reference checks in {cfg.store.db} ({e}): the push does"
+              " not carry its correction (the node keeps the one it has)", file=sys.stderr)  # fmt: skip
+        return push
+    if not history:
+        return push
+    last = history[-1]
+    print(f"push-config: carries {site}/{node}'s reference correction of its last check (gain {last.gain:.5f}, "
+          f"offset {last.offset_c:+.3f} C)")  # fmt: skip
+    return checked(site, node, dict(push, reference={"gain": last.gain, "offset_c": last.offset_c}))
 
 
 def send(args: argparse.Namespace, cfg: config_mod.Config, push: dict[str, Any]) -> int:

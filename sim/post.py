@@ -49,6 +49,7 @@ from sim.scenario import Scenario, Site
 from sim.travellers import Population, Scene, Traveller, deficit_c, settled_at_c, site_temperature
 
 conditions: Any = firmware.module("conditions")  # untyped MicroPython module
+reference: Any = firmware.module("reference")
 CAL: Any = firmware.module("calibration").CALIBRATION
 TOLERANCE_C = 0.5  # a face further below its equilibrium than this is outside the calibration's conditions
 MAX_VISITS = 3
@@ -114,8 +115,28 @@ class Uplink:
         return b
 
 
-def node_config(site: Site, node: str, uplink: Uplink) -> dict[str, Any]:
-    return {
+def unit_error(site: Site, seed: int) -> tuple[float, float]:
+    """A node's part's (gain, offset_c): exact unless the site gives a spread; drawn from the node's seed, cut at
+    3 sd (inside what firmware/reference.py takes for an honest sensor)."""
+    rng = random.Random(seed * 7919 + 1)
+
+    def draw(sd: float) -> float:
+        return max(-3 * sd, min(3 * sd, rng.gauss(0.0, sd)))
+
+    return 1.0 + draw(site.unit_gain_sd), draw(site.unit_offset_sd_c)
+
+
+def shift_check(gain: float, offset_c: float) -> dict[str, float]:
+    """The correction staff get from the two-point check at shift start: the unit's readings (0.01 C, as its
+    scans show them) of the two reference temperatures, through firmware/reference.py."""
+    (lo, hi) = reference.REFERENCE_C
+    read = [round(gain * t + offset_c, 2) for t in (lo, hi)]
+    return dict(reference.two_point(lo, read[0], hi, read[1]))
+
+
+def node_config(site: Site, node: str, uplink: Uplink, ref: dict[str, float] | None = None) -> dict[str, Any]:
+    """The node's config.json; `ref`: the unit's reference correction (`reference` key) when it was checked."""
+    cfg = {
         "site": site.name,
         "node": node,
         "config_id": "sim-1",
@@ -124,6 +145,9 @@ def node_config(site: Site, node: str, uplink: Uplink) -> dict[str, Any]:
         "broker": uplink.broker(),
         "sensor": {"variant": VARIANT[site.mode]},
     }
+    if ref is not None:
+        cfg["reference"] = ref
+    return cfg
 
 
 class SimNode:
@@ -141,7 +165,10 @@ class SimNode:
         self.root = root
         self.uplink = uplink if isinstance(uplink, Uplink) else Uplink(uplink)  # an int: one broker's port
         self.clock = ScaledClock(scenario.speed)
-        self.chip = MLX90614(self.clock, variant=VARIANT[site.mode], seed=seed, noise=False)
+        gain, offset_c = unit_error(site, seed)
+        self.chip = MLX90614(self.clock, variant=VARIANT[site.mode], seed=seed, noise=False, gain=gain,
+                             offset_c=offset_c)  # fmt: skip
+        self.ref = shift_check(gain, offset_c) if site.reference_check else None
         self.housing = thermal.Housing(site.scanner, site.housing_c, site.scanner_start_c, site.scanner_tau_s)
         self.front: Lane[Traveller] = Lane(self.chip, self._package_c(0.0), DWELL_MS, GAP_MS, GIVE_UP_MS)
         self.front.set_air(self._package_c(0.0), site.ambient_c, self.housing.error_c(0.0, site.ambient_c))
@@ -174,7 +201,7 @@ class SimNode:
     def power_on(self) -> None:
         """Boot the firmware from its folder (config.json, boot counter, outbox survive a power cut)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "config.json").write_text(json.dumps(node_config(self.site, self.name, self.uplink)))
+        (self.root / "config.json").write_text(json.dumps(node_config(self.site, self.name, self.uplink, self.ref)))
         board = HostBoard(self.clock, str(self.root), {0x5A: self.chip})
         board.link.attach(self.ntp, self.dns)
         if not self.wifi_up:

@@ -29,6 +29,11 @@ A scenario file looks like this (every key optional; command-line flags override
     scanner_tau_s = 300.0     # its time constant (default per housing)
     retest_after_min = [10, 15]  # an indeterminate traveller (cold skin) comes back after this long inside
     retest_air_c = 20.0       # ... in this air (a heated booth or room)
+    # Per-unit calibration error (issue 15 item 3; docs/sensor.md), per site, optional (default exact units):
+    unit_gain_sd = 0.01       # each node's part reads gain x true + offset, gain ~ 1 +- this (cut at 3 sd) ...
+    unit_offset_sd_c = 0.2    # ... and offset ~ 0 +- this, C, drawn from the node's seed
+    reference_check = true    # staff ran the two-point check at shift start: the node's config carries the
+                              # correction it gives (firmware/reference.py, from the unit's readings at 35/39 C)
 
     [[fault]]
     at_s = 30
@@ -90,6 +95,9 @@ class Site:
     scanner_tau_s: float | None = None
     retest_after_min: tuple[float, float] = (10.0, 15.0)
     retest_air_c: float = 20.0
+    unit_gain_sd: float = 0.0
+    unit_offset_sd_c: float = 0.0
+    reference_check: bool = False
 
     def outdoor(self) -> float:
         """The outdoor air of the post: given, else the site's own air outdoors, else -6 C."""
@@ -132,7 +140,7 @@ class Scenario:
 _TOP = {"duration_s", "speed", "seed", "rate_per_min", "fever_prevalence", "mode", "site", "fault"}
 _SITE = {"name", "nodes", "ambient_c", "indoor", "mode", "arrival", "outdoor_c", "cabin_c", "window_s", "cold_share"}
 _SITE |= {"minutes_inside", "scanner", "housing_c", "scanner_start_c", "scanner_tau_s", "retest_after_min"}
-_SITE |= {"retest_air_c"}
+_SITE |= {"retest_air_c", "unit_gain_sd", "unit_offset_sd_c", "reference_check"}
 _PAIRS = {"cabin_c": (0, 40), "window_s": (0, 3600), "minutes_inside": (0, 600), "retest_after_min": (0, 600)}
 _FAULT = {"at_s", "kind", "node", "duration_s"}
 
@@ -166,12 +174,17 @@ def _site(raw: dict[str, Any], i: int, default_mode: str) -> Site:
         _number(raw, key, where, lo, hi)
     for key, lo, hi in (("scanner_start_c", -40, 60), ("scanner_tau_s", 1, 10**6), ("retest_air_c", -40, 50)):
         _number(raw, key, where, lo, hi)
+    _number(raw, "unit_gain_sd", where, 0.0, 0.03)  # 3 sd inside what an honest sensor has (firmware/reference.py)
+    _number(raw, "unit_offset_sd_c", where, 0.0, 1.0)
+    if not isinstance(raw.get("reference_check", False), bool):
+        raise ScenarioError(f"{where}.reference_check: {raw['reference_check']!r} is not true or false")
     for key, choices in (("arrival", ("foot", "vehicle")), ("scanner", HOUSINGS)):
         if raw.get(key, choices[0]) not in choices:
             raise ScenarioError(f"{where}.{key}: {raw[key]!r} is not one of {choices}")
     base = Site(name=name)
     given: dict[str, Any] = {k: _pair(raw, k, where) for k in _PAIRS if k in raw}
-    numbers = ("outdoor_c", "cold_share", "housing_c", "scanner_start_c", "scanner_tau_s", "retest_air_c")
+    numbers = ("outdoor_c", "cold_share", "housing_c", "scanner_start_c", "scanner_tau_s", "retest_air_c",
+               "unit_gain_sd", "unit_offset_sd_c")  # fmt: skip
     given |= {k: float(raw[k]) for k in numbers if k in raw}
     return replace(
         base,
@@ -181,6 +194,7 @@ def _site(raw: dict[str, Any], i: int, default_mode: str) -> Site:
         mode=mode,
         arrival=raw.get("arrival", base.arrival),
         scanner=raw.get("scanner", base.scanner),
+        reference_check=raw.get("reference_check", False),
         **given,
     )
 

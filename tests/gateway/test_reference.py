@@ -147,3 +147,31 @@ def test_an_overdue_unit_and_a_drifting_unit_each_raise_their_alert_once(any_db:
         ]
     finally:
         store.close()
+
+
+def test_a_later_push_config_carries_the_units_correction(tmp_path: Path, private_broker: Broker) -> None:
+    """push-config after a reference check (a new threshold): the retained config and the gateway's kept copy
+    still carry the unit's correction, so a node flashed again, or one given the copy on a broker cluster,
+    corrects its unit."""
+    db = f"sqlite:///{tmp_path / 'g.db'}"
+    open_store(db).close()
+    recorded = run_cli("reference", "--db", db, "record", "bridge/n1", "--point", "35.0=35.65", "--point",
+                       "39.0=39.77", "--broker", private_broker.url)  # fmt: skip
+    assert recorded.returncode == 0, recorded.stderr
+    pushed = run_cli("push-config", "--db", db, "--site", "bridge", "--node", "n1", "--id", "t-37.4",
+                     "--threshold", "37.4", "--broker", private_broker.url)  # fmt: skip
+    assert pushed.returncode == 0, pushed.stderr
+    assert "carries bridge/n1's reference correction" in pushed.stdout, pushed.stdout
+    watcher = Watcher(private_broker.port, "checkpoint/v1/bridge/n1/config")
+    try:
+        _, push = watcher.wait_for(lambda t, b: b.get("id") == "t-37.4", 10)
+    finally:
+        watcher.close()
+    assert push["threshold_c"] == 37.4 and push["reference"] == {"gain": 1.03, "offset_c": -0.4}
+    store = open_store(db)
+    try:
+        with store.transaction() as tx:
+            kept = tx.node_config("bridge", "n1")
+    finally:
+        store.close()
+    assert kept is not None and '"reference"' in kept.body
