@@ -5,7 +5,8 @@ Kinds: fever (an elevated authoritative verdict), node_offline (status offline o
 stored with another origin), clock_skew (a node's wall clock off by more than alerts.clock_skew_s),
 population_drift (a node's population level away from its site's other nodes: gateway/drift.py),
 reference_overdue and reference_drift (a node's reference check late, or its correction moved: gateway/reference.py),
-and one
+forged_command (a node refused commands sent to it for their signature or counter: someone forged or replayed a
+receipt, verdict or config; it stays until a person closes it, CLOSED_BY_PEOPLE), and one
 site-level kind, post_offline (every node of a site that is not retired is offline: the post's link or power,
 not one unit). A site-level alert is keyed as a node alert whose node is WHOLE_POST, "*" (which no node name can
 be: contract.is_identifier allows [a-z0-9-]): (kind, site, "*"), so the store's one open alert per (kind, site,
@@ -44,9 +45,10 @@ POST_OFFLINE = "post_offline"  # every node of a site offline: the post's link, 
 POPULATION_DRIFT = "population_drift"  # a node's level away from its site's (issue 15 item 4; gateway/drift.py)
 REFERENCE_OVERDUE = "reference_overdue"  # a node's reference check is older than a shift (gateway/reference.py)
 REFERENCE_DRIFT = "reference_drift"  # a node's correction moved beyond 0.3 C between two checks (issue 15 item 3)
+FORGED_COMMAND = "forged_command"  # a node refused a forged or replayed command (its status: auth_refused)
 WHOLE_POST = "*"  # the node of a site-level alert (post_offline): all of them
 KINDS = (FEVER, NODE_OFFLINE, SENSOR_FAULT, IDENTITY_CLASH, CLOCK_SKEW, POST_OFFLINE, POPULATION_DRIFT,
-         REFERENCE_OVERDUE, REFERENCE_DRIFT)  # fmt: skip
+         REFERENCE_OVERDUE, REFERENCE_DRIFT, FORGED_COMMAND)  # fmt: skip
 RAISED = "raised"
 ACKNOWLEDGED = "acknowledged"
 ESCALATED = "escalated"
@@ -54,7 +56,8 @@ RESOLVED = "resolved"
 ACTOR = "gateway"
 OUTCOMES = ("cleared", "referred", "monitored", "turned_back")  # cleared to travel, fever clinic, home obs.
 HANDLED = "handled"  # the outcome of a node alert that only a person can close (CLOSED_BY_PEOPLE), with a note
-CLOSED_BY_PEOPLE = (IDENTITY_CLASH,)  # nothing the node sends shows the clash is over: renamed, cleared, retired
+# nothing the node sends shows these are over: a clash renamed, cleared or retired; who forged a command found
+CLOSED_BY_PEOPLE = (IDENTITY_CLASH, FORGED_COMMAND)
 METHODS = ("oral", "axillary", "tympanic", "rectal")  # clinical thermometers
 READING_C = (34.0, 43.0)  # a clinical reading outside this is a typing error
 
@@ -129,9 +132,9 @@ def retest(alert: AlertRow, scan: ScanRow, now: int) -> Change:
 def raise_node(
     kind: str, site: str, node: str, reason: str, now: int, seq: int | None = None, detail: str | None = None
 ) -> Change:
-    """A node alert (node_offline, sensor_fault, identity_clash, clock_skew, population_drift; post_offline with
-    node WHOLE_POST); its id `kind:site:node:opened_ms` carries the opening time (one node, many episodes);
-    `detail` is for people (e.g. the two origins of an identity clash)."""
+    """A node alert (node_offline, sensor_fault, identity_clash, clock_skew, population_drift, forged_command;
+    post_offline with node WHOLE_POST); its id `kind:site:node:opened_ms` carries the opening time (one node,
+    many episodes); `detail` is for people (e.g. the two origins of an identity clash)."""
     alert = AlertRow(
         alert_id=f"{kind}:{site}:{node}:{now}",
         kind=kind,

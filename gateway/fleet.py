@@ -78,6 +78,18 @@ class Fleet:
         row.state, row.state_reason, row.state_since = state, reason, now
         return Transition(row.site, row.node, before, state, reason, now)
 
+    def refusals(self, status: Status) -> int:
+        """How many downlink commands the node refused (a forged or replayed receipt, verdict or config:
+        firmware/downlink.py) that the fleet has not seen yet: its status counts them since its boot, so a new
+        boot counts from 0, and the same count again (a retained status redelivered) is none. Call before
+        on_status, which keeps the count."""
+        if status.state != ONLINE:
+            return 0
+        count, row = status.auth_refused or 0, self._nodes.get((status.site, status.node))
+        if row is None or (status.boot is not None and row.boot != status.boot):
+            return count
+        return max(0, count - (row.auth_refused or 0))
+
     def on_status(self, status: Status, now: int, mono: int) -> Transition | None:
         row = self._row(status.site, status.node, now, mono)
         if status.fw is not None:
@@ -88,6 +100,7 @@ class Fleet:
             row.config_id = status.config_id
         if status.state == ONLINE:
             row.config_error = status.config_error
+            row.auth_refused, row.auth_error = status.auth_refused, status.auth_error
         return self._set_state(row, status.state, "status", now)
 
     def on_health(self, health: Health, now: int, mono: int) -> Transition | None:

@@ -172,6 +172,7 @@ class Writer:
                         if is_new[i] or not self._clash(tx, item, scans[i], now, mono, acc):
                             self._scan(tx, item, scans[i], is_new[i], now, mono, acc)
                     elif isinstance(item, Status):
+                        self._forged(tx, item, self._fleet.refusals(item), now, acc)
                         self._node_transition(tx, self._fleet.on_status(item, now, mono), acc)
                         self._config_again(tx, item, acc)
                     elif isinstance(item, Health):
@@ -405,6 +406,20 @@ class Writer:
             log.info("node %s/%s back online", t.site, t.node)
             self._save(tx, alerts.resolve(open_alert, "back_online", t.at), acc)
         self._post_transition(tx, t, acc)
+
+    def _forged(self, tx: Transaction, status: Status, new: int, now: int, acc: _Batch) -> None:
+        """Commands the node refused that the fleet had not seen (Fleet.refusals): someone sent it a forged or
+        replayed receipt, verdict or config. A log line each time; one forged_command alert per episode: raised
+        when none is open, kept open (no new one, no new event) until a person closes it as handled."""
+        if new <= 0:
+            return
+        why = status.auth_error or "refused"
+        log.warning("%s/%s refused %d command(s) sent to it (forged or replayed), %d since its boot %s, the last: %s",
+                    status.site, status.node, new, status.auth_refused, status.boot, why)  # fmt: skip
+        if tx.open_alert(alerts.FORGED_COMMAND, status.site, status.node) is None:
+            detail = f"{status.auth_refused} refused since boot {status.boot}, the last: {why}"
+            self._save(tx, alerts.raise_node(alerts.FORGED_COMMAND, status.site, status.node, "auth_refused", now,
+                                             detail=detail), acc)  # fmt: skip
 
     def _config_again(self, tx: Transaction, status: Status, acc: _Batch) -> None:
         """A node online with a config id other than the last one pushed to it (push-config keeps it in the

@@ -30,6 +30,7 @@ _KIND = {
     alerts.POPULATION_DRIFT: ("设备读数整体偏离", "Node reads apart from its site"),
     alerts.REFERENCE_OVERDUE: ("设备参考校准已过期", "Reference check overdue"),
     alerts.REFERENCE_DRIFT: ("设备校准漂移", "Reference correction drifted"),
+    alerts.FORGED_COMMAND: ("设备拒绝了伪造的指令", "Node refused a forged command"),
 }
 _DO = {
     alerts.FEVER: ("请用体温计（口温/腋温）复测，并在控制台记录",
@@ -54,6 +55,11 @@ _DO = {
     alerts.REFERENCE_DRIFT: ("该设备两次参考校准相差超过0.3°C：请复核参考源后重新校准；仍漂移则更换设备",
                              "Its correction moved more than 0.3 C between two checks: check the reference source,"
                              " check the unit again, swap it if it still moves"),
+    alerts.FORGED_COMMAND: ("有人向该设备发送了伪造或重放的指令（回执、结论或配置），设备已拒绝，未执行："
+                            "请通知网关管理员检查 MQTT 服务器账号与卡点网络；处理后在控制台关闭此告警并写明处理情况",
+                            "Someone sent it a forged or replayed command (receipt, verdict or config); the node"
+                            " refused it and did nothing: tell the gateway's administrator to check the broker's"
+                            " accounts and the post's network, then close this alert on the console with a note"),
 }  # fmt: skip
 _DO_SHORT = {
     alerts.FEVER: ("请用体温计复测", "re-check with a thermometer"),
@@ -65,6 +71,7 @@ _DO_SHORT = {
     alerts.POPULATION_DRIFT: ("请校准或更换设备", "check or swap the unit"),
     alerts.REFERENCE_OVERDUE: ("请做参考校准", "check it against the reference"),
     alerts.REFERENCE_DRIFT: ("请复核或更换设备", "check again or swap the unit"),
+    alerts.FORGED_COMMAND: ("请通知网关管理员", "tell the gateway's administrator"),
 }
 _STATE = {
     alerts.RAISED: ("", ""),

@@ -113,6 +113,8 @@ class NodeRow:
     outbox_errors: int | None = None
     task_restarts: int | None = None
     config_error: str | None = None  # why the node refused its last pushed config (None: applied)
+    auth_refused: int | None = None  # downlink commands it refused (a MAC or counter) since its boot (migration 0014)
+    auth_error: str | None = None  # the last one's kind and why, e.g. "receipt: bad_signature" (never a secret)
 
 
 @dataclass(slots=True)

@@ -143,7 +143,8 @@ class Pages:
         if v is None:
             return self.to_login()
         windows = views.windows(self.c.store, v, self.c.clock())
-        return self.c.page(request, "nodes.html", v, nodes=views.nodes(self.c.store, v), windows=windows)
+        return self.c.page(request, "nodes.html", v, nodes=views.nodes(self.c.store, v), windows=windows,
+                           forged=views.forged(self.c.store, v))  # fmt: skip
 
     def _sheet(self, request: Request, v: Visitor) -> tuple[str, list[Any]]:
         day = request.query_params.get("day", "today") or "today"

@@ -72,8 +72,15 @@ def rechecks(events: Iterable[AlertEvent]) -> int:
 
 
 def unhealthy(n: NodeRow) -> bool:
-    """A node that needs someone: a refused config, scans it dropped, or sensor errors."""
-    return n.config_error is not None or bool(n.outbox_drops) or bool(n.sensor_errors)
+    """A node that needs someone: a refused config, scans it dropped, sensor errors, or commands it refused."""
+    return n.config_error is not None or bool(n.outbox_drops) or bool(n.sensor_errors) or bool(n.auth_refused)
+
+
+def forged(store: Store, visitor: Visitor) -> dict[tuple[str, str], AlertRow]:
+    """The open forged_command alert of each node the visitor sees, by (site, node): shown on the nodes page
+    after the node's own count is gone (a reboot counts from 0), until a person closes it."""
+    return {(a.site, a.node): a for a in store.alerts(None, None, None, open_only=True)
+            if a.kind == alerts.FORGED_COMMAND and visitor.sees(a.site)}  # fmt: skip
 
 
 def nodes(store: Store, visitor: Visitor) -> list[NodeRow]:

@@ -1,11 +1,13 @@
 """The nodes page (issue 12 item 6): offline nodes first, then unhealthy ones, each with its last scan, outbox,
 free heap, signal, supply and sensor errors; and a node's planned maintenance window (item 5), in the site's zone,
-to the people who see the site: a window for the whole post on each of its nodes, nothing for another county's."""
+to the people who see the site: a window for the whole post on each of its nodes, nothing for another county's;
+commands a node refused (forged or replayed) and its open forged_command alert (issue 11 audit)."""
 
 from __future__ import annotations
 
 from starlette.testclient import TestClient
 
+from gateway import alerts
 from gateway.store.base import MaintenanceRow, NodeRow, Store
 
 from .conftest import T0
@@ -44,3 +46,30 @@ def test_offline_then_unhealthy_nodes_first_with_their_health(client: TestClient
     assert "64.0 KiB" in fine and "-67 dBm" in fine and "3.71 V" in fine and "120 <small>(121)</small>" in fine
     faulty = page.split('data-node="bridge/b-faulty"')[1].split("</tr>")[0]
     assert "传感器错误 2" in faulty
+
+
+def test_a_node_that_refused_forged_commands_shows_them_and_its_open_alert(
+    client: TestClient,  # noqa: F811
+    store: Store,  # noqa: F811
+) -> None:
+    """The count and last reason the node reports (a node first among the online ones), and the open
+    forged_command alert, which stays on the page after a reboot cleared the node's count until it is closed."""
+    seen = alerts.raise_node(alerts.FORGED_COMMAND, "bridge", "b-forged", "auth_refused", T0, detail="2 refused")
+    rebooted = alerts.raise_node(alerts.FORGED_COMMAND, "bridge", "c-rebooted", "auth_refused", T0 - HOUR)
+    with store.transaction() as tx:
+        tx.save_node(NodeRow("bridge", "a-fine", "online", "status", T0, T0))
+        tx.save_node(NodeRow("bridge", "b-forged", "online", "status", T0, T0, auth_refused=2,
+                             auth_error="receipt: bad_signature"))  # fmt: skip
+        tx.save_node(NodeRow("bridge", "c-rebooted", "online", "status", T0, T0))
+        for change in (seen, rebooted):
+            tx.save_alert(change.alert, change.event)
+    login(client, "li")
+    page = client.get("/nodes").text
+    order = [r.split('"', 1)[0] for r in page.split('data-node="')[1:]]
+    assert order == ["bridge/b-forged", "bridge/a-fine", "bridge/c-rebooted"]
+    cells = {n: page.split(f'data-node="bridge/{n}"')[1].split("</tr>")[0].split('class="error refused">')[1]
+             for n in ("a-fine", "b-forged", "c-rebooted")}  # fmt: skip
+    assert cells["b-forged"].startswith("2 (receipt: bad_signature)")
+    assert f'<a href="/alerts/{seen.alert.alert_id}">设备拒绝了伪造的指令</a>' in cells["b-forged"]
+    assert f'<a href="/alerts/{rebooted.alert.alert_id}">' in cells["c-rebooted"]
+    assert cells["a-fine"].startswith("</td>")
