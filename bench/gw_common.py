@@ -45,7 +45,11 @@ def result(proc: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
 def _publish(args: argparse.Namespace) -> dict[str, Any]:
     nodes = [NodePublisher(args.port, args.site, f"n{i}").connect() for i in range(args.nodes)]
     per_node = args.n // args.nodes
-    payloads = [[scan_payload(args.site, n.node, s) for s in range(per_node)] for n in nodes]
+    # Nodes whose clocks are right, as in the field (NTP): scan s made at uptime 60 s + s ms of a boot that
+    # ts places at the right instant, so the gateway judges every clock ok and runs the clock rule on each scan.
+    boot = int(time.time() * 1000) - 60_000 - per_node
+    stamp = [{"ts": boot + 60_000 + s, "uptime_ms": 60_000 + s} for s in range(per_node)]
+    payloads = [[scan_payload(args.site, n.node, s, **stamp[s]) for s in range(per_node)] for n in nodes]
     t_start = time.time()
     if args.rate:  # a steady background load: `rate` scans/s spread over the nodes, in 10 ms ticks
         sent, tick = 0, 0.01

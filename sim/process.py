@@ -41,9 +41,11 @@ class GatewayProcess:
 
     def __init__(
         self, port: int, db_url: str, workdir: Path, instance: str = "gw-proc", share_group: str = "",
-        cluster: RabbitCluster | None = None,
+        cluster: RabbitCluster | None = None, repo: Path = REPO,
     ) -> None:  # fmt: skip
+        """`repo`: the source tree whose gateway runs (another revision's, for bench/bench_ingest.py --against)."""
         self.port, self.db_url, self.workdir, self.instance = port, db_url, workdir, instance
+        self.repo = repo
         self.share_group = share_group  # several instances: each takes a share of the stream ($share/GROUP/...)
         self.cluster = cluster
         self.proc: subprocess.Popen[str] | None = None
@@ -69,7 +71,7 @@ class GatewayProcess:
                 cmd = [sys.executable, "-m", "gateway", "run", "--broker", url, "--db", self.db_url, "--instance",
                        self.instance]  # fmt: skip
                 cmd += ["--share-group", self.share_group] if self.share_group else []
-                self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=REPO, env=env)
+                self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=self.repo, env=env)
             pid = self.proc.pid
             watcher.wait_for(lambda t, b: b.get("state") == "online" and b.get("pid") == pid, timeout)
         finally:
