@@ -33,7 +33,7 @@ class _Anchor:
     live: bool = False  # set by a health message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Judgement:
     skew_ms: int
     state: str  # OK | AHEAD | BEHIND | UNKNOWN

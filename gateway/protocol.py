@@ -47,7 +47,10 @@ class Rejection:
     seq: int | None = None  # set when the payload named a valid seq of the topic's node
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, like the other values built for every scan (screening.Assessment, nodeclock.Judgement): a frozen
+# dataclass's __init__ sets each field through object.__setattr__, 4 us a scan at 28 fields (docs/benchmarks.md).
+# Nothing assigns to one once it is built.
+@dataclass(slots=True)
 class Scan:
     site: str
     node: str
@@ -87,6 +90,7 @@ class Status:
     auth_refused: int | None = None  # downlink messages the node refused for their MAC or counter
     auth_error: str | None = None
     sensor_error: str | None = None  # why the node refuses to screen (its sensor must be re-powered)
+    taken_over: int | None = None  # sessions the broker ended under the node (another unit with its name?)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ _reference: Any = firmware.module("reference")
 SCAN_PROCEDURE_FLAGS = ("unstable", "not_settled", "low_supply", "sensor_fault", "too_far", "sensor_unsettled")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Assessment:
     t_core_c: float | None
     verdict: str

@@ -9,6 +9,7 @@ file: how a batch of scans is inserted, partitions, the node upsert and alert ra
 from __future__ import annotations
 
 import json
+import operator
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -52,6 +53,7 @@ _OUTCOMES = ("cleared", "referred", "monitored", "turned_back")  # gateway/alert
 _VERDICTS = ("normal", "elevated", "indeterminate", "invalid")
 _TALLIED = "site, retest_of, gateway_verdict, scanned_at"  # a report counts clashing scans too: each is a traveller
 _FLAGS_AT = (SCAN_COLS.index("flags"), SCAN_COLS.index("gateway_flags"))
+_SCAN_VALUES = operator.attrgetter(*SCAN_COLS)  # one C call for the 30 columns of each stored scan
 
 
 def cols(names: Sequence[str]) -> str:
@@ -101,7 +103,7 @@ def params(row: object, names: Sequence[str]) -> tuple[Any, ...]:
 
 def scan_params(row: ScanRow) -> list[Any]:
     """A scan's column values, its flag tuples as JSON text."""
-    values = [getattr(row, c) for c in SCAN_COLS]
+    values = list(_SCAN_VALUES(row))
     for i in _FLAGS_AT:
         values[i] = json.dumps(list(values[i])) if values[i] else "[]"
     return values
