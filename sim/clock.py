@@ -1,13 +1,16 @@
 """Clocks for the simulator, with the firmware clock interface (see firmware/clock.py).
 
 `ManualClock` is simulated time that moves only when told to: tests and the simulated MLX90614 use it so
-settling times, EEPROM busy windows and power-up delays are exact and no test sleeps.
+settling times, EEPROM busy windows and power-up delays are exact and no test sleeps. `ScaledClock` runs at a
+fixed ratio to real time (the simulator's default); `VirtualClock` reads a virtual-time event loop
+(sim/vloop.py), which moves only when no node has anything to do (`checkpoint-sim run --virtual-time`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -88,3 +91,30 @@ class ScaledClock(_SimClock):
 
     async def sleep_ms(self, ms: int) -> None:
         await asyncio.sleep(max(0, ms) / 1000 / self.speed)
+
+
+class VirtualClock(_SimClock):
+    """Simulated time read from a virtual-time event loop (sim/vloop.py `VirtualTimeLoop.now_ns`): one per
+    simulated node and its chip, ticks from 0 when created. `sleep_ms(ms)` is a timer on that loop, so it must
+    be awaited there. `speed` is 1: one second of the loop is one simulated second (how fast that goes in real
+    time is whatever the machine gives)."""
+
+    speed = 1.0
+
+    def __init__(self, now_ns: Callable[[], int]) -> None:
+        super().__init__()
+        self._now_ns = now_ns
+        self._t0 = now_ns()
+
+    def ticks_ms(self) -> int:
+        return (self._now_ns() - self._t0) // 1_000_000
+
+    def seconds(self) -> float:
+        """Simulated seconds since the start."""
+        return (self._now_ns() - self._t0) / 1e9
+
+    async def sleep_ms(self, ms: int) -> None:
+        await asyncio.sleep(max(0, ms) / 1000)
+
+
+NodeClock = ScaledClock | VirtualClock  # what a simulated node, its chip and its lane run on

@@ -16,7 +16,8 @@ own: minutes inside), with the case's code entered, until the lanes close.
 Same seed, same travellers, same scans: arrivals are drawn up front (every one before the end is served, late
 or not), every visit draws its scene from a generator of its own (seed, node, traveller, visit), and the chip
 is noise-free (the scan noise is the traveller's, drawn per visit), so what a scan reads does not depend on how
-many samples real-time scheduling gave the node before it.
+many samples real-time scheduling gave the node before it. On virtual time (sim/vloop.py, a VirtualClock and the
+stubs on the loop) the samples themselves fall at the same moments in every run: one seed, one set of scans.
 
 Faults act on this node: Wi-Fi cut, sensor error flag or bus noise, power cut (tasks stopped abruptly, the
 connection dropped without DISCONNECT by `Uplink.drop()`, sometimes a torn record left at the end of the
@@ -40,9 +41,9 @@ from typing import Any
 
 import firmware
 from sim import thermal
-from sim.clock import ScaledClock
+from sim.clock import NodeClock, ScaledClock
 from sim.host.board import DEFAULT_UNIX_MS, HostBoard
-from sim.host.udp import DnsStub, NtpStub
+from sim.host.udp import HUB, DnsStub, Hub, NtpStub
 from sim.lane import Lane
 from sim.mlx90614 import MLX90614
 from sim.scenario import Scenario, Site
@@ -160,11 +161,13 @@ class SimNode:
         root: Path,
         on_scan: Callable[[RecordedScan], None],
         seed: int,
+        clock: NodeClock | None = None,  # default: scaled by the scenario's speed; virtual time: a VirtualClock
+        hub: Hub = HUB,  # what serves its NTP and DNS stubs (virtual time: the event loop, sim/host/udp.py)
     ) -> None:
         self.site, self.name, self.scenario = site, name, scenario
         self.root = root
         self.uplink = uplink if isinstance(uplink, Uplink) else Uplink(uplink)  # an int: one broker's port
-        self.clock = ScaledClock(scenario.speed)
+        self.clock: NodeClock = clock if clock is not None else ScaledClock(scenario.speed)
         gain, offset_c = unit_error(site, seed)
         self.chip = MLX90614(self.clock, variant=VARIANT[site.mode], seed=seed, noise=False, gain=gain,
                              offset_c=offset_c)  # fmt: skip
@@ -194,8 +197,8 @@ class SimNode:
         self.boots = 0
         self.powered = False
         self.wifi_up = True
-        self.ntp = NtpStub(lambda: DEFAULT_UNIX_MS + self.clock.ticks_ms())  # the node's NTP and DNS servers
-        self.dns = DnsStub()
+        self.ntp = NtpStub(lambda: DEFAULT_UNIX_MS + self.clock.ticks_ms(), hub)  # the node's NTP and DNS servers
+        self.dns = DnsStub(hub=hub)
 
     # --- power
     def power_on(self) -> None:

@@ -16,6 +16,12 @@ person, and with `--json` also as one JSON object on the last line of stdout.
 A unit replaced by an `identity_clash` fault is a second unit under the node's name: the summary counts it as
 node `NAME~2` (its scans stored under seqs the first unit never reached, and those kept in the gateway's
 scan_clashes, with their fever alerts), so "lost", "duplicates" and "alerts missing" stay exact.
+
+Time: by default every node's clock runs `speed` times real time. With `--virtual-time` (scenario `clock =
+"virtual"`) the run goes on a virtual-time event loop (sim/vloop.py): nodes, chips, lanes, faults and the
+progress all read its time, which moves only when nothing is left to do, as fast as the machine goes (speed
+unused); the simulator holds it still while it waits for a real process (a broker or gateway start, the
+medic's database round), so one seed gives one run (docs/simulator.md, "Virtual time").
 """
 
 from __future__ import annotations
@@ -31,11 +37,12 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
@@ -46,6 +53,8 @@ from gateway import export
 from gateway.ingest import origin_id
 from gateway.store import open_store
 from sim.broker import Broker, BrokerError
+from sim.clock import VirtualClock
+from sim.host.udp import LoopHub
 from sim.medic import Medic
 from sim.post import RecordedScan, SimNode, Uplink, install_task_tracking
 from sim.process import REPO, GatewayProcess
@@ -53,10 +62,13 @@ from sim.rabbitmq import RabbitCluster, RabbitError
 from sim.scenario import NET_FAULTS, Fault, Scenario, ScenarioError, Site, load
 from sim.summary import Key, summarise
 from sim.travellers import Traveller
+from sim.vloop import VirtualTimeLoop, hold_until
 from sim.watch import Watcher
 
 contract: Any = firmware.module("contract")  # untyped MicroPython module
+T = TypeVar("T")
 DRAIN_TIMEOUT_S = 120.0  # real seconds to wait for every node's outbox to be receipted at the end
+ANSWERS_S = 5.0  # virtual time: real seconds a swap waits, time held, for the answers on their way
 PROGRESS_EVERY_S = 5.0
 DISK_MB = 64  # the tmpfs that holds the gateway's database when the scenario has a disk_full fault
 DISK_LEFT = 24 * 1024  # bytes left free by disk_full
@@ -107,6 +119,7 @@ class Simulation:
         self.recorded_units: list[int] = []  # the unit of each recorded scan
         self.disk: Path | None = None  # the tmpfs mounted for disk_full
         self.medic: dict[str, Any] = {}  # what the simulated medic did (sim/medic.py)
+        self.loop: VirtualTimeLoop | None = None  # with virtual time, made with the nodes (else asyncio's)
 
     # --- set-up
     def _start_services(self) -> None:
@@ -211,19 +224,35 @@ class Simulation:
         if raised and isinstance(body.get("seq"), int):
             self.alert_seen_at.setdefault((body["site"], body["node"], body["seq"]), arrived)
 
+    @property
+    def pace(self) -> float:
+        """Simulated seconds per second of the event loop's time."""
+        return 1.0 if self.s.clock == "virtual" else self.s.speed
+
     def _make_nodes(self) -> None:
+        if self.s.clock == "virtual":
+            self.loop = VirtualTimeLoop()
         for i, (site_name, name) in enumerate(self.s.node_names()):
             site = next(s for s in self.s.sites if s.name == site_name)
             root = self.o.workdir / "nodes" / name
-            self.nodes[name] = SimNode(self.s, site, name, self.uplink(i), root, self._on_scan, self.s.seed * 1000 + i)
+            seed = self.s.seed * 1000 + i
+            if self.loop is None:
+                self.nodes[name] = SimNode(self.s, site, name, self.uplink(i), root, self._on_scan, seed)
+                continue
+            clock, hub = VirtualClock(self.loop.now_ns), LoopHub(self.loop)
+            self.nodes[name] = SimNode(self.s, site, name, self.uplink(i), root, self._on_scan, seed, clock, hub)
+
+    def _held(self) -> contextlib.AbstractContextManager[None]:
+        """Virtual time stands still inside (a real process or thread is waited for); nothing on a scaled clock."""
+        return self.loop.held() if self.loop is not None else contextlib.nullcontext()
 
     # --- faults
     async def _fault(self, f: Fault, clock_s: Any) -> None:
-        while clock_s() < f.at_s:
-            await asyncio.sleep(min(0.2, (f.at_s - clock_s()) / self.s.speed))
+        while f.at_s - clock_s() > 1e-6:
+            await asyncio.sleep(min(0.2, (f.at_s - clock_s()) / self.pace))
         self.faults_applied.append({"at_s": round(clock_s(), 1), "kind": f.kind, "node": f.node})
         self._say(f"fault: {f.kind}{' on ' + f.node if f.node else ''} for {f.duration_s:g} s")
-        real = f.duration_s / self.s.speed
+        real = f.duration_s / self.pace  # the loop's seconds
         node = self.nodes.get(f.node or "")
         if f.kind == "wifi_drop" and node:
             node.wifi(False)
@@ -239,7 +268,7 @@ class Simulation:
             await asyncio.sleep(real)
             node.power_on()
         elif f.kind == "garbage" and node:
-            await asyncio.to_thread(self._publish_garbage, node)
+            await self._real(self._publish_garbage, node)
         elif f.kind == "identity_clash" and node:
             await self._replace_unit(node)
         elif f.kind in NET_FAULTS and node:
@@ -253,7 +282,7 @@ class Simulation:
         node.net_fault(kind, True)
         if kind == "dns_slow":
             node.wifi(False)
-            await asyncio.sleep(3 / self.s.speed)
+            await asyncio.sleep(3 / self.pace)
             node.wifi(True)
         await asyncio.sleep(real)
         node.net_fault(kind, False)
@@ -261,25 +290,33 @@ class Simulation:
     async def _shared_fault(self, kind: str, real: float) -> None:
         """A fault on the broker, the gateway or the gateway's disk, for `real` seconds."""
         if kind == "disk_full" and self.disk is not None:
-            filler = await asyncio.to_thread(fill_disk, self.disk, DISK_LEFT)
+            filler = await self._real(fill_disk, self.disk, DISK_LEFT)
             await asyncio.sleep(real)
             filler.unlink()
         elif kind == "broker_restart" and self.broker is not None:
-            await asyncio.to_thread(self.broker.stop)
+            await self._real(self.broker.stop)
             await asyncio.sleep(real)
-            await asyncio.to_thread(self.broker.start)
+            await self._real(self.broker.start)
         elif kind == "broker_restart" and self.cluster is not None:
-            await asyncio.to_thread(self.cluster.kill, 0)  # a crash of the member the first nodes are on
+            await self._real(self.cluster.kill, 0)  # a crash of the member the first nodes are on
             await asyncio.sleep(real)
-            await asyncio.to_thread(self.cluster.start_member, 0)
+            await self._real(self.cluster.start_member, 0)
         elif kind == "gateway_restart" and self.gateway is not None:
-            await asyncio.to_thread(self.gateway.kill)
+            await self._real(self.gateway.kill)
             await asyncio.sleep(real)
-            await asyncio.to_thread(self.gateway.start, 30.0)
+            await self._real(self.gateway.start, 30.0)
+
+    async def _real(self, work: Callable[..., T], *args: Any) -> T:
+        """Real work on a thread (a process stopped or started, a disk filled), virtual time held meanwhile."""
+        with self._held():
+            return await asyncio.to_thread(work, *args)
 
     async def _replace_unit(self, node: SimNode) -> None:
         """A spare unit under the node's name: the old one goes once its outbox is empty (nothing of it lost),
-        the spare boots from an empty flash: boot counter and seqs from the start again."""
+        the spare boots from an empty flash: boot counter and seqs from the start again. With virtual time the
+        receipts on their way are awaited with time held, so the swap comes at the fault's moment in every run."""
+        if self.loop is not None:
+            await hold_until(self.loop, lambda: not node.depth, ANSWERS_S)
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while node.depth and time.monotonic() < deadline:
             await asyncio.sleep(0.05)  # waiting for the old unit's receipts, not for time
@@ -326,20 +363,21 @@ class Simulation:
 
     # --- the run
     async def _simulate(self) -> None:
-        install_task_tracking(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        install_task_tracking(loop)
         for node in self.nodes.values():
             node.power_on()
-        t0 = time.monotonic()
+        t0 = loop.time()  # time.monotonic() on asyncio's own loop, virtual on a VirtualTimeLoop
 
         def clock_s() -> float:
-            return (time.monotonic() - t0) * self.s.speed
+            return (loop.time() - t0) * self.pace
 
         done = asyncio.Event()
         progress = asyncio.create_task(self._progress(clock_s, done))
         faults = [asyncio.create_task(self._fault(f, clock_s)) for f in self.s.faults]
         lanes = [asyncio.create_task(n.lane(self.s.rate_per_min, self.s.duration_s)) for n in self.nodes.values()]
         await asyncio.gather(*lanes)
-        remaining = max(0.0, self.s.duration_s - clock_s()) / self.s.speed
+        remaining = max(0.0, self.s.duration_s - clock_s()) / self.pace
         await asyncio.sleep(remaining)
         self._say("lanes closed")
         if not all(f.done() for f in faults):
@@ -352,11 +390,23 @@ class Simulation:
         left = sum(n.depth for n in self.nodes.values())
         if left:
             self._say(f"warning: {left} scans still awaiting receipt after {DRAIN_TIMEOUT_S:g} s")
-        self.medic = await asyncio.to_thread(self._medic_round)
+        self.medic = await self._real(self._medic_round)
         done.set()
         await progress
         for node in self.nodes.values():
             await node.stop()
+
+    def _pace_text(self) -> str:
+        return f"at x{self.s.speed:g}" if self.loop is None else "on virtual time, as fast as it goes"
+
+    def _run_loop(self) -> None:
+        """The nodes' run: on asyncio's own loop, or on the virtual-time one (the runner closes either)."""
+        loop = self.loop
+        if loop is None:
+            asyncio.run(self._simulate())
+            return
+        with asyncio.Runner(loop_factory=lambda: loop) as runner:
+            runner.run(self._simulate())
 
     def _write_truth(self) -> None:
         """Ground truth, one line per scan the nodes recorded: the traveller behind it and their real core."""
@@ -428,13 +478,13 @@ class Simulation:
                 where = f"RabbitMQ cluster, MQTT on 127.0.0.1 ports {self.cluster.mqtt_ports}, gateway over AMQP"
             self._say(
                 f"{len(self.nodes)} nodes at {len(self.s.sites)} sites, {where}, "
-                f"gateway db {self.db_url}, {self.s.duration_s:g} s simulated at x{self.s.speed:g}"
+                f"gateway db {self.db_url}, {self.s.duration_s:g} s simulated {self._pace_text()}"
             )
             self._say(f"node logs: {self.o.workdir / 'firmware.log'}; gateway logs: {self.o.workdir}/gateway-*.log")
             every = f"{contract.PREFIX}/{contract.ALERTS}/#"
             self._say(f"watch alerts live: mosquitto_sub -p {self.port}{self._sub_auth()} -t '{every}' -v")
             with contextlib.redirect_stdout(log):
-                asyncio.run(self._simulate())
+                self._run_loop()
         finally:
             log.close()
             watcher.close()
@@ -453,6 +503,7 @@ class Simulation:
             nodes=len(self.nodes),
             garbage_sent=self.garbage_sent,
             faults=self.faults_applied,
+            clock=self.s.clock,
             real_s=round(time.monotonic() - started, 1),
             db=self.db_url,
         )
@@ -550,6 +601,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=contract.MODES, help="measurement mode (with --sites)")
     p.add_argument("--duration", type=float, help="simulated seconds")
     p.add_argument("--speed", type=float, help="simulated seconds per real second")
+    virtual = 'virtual time: as fast as it goes, one seed one run (scenario clock = "virtual"; speed unused)'
+    p.add_argument("--virtual-time", action="store_const", const="virtual", dest="clock", help=virtual)
     p.add_argument("--seed", type=int, help="seed for travellers, noise and faults")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line at the end")
     p.set_defaults(func=main)
@@ -572,6 +625,7 @@ def scenario_from(args: argparse.Namespace) -> Scenario:
     return scenario.with_options(
         duration_s=args.duration,
         speed=args.speed,
+        clock=args.clock,
         seed=args.seed,
         rate_per_min=args.rate,
         fever_prevalence=args.fever_prevalence,

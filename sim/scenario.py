@@ -4,6 +4,8 @@ A scenario file looks like this (every key optional; command-line flags override
 
     duration_s = 120          # simulated seconds
     speed = 10.0              # simulated seconds per real second
+    clock = "scaled"          # or "virtual": time moves only when no node has anything to do, as fast as the
+                              # machine goes (speed unused); one seed, one run (sim/vloop.py, docs/simulator.md)
     seed = 1
     rate_per_min = 6.0        # travellers per minute per node (Poisson)
     fever_prevalence = 0.05
@@ -65,6 +67,7 @@ from sim.thermal import HOUSINGS
 
 IDENT = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 MODES = ("forehead", "canthus")
+CLOCKS = ("scaled", "virtual")
 NET_FAULTS = ("clock_jump", "ntp_bad_reply", "receipt_loss", "dns_slow")  # on a node's network (sim/post.py)
 NODE_FAULTS: tuple[str, ...] = ("wifi_drop", "sensor_error_flag", "sensor_bus_noise", "power_cut", "garbage")
 NODE_FAULTS += ("identity_clash", *NET_FAULTS)
@@ -121,6 +124,7 @@ class Fault:
 class Scenario:
     duration_s: float = 60.0
     speed: float = 5.0
+    clock: str = "scaled"
     seed: int = 1
     rate_per_min: float = 6.0
     fever_prevalence: float = 0.05
@@ -137,7 +141,7 @@ class Scenario:
         return [(s.name, n) for s in self.sites for n in s.node_names()]
 
 
-_TOP = {"duration_s", "speed", "seed", "rate_per_min", "fever_prevalence", "mode", "site", "fault"}
+_TOP = {"duration_s", "speed", "clock", "seed", "rate_per_min", "fever_prevalence", "mode", "site", "fault"}
 _SITE = {"name", "nodes", "ambient_c", "indoor", "mode", "arrival", "outdoor_c", "cabin_c", "window_s", "cold_share"}
 _SITE |= {"minutes_inside", "scanner", "housing_c", "scanner_start_c", "scanner_tau_s", "retest_after_min"}
 _SITE |= {"retest_air_c", "unit_gain_sd", "unit_offset_sd_c", "reference_check"}
@@ -236,6 +240,8 @@ def parse(data: dict[str, Any]) -> Scenario:
     mode = data.get("mode", "forehead")
     if mode not in MODES:
         raise ScenarioError(f"scenario.mode: {mode!r} is not one of {MODES}")
+    if data.get("clock", CLOCKS[0]) not in CLOCKS:
+        raise ScenarioError(f"scenario.clock: {data['clock']!r} is not one of {CLOCKS}")
     sites = tuple(_site(raw, i, mode) for i, raw in enumerate(data.get("site", [])))
     if len({s.name for s in sites}) != len(sites):
         raise ScenarioError("site: two sites share a name")
@@ -243,6 +249,7 @@ def parse(data: dict[str, Any]) -> Scenario:
     scenario = Scenario(
         duration_s=float(data.get("duration_s", base.duration_s)),
         speed=float(data.get("speed", base.speed)),
+        clock=data.get("clock", base.clock),
         seed=int(data.get("seed", base.seed)),
         rate_per_min=float(data.get("rate_per_min", base.rate_per_min)),
         fever_prevalence=float(data.get("fever_prevalence", base.fever_prevalence)),

@@ -5,9 +5,12 @@ One daemon thread (the hub) serves every stub in the process through a selector,
 nodes runs one thread, not two per node. Each node has its own NTP stub, because its answer is the node's
 simulated time (`unix0 + clock.ticks_ms()`), and its own DNS stub.
 
+With virtual time (sim/vloop.py) the stubs are served by the simulator's event loop instead (`LoopHub`): an
+answer then leaves at the virtual moment the request arrived, so an NTP answer tells the same time in every run.
+
 Faults: `NtpStub.offset_ms` (clock_jump: the server's time jumps), `NtpStub.reply` ("ok", "kod": stratum 0
-with a zero transmit timestamp, "unsynced": leap indicator 3, "silent": no answer); `DnsStub.delay_s` (real
-seconds before the answer: dns_slow) and `DnsStub.silent`.
+with a zero transmit timestamp, "unsynced": leap indicator 3, "silent": no answer); `DnsStub.delay_s` (seconds
+before the answer, real or the loop's: dns_slow) and `DnsStub.silent`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import socket
 import struct
 import threading
 import time
+from asyncio import AbstractEventLoop
 from collections.abc import Callable
+from typing import Protocol
 
 NTP_UNIX_S = 2_208_988_800
 LOCALHOST = "127.0.0.1"
@@ -69,20 +74,61 @@ class _Hub:
                 if not self._later or self._later[0][0] > now:
                     return
                 _, _, sock, data, addr = heapq.heappop(self._later)
-            with contextlib.suppress(OSError):  # the stub was closed meanwhile
-                sock.sendto(data, addr)
+            _send(sock, data, addr)
 
 
 HUB = _Hub()
 
 
+class Hub(Protocol):
+    """What serves the stubs' sockets: the hub thread (`HUB`) or an event loop (`LoopHub`)."""
+
+    def add(self, sock: socket.socket, handler: Callable[[bytes, tuple[str, int]], None]) -> None: ...
+
+    def remove(self, sock: socket.socket) -> None: ...
+
+    def later(self, delay_s: float, sock: socket.socket, data: bytes, addr: tuple[str, int]) -> None: ...
+
+
+class LoopHub:
+    """The stubs served by an event loop (with virtual time: at the request's virtual moment; `later` in the
+    loop's seconds)."""
+
+    def __init__(self, loop: AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def add(self, sock: socket.socket, handler: Callable[[bytes, tuple[str, int]], None]) -> None:
+        sock.setblocking(False)
+        self._loop.add_reader(sock, self._read, sock, handler)
+
+    def _read(self, sock: socket.socket, handler: Callable[[bytes, tuple[str, int]], None]) -> None:
+        try:
+            data, addr = sock.recvfrom(576)
+        except OSError:
+            return
+        handler(data, addr)
+
+    def remove(self, sock: socket.socket) -> None:
+        self._loop.remove_reader(sock)
+        sock.close()
+
+    def later(self, delay_s: float, sock: socket.socket, data: bytes, addr: tuple[str, int]) -> None:
+        self._loop.call_later(delay_s, _send, sock, data, addr)
+
+
+def _send(sock: socket.socket, data: bytes, addr: tuple[str, int]) -> None:
+    with contextlib.suppress(OSError):  # the stub was closed meanwhile
+        sock.sendto(data, addr)
+
+
 class _Stub:
-    def __init__(self) -> None:
+    def __init__(self, hub: Hub = HUB) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((LOCALHOST, 0))
         self.port: int = self.sock.getsockname()[1]
         self.requests = 0
-        HUB.add(self.sock, self._on)
+        self.hub = hub
+        hub.add(self.sock, self._on)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -92,14 +138,14 @@ class _Stub:
         raise NotImplementedError
 
     def close(self) -> None:
-        HUB.remove(self.sock)
+        self.hub.remove(self.sock)
 
 
 class NtpStub(_Stub):
     """An NTP server telling `unix_ms()` (+ offset_ms), or a faulty reply."""
 
-    def __init__(self, unix_ms: Callable[[], int]) -> None:
-        super().__init__()
+    def __init__(self, unix_ms: Callable[[], int], hub: Hub = HUB) -> None:
+        super().__init__(hub)
         self.unix_ms = unix_ms
         self.offset_ms = 0
         self.reply = "ok"
@@ -123,8 +169,8 @@ def ntp_packet(unix_ms: int, origin: bytes, kind: str = "ok") -> bytes:
 class DnsStub(_Stub):
     """A DNS server answering every A question with `answer` (127.0.0.1), after `delay_s`, or never."""
 
-    def __init__(self, answer: str = LOCALHOST) -> None:
-        super().__init__()
+    def __init__(self, answer: str = LOCALHOST, hub: Hub = HUB) -> None:
+        super().__init__(hub)
         self.answer = answer
         self.delay_s = 0.0
         self.silent = False
@@ -137,6 +183,6 @@ class DnsStub(_Stub):
         reply = data[:2] + b"\x81\x80" + b"\x00\x01\x00\x01\x00\x00\x00\x00" + data[12:end]
         reply += b"\xc0\x0c\x00\x01\x00\x01" + struct.pack("!IH", 60, 4) + socket.inet_aton(self.answer)
         if self.delay_s > 0:
-            HUB.later(self.delay_s, self.sock, reply, addr)
+            self.hub.later(self.delay_s, self.sock, reply, addr)
         else:
             self.sock.sendto(reply, addr)
