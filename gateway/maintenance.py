@@ -17,6 +17,7 @@ MAX_DAYS long (longer outages are planned again, so that none is forgotten).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +26,7 @@ from gateway import alerts, audit, report
 from gateway import config as config_mod
 from gateway.errors import ConfigError
 from gateway.protocol import is_identifier
-from gateway.store import open_store
+from gateway.store import Store, open_store
 from gateway.store.base import MaintenanceRow
 from gateway.web.i18n import Zones
 
@@ -44,11 +45,12 @@ def register(sub: Any, common: list[argparse.ArgumentParser], configured: Config
     add.add_argument("--from", dest="start", help="start (default: now)")
     add.add_argument("--until", required=True, help="end: YYYY-MM-DD[THH:MM] ([report] timezone) or Unix ms")
     add.add_argument("--note", required=True, help="why, for the people who see it (e.g. power cut 02:00-04:00)")
-    verbs.add_parser("list", help="current and planned windows")
+    add.set_defaults(func=configured(_set))
+    verbs.add_parser("list", help="current and planned windows").set_defaults(func=configured(_list))
     end = verbs.add_parser("end", help="end the current window of a node or post now")
     end.add_argument("site")
     end.add_argument("--node", default=alerts.WHOLE_POST)
-    p.set_defaults(func=configured(run))
+    end.set_defaults(func=configured(_end))
 
 
 def window(args: argparse.Namespace, tz: str, now: int) -> MaintenanceRow:
@@ -67,38 +69,44 @@ def window(args: argparse.Namespace, tz: str, now: int) -> MaintenanceRow:
     return MaintenanceRow(args.site, args.node, start, end, note, audit.cli_actor(), now)
 
 
-def run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
-    tz = cfg.report.timezone
-    zones = Zones(tz)
-    now = int(time.time() * 1000)
-    store = open_store(cfg.store.db, cfg.store.synchronous, create=False)
-    try:
-        if args.verb == "list":
-            rows = store.maintenance(now)
-            for w in rows:
-                print(f"{w.site}/{w.node}\t{zones.show(w.starts_at, None)} .. {zones.show(w.ends_at, None)}\t"
-                      f"{w.note}\t({w.created_by})")  # fmt: skip
-            print(f"{PROG}: {len(rows)} current or planned window(s)")
-            return 0
-        if args.verb == "set":
-            row = window(args, tz, now)
-            with store.transaction() as tx:
-                tx.save_maintenance(row)
-                span = f"{zones.show(row.starts_at, None)} .. {zones.show(row.ends_at, None)}"
-                audit.record(
-                    tx, now, row.created_by, "maintenance_set", f"{row.site}/{row.node}", "", f"{span}: {row.note}"
-                )
-            print(f"{PROG}: {row.site}/{row.node} planned down {span}: no offline alerts inside")
-            return 0
+def _opened(cfg: config_mod.Config) -> contextlib.closing[Store]:
+    return contextlib.closing(open_store(cfg.store.db, cfg.store.synchronous, create=False))
+
+
+def _list(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    zones = Zones(cfg.report.timezone)
+    with _opened(cfg) as store:
+        rows = store.maintenance(int(time.time() * 1000))
+    for w in rows:
+        print(f"{w.site}/{w.node}\t{zones.show(w.starts_at, None)} .. {zones.show(w.ends_at, None)}\t"
+              f"{w.note}\t({w.created_by})")  # fmt: skip
+    print(f"{PROG}: {len(rows)} current or planned window(s)")
+    return 0
+
+
+def _set(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    zones, now = Zones(cfg.report.timezone), int(time.time() * 1000)
+    with _opened(cfg) as store:
+        row = window(args, cfg.report.timezone, now)
+        span = f"{zones.show(row.starts_at, None)} .. {zones.show(row.ends_at, None)}"
         with store.transaction() as tx:
-            current = tx.maintenance_at(args.site, args.node, now)
-            if current is None or current.node != args.node:
-                raise ConfigError(f"no current window for {args.site}/{args.node} (see: {PROG} list)")
-            current.ends_at = now
-            tx.save_maintenance(current)
-            audit.record(tx, now, audit.cli_actor(), "maintenance_ended", f"{args.site}/{args.node}", "",
-                         f"ended {zones.show(now, None)}")  # fmt: skip
-        print(f"{PROG}: {args.site}/{args.node}: window ended now; a node still offline raises its alert")
-        return 0
-    finally:
-        store.close()
+            tx.save_maintenance(row)
+            audit.record(
+                tx, now, row.created_by, "maintenance_set", f"{row.site}/{row.node}", "", f"{span}: {row.note}"
+            )
+    print(f"{PROG}: {row.site}/{row.node} planned down {span}: no offline alerts inside")
+    return 0
+
+
+def _end(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    zones, now = Zones(cfg.report.timezone), int(time.time() * 1000)
+    with _opened(cfg) as store, store.transaction() as tx:
+        current = tx.maintenance_at(args.site, args.node, now)
+        if current is None or current.node != args.node:
+            raise ConfigError(f"no current window for {args.site}/{args.node} (see: {PROG} list)")
+        current.ends_at = now
+        tx.save_maintenance(current)
+        audit.record(tx, now, audit.cli_actor(), "maintenance_ended", f"{args.site}/{args.node}", "",
+                     f"ended {zones.show(now, None)}")  # fmt: skip
+    print(f"{PROG}: {args.site}/{args.node}: window ended now; a node still offline raises its alert")
+    return 0

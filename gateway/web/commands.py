@@ -7,6 +7,7 @@ shows in `ps` and shell history).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import os
 import socket
@@ -20,7 +21,7 @@ from typing import Any
 from gateway import audit, metrics, shifts
 from gateway import config as config_mod
 from gateway.errors import ConfigError
-from gateway.store import open_store
+from gateway.store import Store, open_store
 from gateway.store.base import SiteRow, UserRow
 
 PROG = "checkpoint-gateway"
@@ -33,6 +34,12 @@ def register(sub: Any, common: list[argparse.ArgumentParser], configured: Config
     web.add_argument("--host", help="address to bind (overrides [web] host; default 127.0.0.1)")
     web.add_argument("--port", type=int, help="port (overrides [web] port; 0 = any free port)")
     web.set_defaults(func=configured(_web))
+    _users_parser(sub, common, configured)
+    _sites_parser(sub, common, configured)
+    audit.register(sub, common, configured)  # audit [--since T]: logins, account and site changes (gateway/audit.py)
+
+
+def _users_parser(sub: Any, common: list[argparse.ArgumentParser], configured: Configured) -> None:
     users = sub.add_parser("users", parents=common, help="console accounts: add, list, disable, reset-password")
     verbs = users.add_subparsers(dest="verb", required=True, metavar="VERB")
     add = verbs.add_parser(
@@ -44,13 +51,17 @@ def register(sub: Any, common: list[argparse.ArgumentParser], configured: Config
     add.add_argument("--county", default="", help="a coordinator's county: every site of it")
     add.add_argument("--locale", choices=("", "zh-CN", "en"), default="", help="default: the browser's")
     add.add_argument("--password-file", metavar="FILE")
-    verbs.add_parser("list", help="every account")
-    for verb in ("disable", "reset-password"):
+    add.set_defaults(func=configured(_user_change(_add)))
+    verbs.add_parser("list", help="every account").set_defaults(func=configured(_users_list))
+    for verb, change in (("disable", _disable), ("reset-password", _reset_password)):
         p = verbs.add_parser(verb, help=f"{verb} an account (ends its sessions)")
         p.add_argument("username")
         if verb == "reset-password":
             p.add_argument("--password-file", metavar="FILE")
-    users.set_defaults(func=configured(_users))
+        p.set_defaults(func=configured(_user_change(change)))
+
+
+def _sites_parser(sub: Any, common: list[argparse.ArgumentParser], configured: Configured) -> None:
     sites = sub.add_parser("sites", parents=common, help="sites: name, county, time zone (set, list)")
     sverbs = sites.add_subparsers(dest="verb", required=True, metavar="VERB")
     sset = sverbs.add_parser("set", help="add or change a site")
@@ -59,9 +70,8 @@ def register(sub: Any, common: list[argparse.ArgumentParser], configured: Config
     sset.add_argument("--name", default="")
     sset.add_argument("--county", default="")
     sset.add_argument("--shifts", default="", help=f"e.g. {shifts.DEFAULT} (the default): the day sheet's shifts")
-    sverbs.add_parser("list", help="every site")
-    sites.set_defaults(func=configured(_sites))
-    audit.register(sub, common, configured)  # audit [--since T]: logins, account and site changes (gateway/audit.py)
+    sset.set_defaults(func=configured(_site_set))
+    sverbs.add_parser("list", help="every site").set_defaults(func=configured(_sites_list))
 
 
 def _web(args: argparse.Namespace, cfg: config_mod.Config) -> int:
@@ -116,49 +126,82 @@ def _password(file: str | None) -> str:
     return first
 
 
-def _users(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+def _opened(cfg: config_mod.Config) -> contextlib.closing[Store]:
+    return contextlib.closing(open_store(cfg.store.db, cfg.store.synchronous, create=True))
+
+
+def _users_list(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    with _opened(cfg) as store:
+        for u in store.users():
+            state = "disabled" if u.disabled else "active"
+            print(f"{u.username}\t{u.role}\tsites={u.sites}\tcounty={u.county}\t{state}")
+    return 0
+
+
+UserChange = Callable[[argparse.Namespace, UserRow | None, int], UserRow]
+
+
+def _add(args: argparse.Namespace, user: UserRow | None, now: int) -> UserRow:
     from gateway.web.auth import hash_password
 
-    store = open_store(cfg.store.db, cfg.store.synchronous, create=True)
-    now = int(time.time() * 1000)
-    try:
-        if args.verb == "list":
-            for u in store.users():
-                state = "disabled" if u.disabled else "active"
-                print(f"{u.username}\t{u.role}\tsites={u.sites}\tcounty={u.county}\t{state}")
-            return 0
-        user = store.user(args.username)
-        if args.verb == "add":
-            if user is not None:
-                raise ConfigError(f"user {args.username!r} exists: use reset-password or disable")
-            sites = ",".join(s.strip() for s in args.sites.split(",") if s.strip())
-            hashed = hash_password(_password(args.password_file))
-            user = UserRow(args.username, args.role, hashed, sites, args.county, args.locale, 0, now, now)
-        elif user is None:
-            raise ConfigError(f"no user {args.username!r} (checkpoint-gateway users list)")
-        elif args.verb == "disable":
-            user.disabled = 1
-        else:
-            user.password_hash, user.password_changed_at = hash_password(_password(args.password_file)), now
-        detail = f"role={user.role} sites={user.sites} county={user.county}" if args.verb == "add" else ""
-        with store.transaction() as tx:
-            tx.save_user(user)
-            if args.verb != "add":
-                tx.delete_sessions(username=user.username)
-            audit.record(tx, now, audit.cli_actor(), "user_" + args.verb.replace("-", "_"), user.username, "", detail)
+    if user is not None:
+        raise ConfigError(f"user {args.username!r} exists: use reset-password or disable")
+    sites = ",".join(s.strip() for s in args.sites.split(",") if s.strip())
+    hashed = hash_password(_password(args.password_file))
+    return UserRow(args.username, args.role, hashed, sites, args.county, args.locale, 0, now, now)
+
+
+def _existing(args: argparse.Namespace, user: UserRow | None) -> UserRow:
+    if user is None:
+        raise ConfigError(f"no user {args.username!r} (checkpoint-gateway users list)")
+    return user
+
+
+def _disable(args: argparse.Namespace, user: UserRow | None, now: int) -> UserRow:
+    user = _existing(args, user)
+    user.disabled = 1
+    return user
+
+
+def _reset_password(args: argparse.Namespace, user: UserRow | None, now: int) -> UserRow:
+    from gateway.web.auth import hash_password
+
+    user = _existing(args, user)
+    user.password_hash, user.password_changed_at = hash_password(_password(args.password_file)), now
+    return user
+
+
+def _user_change(change: UserChange) -> Callable[[argparse.Namespace, config_mod.Config], int]:
+    """users add|disable|reset-password: `change` makes the account's new row (add: from none), which is saved
+    with an audit line; a change to an existing account ends its sessions."""
+
+    def run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+        now = int(time.time() * 1000)
+        with _opened(cfg) as store:
+            before = store.user(args.username)
+            user = change(args, before, now)
+            detail = "" if before is not None else f"role={user.role} sites={user.sites} county={user.county}"
+            action = "user_" + args.verb.replace("-", "_")
+            with store.transaction() as tx:
+                tx.save_user(user)
+                if before is not None:
+                    tx.delete_sessions(username=user.username)
+                audit.record(tx, now, audit.cli_actor(), action, user.username, "", detail)
         print(f"{PROG}: user {user.username}: {args.verb} done", file=sys.stderr)
         return 0
-    finally:
-        store.close()
+
+    return run
 
 
-def _sites(args: argparse.Namespace, cfg: config_mod.Config) -> int:
-    store = open_store(cfg.store.db, cfg.store.synchronous, create=True)
-    try:
-        if args.verb == "list":
-            for s in store.sites():
-                print(f"{s.site}\t{s.name}\tcounty={s.county}\t{s.timezone}\tshifts={s.shifts or shifts.DEFAULT}")
-            return 0
+def _sites_list(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    with _opened(cfg) as store:
+        for s in store.sites():
+            print(f"{s.site}\t{s.name}\tcounty={s.county}\t{s.timezone}\tshifts={s.shifts or shifts.DEFAULT}")
+    return 0
+
+
+def _site_set(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    with _opened(cfg) as store:
         try:
             zoneinfo.ZoneInfo(args.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -172,8 +215,6 @@ def _sites(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         with store.transaction() as tx:
             tx.save_site(row)
             audit.record(tx, int(time.time() * 1000), audit.cli_actor(), "site_set", row.site, "", detail)
-        print(f"{PROG}: site {args.site}: saved ({args.timezone}, shifts {args.shifts.strip() or shifts.DEFAULT})",
-              file=sys.stderr)  # fmt: skip
-        return 0
-    finally:
-        store.close()
+    print(f"{PROG}: site {args.site}: saved ({args.timezone}, shifts {args.shifts.strip() or shifts.DEFAULT})",
+          file=sys.stderr)  # fmt: skip
+    return 0
