@@ -39,6 +39,7 @@ T_SITE_RANGE, T_AMB_RANGE, T_CORE_RANGE = (-70.01, 382.19), (-40.0, 125.0), (-10
 THRESHOLD_C = (37.0, 38.5)
 GAIN_RANGE, OFFSET_RANGE_C = (0.9, 1.1), (-3.0, 3.0)  # a unit's reference correction (reference.py); beyond: service
 TEXT_MAX, FLAGS_MAX, SEQS_MAX, CODE_MAX = 64, 16, 1000, 999  # CODE_MAX: retest codes are three digits
+ORIGIN_MAX = 0xFFFFFFFF  # origin(): a CRC-32
 
 SCAN = (
     ("v", "int", VERSION, VERSION, REQ),
@@ -75,6 +76,7 @@ STATUS = (
     ("auth_refused", "int", 0, INT64, OPT),  # downlink messages refused (auth.py): how many, the last why
     ("auth_error", "text", 1, 200, OPT),
     ("sensor_error", "text", 1, 200, OPT),  # why the node refuses to screen (sensor_repower_needed: ...)
+    ("taken_over", "int", 0, INT64, OPT),  # sessions the broker ended under it since boot (uplink.py)
 )
 HEALTH = (
     ("v", "int", VERSION, VERSION, REQ),
@@ -96,6 +98,8 @@ RECEIPT = (
     ("v", "int", VERSION, VERSION, REQ),
     ("seqs", "seqs", 0, SEQS_MAX, REQ),  # stored: the node frees them
     ("rejected", "seqs", 0, SEQS_MAX, OPT),  # kept whole in the gateway's quarantine
+    ("origins", "seqs", 0, SEQS_MAX, OPT),  # origin(boot, uptime_ms) of each of seqs, in its order: the unit
+    ("rejected_origins", "seqs", 0, SEQS_MAX, OPT),  # whose scan it is (two units under one name)
 ) + SIGNED
 VERDICT = (
     ("v", "int", VERSION, VERSION, REQ),
@@ -106,6 +110,7 @@ VERDICT = (
     ("cal", "text", 1, TEXT_MAX, REQ),
     ("threshold_c", "num", THRESHOLD_C[0], THRESHOLD_C[1], REQ),
     ("alert_id", "text", 1, 128, NULL),  # kind:site:node:... (up to about 92 characters)
+    ("origin", "int", 0, ORIGIN_MAX, OPT),  # origin(boot, uptime_ms) of the scan: the unit shows only its own
 ) + SIGNED
 CONFIG = (
     ("v", "int", VERSION, VERSION, REQ),
@@ -129,20 +134,14 @@ def is_identifier(s):
     """A site or node name: [a-z0-9][a-z0-9-]{0,31} and not a reserved topic word."""
     if not isinstance(s, str) or not 1 <= len(s) <= 32 or s[0] == "-" or s in RESERVED:
         return False
-    for ch in s:
-        if not ("a" <= ch <= "z" or "0" <= ch <= "9" or ch == "-"):
-            return False
-    return True
+    return all(["a" <= ch <= "z" or "0" <= ch <= "9" or ch == "-" for ch in s])
 
 
 def is_flag(s):
     """A flag name as the wire allows it: [a-z][a-z0-9_]{0,31} (unknown names pass: forward compatible)."""
     if not isinstance(s, str) or not 1 <= len(s) <= 32 or not "a" <= s[0] <= "z":
         return False
-    for ch in s:
-        if not ("a" <= ch <= "z" or "0" <= ch <= "9" or ch == "_"):
-            return False
-    return True
+    return all(["a" <= ch <= "z" or "0" <= ch <= "9" or ch == "_" for ch in s])
 
 
 def is_plain(s, n=TEXT_MAX):
@@ -150,10 +149,16 @@ def is_plain(s, n=TEXT_MAX):
     written into JSON by hand on the node)."""
     if not isinstance(s, str) or not 1 <= len(s) <= n:
         return False
-    for ch in s:
-        if ch < " " or ch > "~" or ch == '"' or ch == "\\":
-            return False
-    return True
+    return all([" " <= ch <= "~" and ch != '"' and ch != "\\" for ch in s])
+
+
+def origin(boot, uptime_ms):
+    """Which unit made a scan, as a receipt or verdict names it: CRC-32 (binascii, on MicroPython too) of
+    "boot/uptime_ms". Two units under one name (a copied config) each number from seq 0: a receipt or verdict
+    for a seq is for the unit whose scan has this origin (docs/protocol.md, "Two units under one name")."""
+    import binascii
+
+    return binascii.crc32(("%d/%d" % (boot, uptime_ms)).encode()) & ORIGIN_MAX
 
 
 def topic(prefix, site, node, kind):
@@ -165,10 +170,7 @@ def _is_int(v):
 
 
 def _printable(s):
-    for ch in s:
-        if ch < " " or ch == "\x7f":
-            return False
-    return True
+    return all([ch >= " " and ch != "\x7f" for ch in s])
 
 
 def _number(kind, a, b, v):

@@ -6,6 +6,9 @@ the last reason go out in status (auth_refused, auth_error). Without a key the n
 v1 as before; docs/security.md). Then each payload must satisfy its contract table (message.py): a bad receipt
 or verdict is logged and ignored; a bad config is refused, and the reason goes out in status as config_error.
 A config is applied once: the retained copy that comes back at every connect (same bytes) is not applied again.
+A verdict that names an origin (contract.origin of its scan) is shown only if this unit made that scan: two units
+under one name share the verdict topic. The origins of the last _MADE scans are kept; a verdict on an older scan
+that names an origin is late anyway (node.py) and only logged.
 """
 
 import binascii
@@ -14,6 +17,7 @@ import contract
 import message
 
 RECEIPT, VERDICT, CONFIG = contract.DOWNLINK
+_MADE = 16  # scans whose origin is kept
 
 
 class Downlink:
@@ -27,6 +31,7 @@ class Downlink:
         self.wake = wake
         self.status_due = False  # a config was applied or refused: status must say so
         self._config_crc = None  # the config payload applied last
+        self._made = {}  # seq -> origin of this unit's latest scans
         self.guard = None
         key = session.broker.get("hmac_key")
         if key:
@@ -49,9 +54,20 @@ class Downlink:
             self.receipts.received(msg)
             self.wake.set()
         elif kind == VERDICT:
-            self.on_verdict(msg)
+            o = msg.get("origin")
+            if o is None or self._made.get(msg["seq"]) == o:  # no origin: an older gateway
+                self.on_verdict(msg)
+            else:
+                print("downlink: verdict on seq", msg["seq"], "not for this unit's scan: not shown")
         else:
             self._config(payload, msg)
+
+    def made(self, seq, scan):
+        """This unit recorded `scan` under `seq` (None: not recorded): a verdict naming its origin is its own."""
+        if seq is not None:
+            self._made[seq] = contract.origin(scan["boot"], scan["uptime_ms"])
+            if len(self._made) > _MADE:
+                del self._made[min(self._made)]
 
     def _authentic(self, kind, topic, payload):
         """(message, None) to act on; (None, problem) for one the contract refuses; (False, None) for one refused

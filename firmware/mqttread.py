@@ -8,6 +8,8 @@ Functions over an mqtt.Client `c`, whose state (inflight, kw, clock, close, _sen
 
 from packet import PINGREQ, parse_publish, puback_packet
 
+CLOSED = "read: closed by broker"  # the broker ended the connection (MQTT 3.1.1 gives no reason)
+
 
 async def read_loop(c, r):
     try:
@@ -26,7 +28,7 @@ async def read_loop(c, r):
             c.ping_out = None
             await dispatch(c, first, body)
     except (OSError, EOFError, ValueError, IndexError) as e:
-        c.close("read: " + (repr(e) if not isinstance(e, EOFError) else "closed by broker"))
+        c.close(CLOSED if isinstance(e, EOFError) else "read: " + repr(e))
 
 
 async def skip(c, r, first, n):

@@ -141,7 +141,7 @@ class Node:
             self.stats.outbox_errors += 1
             app.log("outbox: append failed, scan not recorded:", repr(e))
         self.ui.show_result(result)
-        self.uplink.kick()
+        self.uplink.kick(seq, result)
         self.stats.scans += 1
         for fn in self.observers:
             fn(seq, result)

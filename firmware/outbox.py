@@ -202,12 +202,16 @@ class Outbox:
                     self._hint = (r[0], seg, off)
 
     def free(self, seqs):
-        """Free the records named by a receipt (persisted); unknown or already freed seqs are ignored."""
+        """Free the records named by a receipt (persisted); unknown or already freed seqs are ignored. Returns the
+        seqs freed."""
+        freed = []
         for seg in list(self._segs):
             done = [s for s in seqs if self._mark_freed(seg, s)]
             if not done:
                 continue
+            freed += done
             with open(self._path(seg.name + ".ack"), "ab") as f:
                 f.write(b"".join([struct.pack("<I", s) for s in done]))
             if seg.live == 0:
                 self._delete(seg)
+        return freed

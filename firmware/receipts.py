@@ -2,7 +2,10 @@
 (docs/design.md section 2).
 
 A receipt {"v":1,"seqs":[...],"rejected":[...]} frees the records it names: stored, or kept whole in the
-gateway's quarantine (resending those would not help; they are counted as `rejected`). Every record published
+gateway's quarantine (resending those would not help; they are counted as `rejected`). With `origins` (and
+`rejected_origins`), each seq's contract.origin(boot, uptime_ms), it frees only the records that are this unit's
+scans: two units under one name share the receipt topic, and the other's seq 3 is not this one's (its record
+waits for its own receipt). A receipt without them frees by seq, as before. Every record published
 and not receipted within `timeout_ms` of its own publishing is published again (`due()`), oldest first,
 whatever else was receipted meanwhile: a hole in the receipts is refilled. The wait doubles, up to an hour,
 while no receipt at all comes (a gateway down for hours is not flooded).
@@ -11,6 +14,9 @@ Publish times are kept per burst, not per record (the heap is small): `_sent` ho
 order, a new entry at most every _BURST_MS; a record counts as published at its entry's tick, which is at or
 before its real publish time, so it may be resent up to that much early, never late.
 """
+
+import contract
+import record
 
 _CAP_MS = 3600000
 _BURST_MS = 1000
@@ -44,13 +50,27 @@ class Receipts:
             del s[gaps.index(min(gaps)) + 1]
 
     def received(self, msg):
-        """A checked receipt (contract.RECEIPT): free what it names."""
-        rejected = msg.get("rejected") or []
-        self.outbox.free(msg["seqs"] + rejected)
-        self.counts["receipted"] += len(msg["seqs"])
-        self.counts["rejected"] += len(rejected)
+        """A checked receipt (contract.RECEIPT): free what it names (this unit's, when it names origins)."""
+        self.counts["receipted"] += self._free(msg["seqs"], msg.get("origins"))
+        self.counts["rejected"] += self._free(msg.get("rejected") or [], msg.get("rejected_origins"))
         self._heard = True
         self._wait = self._timeout
+
+    def _free(self, seqs, origins):
+        """How many of `seqs` were freed: with `origins` (paired with seqs, else none is), only the records whose
+        origin is the one named beside their seq (read 8 at a time)."""
+        if origins is not None and seqs:
+            pairs = list(zip(seqs, origins)) if len(origins) == len(seqs) else []
+            mine, after, last = [], min(seqs) - 1, max(seqs) if pairs else -1
+            while after < last:
+                recs = self.outbox.pending(8, after)
+                for seq, b in recs:
+                    d = record.unpack(b)
+                    if (seq, contract.origin(d["boot"], d["uptime_ms"])) in pairs:
+                        mine.append(seq)
+                after = recs[-1][0] if recs else last
+            seqs = mine
+        return len(self.outbox.free(seqs))
 
     def due_in(self, cursor):
         """ms until `due()` may have work, None while nothing was published (cursor < 0)."""

@@ -6,6 +6,12 @@ and subscribes to every downlink topic of the contract. `stop()` ends it cleanly
 acknowledged, then DISCONNECT); `drop()` ends it as a power cut does (the socket closed without DISCONNECT, so
 the broker publishes the will). What must be resent is the outbox's business, not the client's.
 
+Two units under one name (a copied config) share one client id, and with the production broker's
+use_username_as_clientid one account: whatever the firmware does, each CONNECT ends the other's session. A
+session the broker ends while the link is up (MQTT 3.1.1 gives no reason) is counted as `taken_over` (in status)
+and each one in a row doubles the wait before the next attempt (`retry_ms`), so the two settle at one takeover
+per backoff_max_s each instead of one a second; the gateway's identity_clash alert names both units.
+
 broker: {"host", "port", "tls", "cafile" (PEM or DER), "user", "password", "keepalive_s"}. With "tls" the
 broker must show a certificate signed by the CA in "cafile" for the name in "host" (CERT_REQUIRED and the host
 name checked, docs/security.md); otherwise `open()` raises `Refused` before a byte of CONNECT (and so the
@@ -18,6 +24,7 @@ import binascii
 import contract
 import message
 import mqtt
+import mqttread
 
 ONLINE, OFFLINE = contract.STATES
 _ERROR_MAX = 200  # contract.STATUS config_error
@@ -88,6 +95,9 @@ class Session:
         self.refused = None  # why the broker failed verification at the last attempt (None: it did not)
         self.auth_refused = 0  # downlink messages refused for their signature or counter (auth.py)
         self.auth_error = None  # the last such reason, reported in status with the count
+        self.taken_over = 0  # sessions the broker ended while the link was up (another unit with this id?)
+        self._lost = 0  # of those, in a row
+        self._opened = 0  # tick the session opened
         self._callbacks = callbacks
         self.client = None
         self.members = members(broker)  # [(host, port)]: broker.hosts, or broker.host alone
@@ -141,6 +151,7 @@ class Session:
             print("session: broker", self.where(), "refused, not connecting:", why)
             raise Refused(why)
         self.refused = None
+        self._opened = self.clock.ticks_ms()
         c = self.client
         progress()
         await self.publish_status()
@@ -157,6 +168,8 @@ class Session:
                 s["config_error"] = self.config_error[:_ERROR_MAX]
             if i.get("sensor_error"):
                 s["sensor_error"] = i["sensor_error"]  # the node refuses to screen (node.py)
+            if self.taken_over:
+                s["taken_over"] = self.taken_over
             if self.auth_refused:
                 s["auth_refused"] = self.auth_refused
                 s["auth_error"] = (self.auth_error or "refused")[:_ERROR_MAX]
@@ -165,6 +178,22 @@ class Session:
     async def publish_status(self, state=ONLINE):
         if self.client is not None:
             await self.client.publish(self.topic("status"), self.status(state), qos=1, retain=True)
+
+    def retry_ms(self, base_ms, max_ms):
+        """The wait before connecting again after a session that was up: `base_ms`, doubled for each session in
+        a row the broker ended (taken over), up to `max_ms`; a session that lasted 2 x max_ms ends the run."""
+        c = self.client
+        if (
+            c is None
+            or c.error != mqttread.CLOSED
+            or self.clock.ticks_diff(self.clock.ticks_ms(), self._opened) > 2 * max_ms
+        ):
+            self._lost = 0
+            return base_ms
+        self.taken_over += 1
+        self._lost += 1
+        print("session: taken over", self.taken_over, "times: another unit under this name?")
+        return min(base_ms << (self._lost - 1), max_ms)
 
     def close(self, reason):
         """Drop the connection (no DISCONNECT) without calling on_down."""

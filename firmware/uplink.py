@@ -7,8 +7,7 @@ After every reconnect all unfreed records are resent in seq order (the gateway s
 
 It waits for events, never on a fixed tick: `kick()` after an append, a PUBACK, a receipt, a pushed config,
 a change of the link state (linkstate.py: DOWN, WIFI, UP; the UI's link LED listens to `link_state` too);
-between them for the next deadline (health, receipt timeout, the watchdog's heartbeat). Incoming messages are
-checked against the contract first (message.py, downlink.py).
+between them for the next deadline (health, receipt timeout, the watchdog's heartbeat); downlink.py checks input.
 
 cfg: {"broker": {...} (session.py), "prefix", "health_interval_s", optional: "window" (8), "backoff_max_s"
 (60), "receipt_timeout_s" (120), "ntp_interval_s" (3600), "link_timeout_s" (20)}.
@@ -77,8 +76,9 @@ class Uplink:
     def connected(self):
         return self.link_state.state == UP
 
-    def kick(self):
-        """The node appended a record: publish it now."""
+    def kick(self, seq=None, scan=None):
+        """The node appended a record (`seq`, holding `scan`): publish it now."""
+        self.downlink.made(seq, scan)  # a verdict is shown only for this unit's own scan of a seq
         self._wake.set()
 
     def _progress(self):
@@ -99,15 +99,16 @@ class Uplink:
     async def run(self):
         """Until stop(): Wi-Fi, MQTT session, publish; back off (1 s doubling to backoff_max_s) after failures."""
         watch = asyncio.create_task(self.link_state.watch(self.link, self.clock))
-        backoff = _BACKOFF_MS
+        backoff, most = _BACKOFF_MS, self.cfg.get("backoff_max_s", 60) * 1000
         try:
             while not self._stopping:
                 connects = self.counts["connects"]
                 await self._attempt()
-                if connects != self.counts["connects"]:
-                    backoff = _BACKOFF_MS  # the session was up: retry soon
+                if connects != self.counts["connects"]:  # the session was up: soon, unless it was taken over
+                    backoff = self.session.retry_ms(_BACKOFF_MS, most)
+                    self.counts["taken_over"] = self.session.taken_over
                 await self._pause(backoff)
-                backoff = min(backoff * 2, self.cfg.get("backoff_max_s", 60) * 1000)
+                backoff = min(backoff * 2, most)
         finally:
             watch.cancel()
 
@@ -222,8 +223,7 @@ class Uplink:
         self.link_state.set(WIFI if self.link.isconnected() else DOWN)
 
     def drop(self):
-        """The power is gone: the socket closes without DISCONNECT (the broker publishes the will); run()
-        returns."""
+        """The power is gone: the socket closes without DISCONNECT (the broker publishes the will)."""
         self._stopping = True
         self._wake.set()
         self._retry.set()

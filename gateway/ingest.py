@@ -21,7 +21,6 @@ sensor-fault window, silence, log rate limits).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 from collections import defaultdict
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import firmware
 from gateway import alerts, drift, quarantine, reference_alerts
 from gateway.config import AlertsSection
 from gateway.errors import StoreError
@@ -41,6 +41,7 @@ from gateway.screening import Assessment, Screener
 from gateway.store.base import AlertEvent, AlertRow, NodeRow, QuarantineRow, ScanRow, Store, Transaction
 
 log = logging.getLogger("gateway.ingest")
+contract: Any = firmware.module("contract")  # origin(): which unit a receipt or verdict is for
 QUARANTINE_HEAD_BYTES = quarantine.PAYLOAD_HEAD_BYTES
 _IDENTIFIER_MAX = 32  # contract.is_identifier
 RESOLVED_STATES_MS = 24 * 3_600_000  # alerts resolved this recently get their retained state cleared again
@@ -84,8 +85,9 @@ class _Screened:
 
 @dataclass
 class _Batch:
-    receipts: defaultdict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
-    rejected: defaultdict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
+    # (seq, origin) per node: a receipt names the unit whose scan it stored (two units under one name)
+    receipts: defaultdict[tuple[str, str], list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))
+    rejected: defaultdict[tuple[str, str], list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))
     verdicts: list[Outgoing] = field(default_factory=list)
     configs: list[Outgoing] = field(default_factory=list)  # pushed configs sent again (resend_configs)
     changes: list[alerts.Change] = field(default_factory=list)
@@ -98,8 +100,27 @@ def _json(obj: dict[str, Any]) -> bytes:
 
 
 def origin_id(boot: int, uptime_ms: int) -> str:
-    """A short id of a scan's origin (boot, uptime_ms): tells apart two scans under one (site, node, seq)."""
-    return hashlib.blake2s(f"{boot}/{uptime_ms}".encode(), digest_size=6).hexdigest()
+    """A scan's origin (boot, uptime_ms) in 8 hex digits: contract.origin, the one receipts and verdicts name.
+    Tells apart two scans under one (site, node, seq) (the fever alert id of a clashing scan)."""
+    return f"{contract.origin(boot, uptime_ms):08x}"
+
+
+def _payload_origin(payload: bytes) -> int | None:
+    """contract.origin of a refused scan whose boot and uptime_ms are readable ints, else None."""
+    try:
+        obj = json.loads(payload)
+    except ValueError:
+        return None
+    boot, up = (obj.get("boot"), obj.get("uptime_ms")) if isinstance(obj, dict) else (None, None)
+    if type(boot) is int and type(up) is int and boot >= 0 and up >= 0:
+        return int(contract.origin(boot, up))
+    return None
+
+
+def _receipt(pairs: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """(seqs, origins) of a receipt, in seq order, each (seq, origin) once."""
+    ordered = sorted(set(pairs))
+    return [seq for seq, _ in ordered], [origin for _, origin in ordered]
 
 
 def _iso(ms: int | None) -> str:
@@ -340,7 +361,7 @@ class Writer:
         return _Screened(row, a, judged)
 
     def _scan(self, tx: Transaction, scan: Scan, s: _Screened, new: bool, now: int, mono: int, acc: _Batch) -> None:
-        acc.receipts[(scan.site, scan.node)].append(scan.seq)
+        acc.receipts[(scan.site, scan.node)].append((scan.seq, contract.origin(scan.boot, scan.uptime_ms)))
         t = self._fleet.on_scan(scan.site, scan.node, scan.seq, scan.fw, new, now, mono)
         self._node_transition(tx, t, acc)
         if not new:
@@ -500,7 +521,7 @@ class Writer:
         if stored is None or (stored.boot, stored.uptime_ms) == (scan.boot, scan.uptime_ms):
             return False
         new = tx.insert_clash(s.row)
-        acc.receipts[(scan.site, scan.node)].append(scan.seq)
+        acc.receipts[(scan.site, scan.node)].append((scan.seq, contract.origin(scan.boot, scan.uptime_ms)))
         self._node_transition(tx, self._fleet.on_scan(scan.site, scan.node, scan.seq, scan.fw, False, now, mono), acc)
         if not new:
             acc.outcome.duplicates += 1
@@ -546,8 +567,9 @@ class Writer:
     def _quarantine(self, tx: Transaction, msg: Incoming, rej: Rejection, now: int, acc: _Batch) -> None:
         acc.outcome.rejected += 1
         self.rejections[rej.reason] += 1
-        if rej.site is not None and rej.node is not None and rej.seq is not None:
-            acc.rejected[(rej.site, rej.node)].append(rej.seq)
+        origin = None if rej.seq is None else _payload_origin(msg.payload)
+        if rej.site is not None and rej.node is not None and rej.seq is not None and origin is not None:
+            acc.rejected[(rej.site, rej.node)].append((rej.seq, origin))  # no origin: not this firmware's scan
         self._keep(tx, msg, rej, now)
 
     def _keep(self, tx: Transaction, msg: Incoming, rej: Rejection, now: int) -> None:
@@ -573,6 +595,7 @@ class Writer:
             "cal": row.gateway_cal,
             "threshold_c": threshold_c,
             "alert_id": fever.alert_id if fever is not None else None,
+            "origin": contract.origin(row.boot, row.uptime_ms),  # the unit whose scan it is
         }
         return Outgoing(self._topics.node(row.site, row.node, "verdict"), _json(body))
 
@@ -589,14 +612,12 @@ class Writer:
 
     def _outgoing(self, acc: _Batch) -> Outcome:
         out = acc.outcome.publish
-        for (site, node), seqs in acc.receipts.items():
-            body: dict[str, Any] = {"v": PROTOCOL_VERSION, "seqs": sorted(set(seqs))}
-            rejected = acc.rejected.pop((site, node), None)
+        for site, node in list(acc.receipts) + [k for k in acc.rejected if k not in acc.receipts]:
+            seqs, origins = _receipt(acc.receipts.get((site, node), []))
+            body: dict[str, Any] = {"v": PROTOCOL_VERSION, "seqs": seqs, "origins": origins}
+            rejected, rejected_origins = _receipt(acc.rejected.get((site, node), []))
             if rejected:
-                body["rejected"] = sorted(set(rejected))
-            out.append(Outgoing(self._topics.node(site, node, "receipt"), _json(body)))
-        for (site, node), seqs in acc.rejected.items():
-            body = {"v": PROTOCOL_VERSION, "seqs": [], "rejected": sorted(set(seqs))}
+                body["rejected"], body["rejected_origins"] = rejected, rejected_origins
             out.append(Outgoing(self._topics.node(site, node, "receipt"), _json(body)))
         out += acc.verdicts + acc.configs
         for c in acc.changes:

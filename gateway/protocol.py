@@ -90,6 +90,7 @@ class Status:
     auth_refused: int | None = None  # downlink messages the node refused for their MAC or counter
     auth_error: str | None = None
     sensor_error: str | None = None  # why the node refuses to screen (its sensor must be re-powered)
+    taken_over: int | None = None  # sessions the broker ended under the node (another unit with its name?)
 
 
 @dataclass(frozen=True, slots=True)

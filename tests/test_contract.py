@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ import firmware
 from gateway import protocol
 from gateway.fleet import HEALTH_KEPT
 from gateway.store.base import NodeRow, ScanRow
+from testkit.micropython import micropython_command
 
 contract = firmware.module("contract")
 record = firmware.module("record")
@@ -116,6 +118,18 @@ def test_contract_tables_refuse_what_the_node_must_not_act_on(kind: str) -> None
             continue
         assert contract.check({k: v for k, v in good.items() if k != f[0]}, table) == "missing_field:" + f[0]
         assert contract.check(dict(good, **{f[0]: True}), table) == "wrong_type:" + f[0]
+
+
+def test_the_origin_of_a_scan_is_the_same_number_on_micropython_and_cpython() -> None:
+    """A receipt or verdict names each scan's origin (contract.origin): computed by the gateway under CPython and
+    by the node under MicroPython, it must be the same number, or a unit frees and shows nothing of its own."""
+    pairs = [(0, 0), (7, 1_602_591), (4_294_967_295, 2**40), (contract.INT64, contract.INT64)]
+    program = "import sys; sys.path.insert(0, %r); import contract; print([contract.origin(b, u) for b, u in %r])"
+    out = subprocess.run([*micropython_command(), "-c", program % (str(firmware.DIR), pairs)], capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    assert out.stdout.strip() == str([contract.origin(b, u) for b, u in pairs])
+    assert all(0 <= contract.origin(b, u) <= contract.ORIGIN_MAX for b, u in pairs)
+    assert len({contract.origin(b, u) for b, u in pairs}) == len(pairs)
 
 
 @pytest.mark.parametrize(

@@ -124,8 +124,6 @@ class Downlinked:
         clock = ManualClock()
         self.outbox = outbox_mod.Outbox(str(root / "outbox"))
         self.outbox.open()
-        for _ in range(n):
-            self.outbox.append(record.pack(node_scan()))
         self.counts = {"receipted": 0, "resends": 0}
         receipts = receipts_mod.Receipts(self.outbox, clock, 120_000, self.counts)
         self.verdicts: list[dict[str, Any]] = []
@@ -135,6 +133,9 @@ class Downlinked:
         self.downlink = downlink_mod.Downlink(
             base, receipts, self.session, self._config, self.verdicts.append, asyncio.Event()
         )
+        for _ in range(n):  # as the node does: the record, then the uplink told (kick: downlink.made)
+            scan = node_scan()
+            self.downlink.made(self.outbox.append(record.pack(scan)), scan)
 
     def _config(self, msg: dict[str, Any]) -> tuple[bool, None]:
         self.configs.append(msg)
@@ -177,12 +178,38 @@ def test_receipt_and_verdict_from_the_gateway_are_acted_on_by_the_node(tmp_path:
         assert s.out is not None
         node.deliver(s.out.topic, s.out.payload)
     assert node.outbox.depth == 0 and node.counts["receipted"] == 3  # every record freed by the real receipts
+    origin = contract.origin(node_scan()["boot"], node_scan()["uptime_ms"])
+    receipts = [json.loads(s.out.payload) for s in transport.published("/receipt") if s.out is not None]
+    assert all(r["origins"] == [origin] * len(r["seqs"]) for r in receipts)  # each seq named with its unit
     assert [v["seq"] for v in node.verdicts] == [0, 1, 2] and node.session.auth_refused == 0
     for msg, out in zip(node.verdicts, verdicts, strict=True):
         sent = json.loads(out.payload)
         assert ("sig" in sent and "ctr" in sent) is (key is not None)
         assert msg == {k: v for k, v in sent.items() if k not in ("ctr", "sig")}  # every field reached the node
-        assert msg["verdict"] == "elevated" and msg["alert_id"]
+        assert msg["verdict"] == "elevated" and msg["alert_id"] and msg["origin"] == origin
+
+
+def test_a_receipt_or_verdict_for_another_units_scan_under_the_name_is_not_acted_on(tmp_path: Path) -> None:
+    """Issue 10 kind 1: two units under one name share the receipt and verdict topics. A receipt frees, and a
+    verdict is shown, only for the seq whose origin is this unit's scan; a receipt without origins (an older
+    gateway) still frees by seq."""
+    node = Downlinked(tmp_path, 4)
+    mine = contract.origin(node_scan()["boot"], node_scan()["uptime_ms"])
+    other = contract.origin(node_scan()["boot"] + 1, 5_000)
+    topic = contract.topic(PREFIX, SITE, NODE, "receipt")
+    body = {"v": 1, "seqs": [0, 1, 2], "origins": [other, mine, other], "rejected": [3], "rejected_origins": [other]}
+    node.deliver(topic, json.dumps(body).encode())
+    assert [seq for seq, _ in node.outbox.pending(10)] == [0, 2, 3]  # only seq 1 was this unit's
+    assert node.counts == {"receipted": 1, "resends": 0, "rejected": 0}
+    node.deliver(topic, json.dumps({"v": 1, "seqs": [0], "origins": [mine, other]}).encode())  # unpaired: none
+    node.deliver(topic, json.dumps({"v": 1, "seqs": [2]}).encode())  # an older gateway: by seq
+    assert [seq for seq, _ in node.outbox.pending(10)] == [0, 3]
+    verdict = {"v": 1, "verdict": "elevated", "t_core_c": 39.0, "flags": [], "cal": "c", "threshold_c": 37.5,
+               "alert_id": None}  # fmt: skip
+    for seq, origin in [(0, other), (1, mine), (2, None)]:
+        body = dict(verdict, seq=seq) if origin is None else dict(verdict, seq=seq, origin=origin)
+        node.deliver(contract.topic(PREFIX, SITE, NODE, "verdict"), json.dumps(body).encode())
+    assert [(v["seq"], v.get("origin")) for v in node.verdicts] == [(1, mine), (2, None)]
 
 
 @pytest.mark.parametrize("key", [None, KEY], ids=["v1", "signed"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import types
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,8 @@ def test_status_with_every_field_the_node_sets_arrives_whole(tmp_path: Path) -> 
     down.on_message(session.topic("config"), b'{"v":1,"id":"cfg-8"}', False)  # unsigned: refused too
     assert session.auth_refused == 2
     session.config_error = "calibration: bad"  # as a refused, authentic config leaves it
+    session.client = types.SimpleNamespace(error=firmware.module("mqttread").CLOSED)  # the broker ended it twice:
+    assert [session.retry_ms(1000, 60_000) for _ in range(2)] == [1000, 2000]  # taken over, each waits longer
     payload = session.status()
     sent = json.loads(payload)
     assert set(sent) == set(contract.names(contract.STATUS))  # every status field the contract has
@@ -103,3 +106,4 @@ def test_status_with_every_field_the_node_sets_arrives_whole(tmp_path: Path) -> 
         if name != "v":
             assert getattr(got, name) == value, name
     assert got.auth_refused == 2 and got.auth_error.startswith("config: ") and got.sensor_error
+    assert got.taken_over == 2
