@@ -22,7 +22,7 @@ import paho.mqtt.client as mqtt
 from sim.broker import Broker
 from sim.host.udp import DnsStub
 from testkit.gateway import ReceiptingGateway
-from testkit.micropython import compile_firmware, interpreters
+from testkit.micropython import ESP32_HEAP, compile_firmware, interpreters
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = str(ROOT / "tests/firmware/mp/net_uplink_node.py")
@@ -55,7 +55,7 @@ def run_node(tmp_path: Path, port: int, node: str, **opts: Any) -> tuple[int, li
              "linkdown": str(tmp_path / "linkdown"), **opts}  # fmt: skip
     opts_file = tmp_path / "opts.json"
     opts_file.write_text(json.dumps(given))
-    command = [*interpreters()["micropython"], PROGRAM, str(compile_firmware()), str(opts_file)]
+    command = [*interpreters(ESP32_HEAP)["micropython"], PROGRAM, str(compile_firmware()), str(opts_file)]  # as uplink
     out = subprocess.run(command, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     lines = out.stdout.splitlines()
     scans = [json.loads(ln.split(" ", 2)[2]) for ln in lines if ln.startswith("rec ")]

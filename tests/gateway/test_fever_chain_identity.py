@@ -9,12 +9,25 @@ identity_clash alert naming both origins, and the five scans queryable in scan_c
 
 from __future__ import annotations
 
+import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
+from firmware import module as firmware_module
 from gateway.ingest import origin_id
+from testkit.micropython import ESP32_HEAP, compile_firmware, interpreters
 from testkit.node import scan_payload
 
 FEVER = {"t_site_c": 39.0, "t_amb_c": 24.0, "t_core_c": 39.5, "verdict": "elevated"}
+NODE_PROGRAM = str(Path(__file__).resolve().parents[1] / "firmware/mp/net_uplink_node.py")
+RUN_MS = 30_000  # each unit runs this long (its own clock), scanning for the first 5 s
+MAX_CONNECTS = 8  # in RUN_MS; a retry a second after each takeover made 15
+contract = firmware_module("contract")
+
+
+def origin_of(scan: dict[str, Any]) -> int:
+    return int(contract.origin(scan["boot"], scan["uptime_ms"]))
 
 
 def spare_scan(seq: int, **fields: Any) -> dict[str, Any]:
@@ -93,3 +106,64 @@ def test_a_retest_names_the_scan_of_its_own_boot_only(start_gateway, nodes) -> N
     assert node.wait_receipts([5], timeout=15)
     fevers = sorted((a.seq, a.events) for a in gw.store.alerts(None, None, "bridge") if a.kind == "fever")
     assert fevers == [(0, 1), (5, 1)]
+
+
+def run_units(port: int, tmp_path: Path, units: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The real firmware's uplink under MicroPython (tests/firmware/mp/net_uplink_node.py), one process per unit,
+    all at once, each to its end: what it recorded (seq -> scan), the verdicts it took, its final figures."""
+    procs = {}
+    for name, opts in units.items():
+        given = {"dir": str(tmp_path / name), "port": port, "linkdown": str(tmp_path / "linkdown"), **opts}
+        (tmp_path / f"{name}.json").write_text(json.dumps(given))
+        command = [
+            *interpreters(ESP32_HEAP)["micropython"],
+            NODE_PROGRAM,
+            str(compile_firmware()),
+            str(tmp_path / f"{name}.json"),
+        ]
+        procs[name] = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    out = {}
+    for name, proc in procs.items():
+        lines = proc.communicate(timeout=180)[0].splitlines()
+        [end] = [ln for ln in lines if ln.startswith(("done ", "timeout "))] or [f"none {lines[-5:]!r}"]
+        assert end.startswith("done "), f"{name}: {end}"
+        out[name] = {
+            "scans": {int(ln.split()[1]): json.loads(ln.split(" ", 2)[2]) for ln in lines if ln.startswith("rec ")},
+            "verdicts": [json.loads(ln.split(" ", 1)[1]) for ln in lines if ln.startswith("verdict ")],
+            "figures": json.loads(end.split(" ", 1)[1]),
+        }
+    return out
+
+
+def test_two_live_units_sharing_one_name_lose_no_scan_and_alert_every_fever(
+    start_gateway, private_broker, tmp_path: Path
+) -> None:
+    """Issue 10 kind 1, its second input: two live units with one name and one config (a config copied onto a
+    second unit), each scanning febrile travellers, on one broker with the real gateway. Before, a receipt named
+    only seqs, so unit A's receipt for seq 3 freed unit B's record 3 before B's copy was stored (4 of 10 fevers
+    never alerted), a verdict reached the wrong unit, and the two took the one client id's session from each
+    other every second (15 connects each in 30 s)."""
+    gw = start_gateway()
+    common = {"site": "bridge", "node": "n1", "n": 10, "interval_ms": 500, "fever": True, "receipt_timeout_s": 2,
+              "backoff_max_s": 60, "run_ms": RUN_MS, "deadline_ms": RUN_MS}  # fmt: skip
+    units = run_units(private_broker.port, tmp_path, {"a": dict(common, boot=7), "b": dict(common, boot=8)})
+
+    made = {(s["seq"], s["boot"], s["uptime_ms"]) for u in units.values() for s in u["scans"].values()}
+    assert len(made) == 20
+    stored = {(r.seq, r.boot, r.uptime_ms) for r in gw.store.scans(None, None, "bridge")}
+    kept = {(r.seq, r.boot, r.uptime_ms) for r in gw.store.clashes(None, None, "bridge")}
+    assert made - (stored | kept) == set()  # every scan of both units is queryable
+    assert all(u["figures"]["depth"] == 0 for u in units.values())  # and each freed only when its own was stored
+
+    fevers = [a for a in gw.store.alerts(None, None, "bridge") if a.kind == "fever"]
+    assert len(fevers) == len({a.alert_id for a in fevers}) == 20  # every febrile scan alerted, once
+    [clash] = [a for a in gw.store.alerts(None, None, "bridge") if a.kind == "identity_clash"]
+    assert clash.detail is not None and "boot 7" in clash.detail and "boot 8" in clash.detail
+
+    assert sum(len(u["verdicts"]) for u in units.values()) > 0
+    for u in units.values():  # a unit shows only the gateway's verdicts on its own scans
+        own = {seq: origin_of(s) for seq, s in u["scans"].items()}
+        assert all(v["origin"] == own[v["seq"]] for v in u["verdicts"])
+        # the client id contest backs off: each takeover in a row doubles the wait (1, 2, 4, 8, 16 s in 30 s)
+        assert u["figures"]["counts"]["connects"] <= MAX_CONNECTS, u["figures"]["counts"]
+        assert u["figures"]["counts"].get("taken_over", 0) >= 1
