@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.protocol import PROTOCOL_VERSION
-from gateway.store.base import AlertEvent, AlertRow, ScanRow
+from gateway.store.base import AlertEvent, AlertRow, ScanRow, Transaction
 
 FEVER = "fever"
 NODE_OFFLINE = "node_offline"
@@ -151,6 +151,22 @@ def raise_node(
         detail=detail,
     )
     return _change(alert, RAISED, reason, now, seq, None)
+
+
+def with_free_id(tx: Transaction, change: Change) -> Change:
+    """`change`, or, when it opens a node alert whose id an earlier episode of the node already took, the same
+    change under the id with `.2`, `.3`, ... appended. Node alert ids carry the opening time in ms, and a batch
+    has one time: a node whose clock goes wrong, right and wrong again inside one batch would raise a second
+    clock_skew under the first one's id, whose first event is taken, and the batch would never commit (its scans
+    redelivered and refused again). Fever alerts are unique by seq and origin and are passed through."""
+    alert = change.alert
+    if change.event.n != 1 or alert.kind == FEVER or tx.alert(alert.alert_id) is None:
+        return change
+    n = 2
+    while tx.alert(f"{alert.alert_id}.{n}") is not None:
+        n += 1
+    fresh = f"{alert.alert_id}.{n}"
+    return Change(dataclasses.replace(alert, alert_id=fresh), dataclasses.replace(change.event, alert_id=fresh))
 
 
 def post_offline_detail(nodes: Sequence[str]) -> str:

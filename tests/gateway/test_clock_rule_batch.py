@@ -73,3 +73,24 @@ def test_a_clock_wrong_then_right_in_one_batch(tmp_path: Path) -> None:
     # n1: at its first scan and after each change (the raise, the resolve); n2 (right all along): once
     assert store.asked["clock_skew"] == 3 + 1  # 12 when it was read for every scan
     store.store.close()
+
+
+def test_a_clock_wrong_right_and_wrong_again_in_one_batch_commits(tmp_path: Path) -> None:
+    """The second raise inside one batch (one `now`) would take the first episode's id, kind:site:node:now, whose
+    event 1 is stored: the batch failed on alert_events' key, every time it was delivered. Now the second
+    episode is a new alert of its own (id + ".2") and every scan of the batch is stored."""
+    store = open_store(f"sqlite:///{tmp_path / 'clock.db'}")
+    cfg = config.Config()
+    screener = Screener(config.load_calibration(cfg.screening), {})
+    writer = Writer(store, screener, Fleet([], 0), cfg.alerts, Topics(), lambda: NOW + 1_000)
+    offs = [DAY] * 2 + [0] * 2 + [DAY] * 2  # n1's clock: a day ahead, right, a day ahead again
+    outcome = writer.process([_scan("n1", s, off) for s, off in enumerate(offs)])
+    events = [json.loads(o.payload) for o in outcome.publish if o.event is not None]
+    assert [(e["state"], e["reason"]) for e in events] == [("raised", "ahead"), ("resolved", "clock_ok"),
+                                                           ("raised", "ahead")]  # fmt: skip
+    first, second = events[0]["alert_id"], events[2]["alert_id"]
+    assert second == f"{first}.2"
+    assert len(list(store.scans(None, None, None))) == 6
+    skews = sorted((a.alert_id, a.state) for a in store.alerts(None, None, None) if a.kind == "clock_skew")
+    assert skews == [(first, "resolved"), (second, "raised")]
+    store.close()
