@@ -43,7 +43,7 @@ Configured = Callable[[Callable[[argparse.Namespace, config_mod.Config], int]], 
 
 def register(sub: Any, common: list[argparse.ArgumentParser], configured: Configured) -> None:
     p = sub.add_parser("reference", parents=common, help="per-unit reference calibration: record, list, readings")
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    verbs = p.add_subparsers(required=True, metavar="VERB")
     rec = verbs.add_parser("record", help="a two-point check of a node: its gain and offset, pushed to it")
     rec.add_argument("unit", metavar="SITE/NODE")
     rec.add_argument("--point", action="append", required=True, metavar="REF=READ",
@@ -55,7 +55,9 @@ def register(sub: Any, common: list[argparse.ArgumentParser], configured: Config
     rd = verbs.add_parser("readings", help="the node's last readings (t_site_c, uncorrected): what to record")
     rd.add_argument("unit", metavar="SITE/NODE")
     rd.add_argument("--last", type=int, default=10, metavar="N")
-    p.set_defaults(func=configured(run))
+    rec.set_defaults(func=configured(_with_store(_record)))
+    ls.set_defaults(func=configured(_with_store(_list)))
+    rd.set_defaults(func=configured(_with_store(_readings)))
 
 
 def unit(text: str) -> tuple[str, str]:
@@ -134,7 +136,7 @@ def _record(args: argparse.Namespace, cfg: config_mod.Config, store: Store, zone
     return push.send(sent, cfg, body)
 
 
-def _list(args: argparse.Namespace, store: Store, zones: Zones) -> int:
+def _list(args: argparse.Namespace, cfg: config_mod.Config, store: Store, zones: Zones, now: int) -> int:
     site, node = scope(args.unit) if args.unit else (None, None)
     rows = store.references(site, node)
     for before, row in zip([None, *rows], rows, strict=False):
@@ -147,7 +149,7 @@ def _list(args: argparse.Namespace, store: Store, zones: Zones) -> int:
     return 0
 
 
-def _readings(args: argparse.Namespace, store: Store, zones: Zones, now: int) -> int:
+def _readings(args: argparse.Namespace, cfg: config_mod.Config, store: Store, zones: Zones, now: int) -> int:
     site, node = unit(args.unit)
     scans = [s for s in store.scans(now - 86_400_000, None, site) if s.node == node]
     for s in sorted(scans, key=lambda s: s.scanned_at)[-max(1, args.last) :]:
@@ -157,15 +159,18 @@ def _readings(args: argparse.Namespace, store: Store, zones: Zones, now: int) ->
     return 0
 
 
-def run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
-    now = int(time.time() * 1000)
-    store = open_store(cfg.store.db, cfg.store.synchronous, create=False)
-    zones = Zones(cfg.report.timezone, [(s.site, s.timezone) for s in store.sites()])
-    try:
-        if args.verb == "record":
-            return _record(args, cfg, store, zones, now)
-        if args.verb == "list":
-            return _list(args, store, zones)
-        return _readings(args, store, zones, now)
-    finally:
-        store.close()
+Verb = Callable[[argparse.Namespace, config_mod.Config, Store, Zones, int], int]
+
+
+def _with_store(verb: Verb) -> Callable[[argparse.Namespace, config_mod.Config], int]:
+    """The verb run on the configured database, with the sites' zones and the time now (ms)."""
+
+    def run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+        store = open_store(cfg.store.db, cfg.store.synchronous, create=False)
+        try:
+            zones = Zones(cfg.report.timezone, [(s.site, s.timezone) for s in store.sites()])
+            return verb(args, cfg, store, zones, int(time.time() * 1000))
+        finally:
+            store.close()
+
+    return run
