@@ -19,6 +19,7 @@ with sim/host/ supplying a board with this interface:
     power_on_reset()         True if this boot began with power applied (the sensor on the same supply was
                              re-powered too), not a watchdog, soft or deep-sleep reset
     keep_blinking(ui)        safe mode: keep the blink code going from a timer and return to the REPL
+    urandom(n)               n random bytes (the unit's identity at its first boot: health.unit_id)
 """
 
 import time
@@ -139,6 +140,13 @@ class Board:
     def keep_blinking(self, ui):
         self._timer = machine.Timer(0)
         self._timer.init(period=50, mode=machine.Timer.PERIODIC, callback=lambda t: ui.tick())
+
+    def urandom(self, n):
+        """The ESP32's hardware RNG (ESP-IDF esp_random, "Random Number Generation": random with the radio on,
+        and from the entropy source the bootloader enables before it)."""
+        import os
+
+        return os.urandom(n)
 
 
 def make():

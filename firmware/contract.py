@@ -10,8 +10,7 @@ A field is `(name, kind, a, b, need)`: kind "int" (a <= n <= b, never a bool), "
 `missing_field:<f>`, `wrong_type:<f>`, `not_finite:<f>`, `out_of_range:<f>`.
 """
 
-VERSION = 1
-PREFIX = "checkpoint/v1"
+VERSION, PREFIX = 1, "checkpoint/v1"
 MAX_PAYLOAD = 4096  # bytes; a larger message is refused (oversize)
 
 MODES = ("forehead", "canthus")
@@ -63,6 +62,7 @@ SCAN = (
     ("wait_s", "int", 0, 86400, OPT),  # and the wait before a retest helps (the scanner's or the traveller's)
     ("ref_gain", "num", GAIN_RANGE[0], GAIN_RANGE[1], OPT),  # the unit's reference correction the node
     ("ref_offset_c", "num", OFFSET_RANGE_C[0], OFFSET_RANGE_C[1], OPT),  # applied (both or neither; reference.py)
+    ("unit", "int", 1, ORIGIN_MAX, OPT),  # the unit's random identity, drawn at its flash's first boot (health.py)
     ("fw", "text", 1, TEXT_MAX, REQ),
     ("cal", "text", 1, TEXT_MAX, REQ),
 )
@@ -152,13 +152,14 @@ def is_plain(s, n=TEXT_MAX):
     return all([" " <= ch <= "~" and ch != '"' and ch != "\\" for ch in s])
 
 
-def origin(boot, uptime_ms):
+def origin(boot, uptime_ms, unit=None):
     """Which unit made a scan, as a receipt or verdict names it: CRC-32 (binascii, on MicroPython too) of
-    "boot/uptime_ms". Two units under one name (a copied config) each number from seq 0: a receipt or verdict
-    for a seq is for the unit whose scan has this origin (docs/protocol.md, "Two units under one name")."""
+    "boot/uptime_ms/unit" ("boot/uptime_ms" without a unit: firmware before record layout 4). Two units under one
+    name each number from seq 0 and boot 1: a receipt or verdict is for the unit whose scan has this origin
+    (docs/protocol.md, "Two units under one name"); the unit tells apart two made at one boot and uptime."""
     import binascii
 
-    return binascii.crc32(("%d/%d" % (boot, uptime_ms)).encode()) & ORIGIN_MAX
+    return binascii.crc32(("%d/%d" % (boot, uptime_ms) + ("/%d" % unit if unit else "")).encode()) & ORIGIN_MAX
 
 
 def topic(prefix, site, node, kind):

@@ -65,7 +65,7 @@ class Downlink:
     def made(self, seq, scan):
         """This unit recorded `scan` under `seq` (None: not recorded): a verdict naming its origin is its own."""
         if seq is not None:
-            self._made[seq] = contract.origin(scan["boot"], scan["uptime_ms"])
+            self._made[seq] = contract.origin(scan["boot"], scan["uptime_ms"], scan.get("unit"))
             if len(self._made) > _MADE:
                 del self._made[min(self._made)]
 

@@ -1,6 +1,7 @@
 """The node's health message (contract.HEALTH, QoS 0, every intervals.health_s): figures for a person.
 
-`boot_count()` keeps the boot counter on flash (boot.txt): every scan carries its boot.
+`boot_count()` keeps the boot counter on flash (boot.txt), `unit_id()` the unit's identity beside it (unit.txt):
+every scan carries both.
 `Health` keeps the node's own counters (scans recorded, outbox refusals) and its uptime; the uplink adds its
 own figures (outbox depth and drops, rssi, its counters) and `payload()` makes the message. A figure the
 contract refuses (a failing supply ADC reading 12 V) is left out, and the rest still goes out.
@@ -13,18 +14,41 @@ from version import FW
 
 def boot_count(root):
     """This boot's number (1, 2, ...), persisted before it is returned (write a temporary file, rename)."""
-    import os
-
-    path = root + "boot.txt"
     try:
-        with open(path) as f:
+        with open(root + "boot.txt") as f:
             n = int(f.read()) + 1
     except (OSError, ValueError):
         n = 1
+    _keep(root + "boot.txt", n)
+    return n
+
+
+def unit_id(root, urandom):
+    """This unit's identity, 1 .. 2**32-1: drawn from `urandom` (the board's: the ESP32's hardware RNG) at the
+    first boot of its flash and kept beside the boot counter (unit.txt). Every scan carries it, so a spare unit
+    with a fresh flash (boot 1 and seq 0 again, like the unit it replaces) never passes for that unit, even at
+    the same uptime. An erased flash is a new unit, rightly: its seqs start again too."""
+    try:
+        with open(root + "unit.txt") as f:
+            n = int(f.read())
+        if 0 < n <= contract.ORIGIN_MAX:
+            return n
+    except (OSError, ValueError):
+        pass
+    n = 0
+    while not n:
+        n = int.from_bytes(urandom(4), "big")
+    _keep(root + "unit.txt", n)
+    return n
+
+
+def _keep(path, n):
+    """Write the number `n` to `path` whole or not at all (a temporary file, renamed over it)."""
+    import os
+
     with open(path + ".tmp", "w") as f:
         f.write(str(n))
     os.rename(path + ".tmp", path)
-    return n
 
 
 class Health:

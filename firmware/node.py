@@ -62,12 +62,12 @@ class Node:
         self.sensor, self.settle_ms, self.refusal = sensorboot.start(b, cfg["sensor"], cfg["pins"], app.log)
         app.unload("sensorboot")
         self.settings["settle_ms"] = self.settle_ms or self.settings["settle_ms"]
-        self.boot = health.boot_count(b.root)
+        self.boot, unit = health.boot_count(b.root), health.unit_id(b.root, b.urandom)
         self.outbox = outbox.Outbox(b.root + "outbox")
         app.log("boot", self.boot, "outbox", self.outbox.open())
         self.identity = {"site": cfg["site"], "node": cfg["node"], "fw": FW, "boot": self.boot}
         self.identity["config_id"], self.identity["sensor_error"] = self.config_id, self.refusal  # in status
-        self.scanner = scanner.Scanner(self.clock, self.settings, self.boot, FW, self.stats.uptime_ms, b.i2c)
+        self.scanner = scanner.Scanner(self.clock, self.settings, self.boot, FW, self.stats.uptime_ms, b.i2c, unit)
         self.scanner.last_seq = self.outbox.next_seq - 1 if self.outbox.next_seq else None
         self.press = button.Button(cfg["scan"]["long_press_ms"])
         up = {"broker": cfg["broker"], "prefix": cfg["prefix"], "health_interval_s": cfg["intervals"]["health_s"]}

@@ -3,7 +3,7 @@
 
 A receipt {"v":1,"seqs":[...],"rejected":[...]} frees the records it names: stored, or kept whole in the
 gateway's quarantine (resending those would not help; they are counted as `rejected`). With `origins` (and
-`rejected_origins`), each seq's contract.origin(boot, uptime_ms), it frees only the records that are this unit's
+`rejected_origins`), each seq's contract.origin(boot, uptime_ms, unit), it frees only the records that are this unit's
 scans: two units under one name share the receipt topic, and the other's seq 3 is not this one's (its record
 waits for its own receipt). A receipt without them frees by seq, as before. Every record published
 and not receipted within `timeout_ms` of its own publishing is published again (`due()`), oldest first,
@@ -66,7 +66,7 @@ class Receipts:
                 recs = self.outbox.pending(8, after)
                 for seq, b in recs:
                     d = record.unpack(b)
-                    if (seq, contract.origin(d["boot"], d["uptime_ms"])) in pairs:
+                    if (seq, contract.origin(d["boot"], d["uptime_ms"], d["unit"])) in pairs:
                         mine.append(seq)
                 after = recs[-1][0] if recs else last
             seqs = mine

@@ -4,12 +4,12 @@ A scan is about 45 bytes here instead of about 330 bytes of JSON, so 10,000 scan
 flash. The scan dict the node hands in has every protocol field except v/site/node/seq (those are added by
 `to_payload`, from the outbox seq and the node's identity).
 
-Byte layout, version 3 (1, before retest codes, ends after cal: its code, retest_code and wait_s are null; 2
-ends after wait_s: its reference correction is null; both are still read). "uv" and "sv" are varint.py's
-(LEB128; signed values zigzag-mapped); temperatures are stored as sv of round(t * 100), i.e. exact to 0.01 C
-whatever the float width (the ESP32 port uses 32-bit floats).
+Byte layout, version 4 (1, before retest codes, ends after cal: its code, retest_code and wait_s are null; 2
+ends after wait_s: its reference correction is null; 3 ends before unit: it has none; all are still read).
+"uv" and "sv" are varint.py's (LEB128; signed values zigzag-mapped); temperatures are stored as sv of
+round(t * 100), i.e. exact to 0.01 C whatever the float width (the ESP32 port uses 32-bit floats).
 
-    byte 0       layout version (3)
+    byte 0       layout version (4)
     byte 1       bit 0 mode (0 forehead, 1 canthus); bits 1-2 verdict (index in VERDICTS);
                  presence bits: 3 ts, 4 t_site_c, 5 t_amb_c, 6 t_core_c, 7 retest_of (absent = null)
     uv           flags bitmask: bit i = FLAGS[i]
@@ -29,22 +29,24 @@ whatever the float width (the ESP32 port uses 32-bit floats).
     uv           wait_s + 1 (0 = null)                layout 2 and 3
     u8           1 if the reference correction follows, else 0        layout 3
     sv, sv       ref_gain * 10**5, ref_offset_c * 10**3 (reference.py's rounding)     only if present
+    uv           unit (0 = none: a scan handed in without one)                        layout 4
 
 MODES, VERDICTS and FLAGS (the bit of each flag) come from contract.py; FLAGS is append-only there: a new flag
 takes the next bit, a bit is never reused or reordered. `unpack` returns flags in FLAGS order (a set of
 conditions, not a sequence).
 """
 
-from contract import FLAGS, MODES, OPT, SCAN, TEXT_MAX, VERDICTS, is_plain
+from contract import FLAGS, MODES, OPT, ORIGIN_MAX, SCAN, TEXT_MAX, VERDICTS, is_plain
 from varint import Reader, put, put_sv
 
-LAYOUT = 3
-LAYOUTS = (1, 2, 3)  # readable: records already on flash keep their layout until they are receipted
+LAYOUT = 4
+LAYOUTS = (1, 2, 3, 4)  # readable: records already on flash keep their layout until they are receipted
 
 _TEMPS = ("t_site_c", "t_amb_c", "t_core_c")
 _IGNORED = ("v", "site", "node", "seq")  # the message's header: added by to_payload, not stored
 _TAIL = ("code", "retest_code", "wait_s")  # layout 2; optional in the scan dict the node hands in
 _REF = ("ref_gain", "ref_offset_c")  # layout 3, both or neither; optional too
+_OPTIONAL = _TAIL + _REF + ("unit",)  # unit: layout 4 (health.unit_id), optional too
 _DIGITS = {"ref_gain": 5, "ref_offset_c": 3}  # decimals kept (temperatures: 2)
 _FIELDS = tuple([f[0] for f in SCAN if f[0] not in _IGNORED])
 _TEMP_LIMIT = 1000.0  # |t| beyond this is not a reading; also rejects NaN and infinities
@@ -99,7 +101,7 @@ def _check_names(scan):
         if k not in _FIELDS and k not in _IGNORED:
             raise ValueError("scan: unknown field " + repr(k))
     for k in _FIELDS:
-        if k not in scan and k not in _TAIL and k not in _REF:
+        if k not in scan and k not in _OPTIONAL:
             raise ValueError("scan: missing field " + k)
 
 
@@ -127,6 +129,10 @@ def pack(scan):
     for name in _TAIL:  # layout 2's retest codes, each + 1 (0 = null)
         put(buf, 0 if scan.get(name) is None else _uint(name, scan[name]) + 1)
     _pack_ref(buf, [scan.get(name) for name in _REF])
+    unit = scan.get("unit") or 0  # 0: none
+    if _uint("unit", unit) > ORIGIN_MAX:
+        raise ValueError("scan.unit: need 1 .. 2**32-1, got " + repr(unit))
+    put(buf, unit)
     return bytes(buf)
 
 
@@ -143,7 +149,7 @@ def _pack_ref(buf, ref):
 
 
 def _decode_tail(r, layout, d):
-    """Layout 2's retest codes and layout 3's reference correction, into `d`."""
+    """Layout 2's retest codes, layout 3's reference correction and layout 4's unit, into `d`."""
     for name in _TAIL:  # absent when null: the dict stays as small as layout 1's (the TLS heap's margin)
         n = r.uv() if layout > 1 else 0
         if n:
@@ -151,6 +157,9 @@ def _decode_tail(r, layout, d):
     if layout > 2 and r.byte():
         for name in _REF:
             d[name] = r.sv()
+    unit = r.uv() if layout > 3 else 0
+    if unit:
+        d["unit"] = unit
 
 
 def _decode(b):
@@ -189,7 +198,7 @@ def unpack(b):
             d[name] = d[name] / 100
     for name in _REF:
         d[name] = d[name] / 10 ** _DIGITS[name] if name in d else None
-    for name in _TAIL:
+    for name in _TAIL + ("unit",):
         d.setdefault(name, None)
     return d
 

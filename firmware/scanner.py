@@ -30,10 +30,9 @@ _WAYS = {MODES[0]: forehead.Forehead, MODES[1]: canthus.Canthus}
 
 
 class Scanner:
-    def __init__(self, clock, conf, boot=0, fw="", uptime=None, bus=None):
+    def __init__(self, clock, conf, boot=0, fw="", uptime=None, bus=None, unit=None):
         self.clock = clock
-        self.boot = boot
-        self.fw = fw
+        self.boot, self.unit, self.fw = boot, unit, fw  # unit: health.unit_id, in every scan
         self._uptime = uptime
         self._t_boot = clock.ticks_ms()
         self.state = IDLE
@@ -211,6 +210,7 @@ class Scanner:
             "wait_s": conditions.wait_s(flags, self.ambient, s["cal"]["ambient_c"][0], self.clock.ticks_diff),
             "ref_gain": ref.get("gain"),  # t_site_c is the unit's reading: the gateway corrects it with these
             "ref_offset_c": ref.get("offset_c"),
+            "unit": self.unit,
             "fw": self.fw,
             "cal": s["cal"]["id"],
         }

@@ -20,6 +20,7 @@ from gateway.store.base import NodeRow
 
 ONLINE = "online"
 OFFLINE = "offline"
+TAKEN_OVER_WINDOW_MS = 600_000  # takeovers counted over this much monotonic time (Fleet.takeovers)
 
 
 # What the fleet view keeps of a node's health message (the contract's names: tests/test_contract.py).
@@ -47,6 +48,8 @@ class Fleet:
         self._dirty: set[tuple[str, str]] = set()
         self._started_at = started_at
         self._heard: dict[tuple[str, str], int] = {}  # monotonic ms when each node was last heard from
+        self._taken: dict[tuple[str, str, int | None], int] = {}  # the last taken_over of each node and boot
+        self._takeovers: dict[tuple[str, str], list[int]] = {}  # monotonic ms of each status that showed one more
 
     def reload(self, nodes: Iterable[NodeRow]) -> None:
         """Back to what the store holds (a transaction failed: its changes to the fleet were never written).
@@ -90,6 +93,19 @@ class Fleet:
             return count
         return max(0, count - (row.auth_refused or 0))
 
+    def takeovers(self, status: Status, mono: int) -> int:
+        """How many of the node's statuses in the last TAKEN_OVER_WINDOW_MS showed its `taken_over` risen (a
+        session the broker ended under it while its link was up: firmware/session.py). Counted per boot, for two
+        units under one name each report their own boot and count; the same count again (a retained status
+        redelivered, a reconnect after a Wi-Fi loss) is none. A broker restart ends every session once."""
+        key, count = (status.site, status.node), status.taken_over or 0
+        seen = self._takeovers.setdefault(key, [])
+        if status.state == ONLINE and count > self._taken.get((*key, status.boot), 0):
+            self._taken[(*key, status.boot)] = count
+            seen.append(mono)
+        seen[:] = [t for t in seen if mono - t < TAKEN_OVER_WINDOW_MS]
+        return len(seen)
+
     def on_status(self, status: Status, now: int, mono: int) -> Transition | None:
         row = self._row(status.site, status.node, now, mono)
         if status.fw is not None:
@@ -101,6 +117,7 @@ class Fleet:
         if status.state == ONLINE:
             row.config_error = status.config_error
             row.auth_refused, row.auth_error = status.auth_refused, status.auth_error
+            row.taken_over = status.taken_over
         return self._set_state(row, status.state, "status", now)
 
     def on_health(self, health: Health, now: int, mono: int) -> Transition | None:

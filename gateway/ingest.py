@@ -7,7 +7,7 @@ acknowledge the batch to the broker. A crash before the commit loses nothing (th
 after it stores nothing twice (insert-or-ignore) and the receipt is sent again for the redelivered copy.
 
 Every scan is screened and can alert, whatever its storage key: one whose (site, node, seq) is already stored
-with another origin (boot, uptime_ms) is an identity clash (a spare unit under a replaced node's name, two
+with another origin (boot, uptime_ms, unit) is an identity clash (a spare unit under a replaced node's name, two
 units sharing one name): it is kept in scan_clashes, receipted, screened, alerted under a fever id of its own,
 and the clash raises one identity_clash node alert naming both origins. A scan is never refused for its `ts`:
 the node's clock is judged (gateway/nodeclock.py), the skew stored with the scan, a clock off by more than
@@ -30,10 +30,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import firmware
-from gateway import alerts, drift, quarantine, reference_alerts
+from gateway import alerts, drift, quarantine, receipts, reference_alerts
 from gateway.config import AlertsSection
 from gateway.errors import StoreError
-from gateway.fleet import Fleet, Transition
+from gateway.fleet import TAKEN_OVER_WINDOW_MS, Fleet, Transition
 from gateway.logs import RateLimitedLog
 from gateway.nodeclock import AHEAD, BEHIND, OK, Judgement, NodeClocks
 from gateway.protocol import NODE_KINDS, PROTOCOL_VERSION, Health, Message, Rejection, Scan, Status, Topics, parse
@@ -46,6 +46,7 @@ QUARANTINE_HEAD_BYTES = quarantine.PAYLOAD_HEAD_BYTES
 _IDENTIFIER_MAX = 32  # contract.is_identifier
 RESOLVED_STATES_MS = 24 * 3_600_000  # alerts resolved this recently get their retained state cleared again
 CASE_MS = 24 * 3_600_000  # a retest code names a case of the site opened this recently (codes: a site and a day)
+TAKEN_OVER_EVIDENCE = 3  # statuses with one more takeover, within fleet.TAKEN_OVER_WINDOW_MS: two units, one name
 
 
 @dataclass(slots=True)
@@ -99,28 +100,41 @@ def _json(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def origin_id(boot: int, uptime_ms: int) -> str:
-    """A scan's origin (boot, uptime_ms) in 8 hex digits: contract.origin, the one receipts and verdicts name.
-    Tells apart two scans under one (site, node, seq) (the fever alert id of a clashing scan)."""
-    return f"{contract.origin(boot, uptime_ms):08x}"
+def origin(boot: int, uptime_ms: int, unit: int | None = None) -> int:
+    """Which unit made a scan (contract.origin: receipts and verdicts name it); unit 0 or None: a scan that
+    carried none (firmware before record layout 4), whose origin is that of its boot and uptime alone."""
+    return int(contract.origin(boot, uptime_ms, unit))
+
+
+def origin_id(boot: int, uptime_ms: int, unit: int | None = None) -> str:
+    """A scan's origin in 8 hex digits. Tells apart two scans under one (site, node, seq) (the fever alert id
+    of a clashing scan)."""
+    return f"{origin(boot, uptime_ms, unit):08x}"
 
 
 def _payload_origin(payload: bytes) -> int | None:
-    """contract.origin of a refused scan whose boot and uptime_ms are readable ints, else None."""
+    """contract.origin of a refused scan whose boot and uptime_ms are readable ints (and its unit, when it is
+    one), else None."""
     try:
         obj = json.loads(payload)
     except ValueError:
         return None
-    boot, up = (obj.get("boot"), obj.get("uptime_ms")) if isinstance(obj, dict) else (None, None)
+    if not isinstance(obj, dict):
+        return None
+    boot, up, unit = obj.get("boot"), obj.get("uptime_ms"), obj.get("unit")
     if type(boot) is int and type(up) is int and boot >= 0 and up >= 0:
-        return int(contract.origin(boot, up))
+        return origin(boot, up, unit if type(unit) is int and 0 < unit <= contract.ORIGIN_MAX else None)
     return None
 
 
-def _receipt(pairs: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
-    """(seqs, origins) of a receipt, in seq order, each (seq, origin) once."""
-    ordered = sorted(set(pairs))
-    return [seq for seq, _ in ordered], [origin for _, origin in ordered]
+def _unit(unit: int) -> str:
+    """A unit as an identity clash names it ("unit 9f3a0c21, "), or nothing for a scan that carried none."""
+    return f"unit {unit:08x}, " if unit else ""
+
+
+def _takeovers_text(count: int | None, boot: int | None) -> str:
+    """A node's taken_over as its status says it, for people (an identity_clash alert)."""
+    return f"taken_over {count or 0} since boot {boot}"
 
 
 def _iso(ms: int | None) -> str:
@@ -195,6 +209,7 @@ class Writer:
                             self._scan(tx, item, scans[i], is_new[i], now, mono, acc)
                     elif isinstance(item, Status):
                         self._forged(tx, item, self._fleet.refusals(item), now, acc)
+                        self._taken_over(tx, item, self._fleet.takeovers(item, mono), now, acc)
                         self._node_transition(tx, self._fleet.on_status(item, now, mono), acc)
                         self._config_again(tx, item, acc)
                     elif isinstance(item, Health):
@@ -356,12 +371,12 @@ class Writer:
             scan.retest_of, scan.fw, scan.cal, a.t_core_c, a.verdict, a.flags, a.cal, now, filed,
             None if judged is None else judged.skew_ms,
             code=scan.code, retest_code=scan.retest_code, wait_s=scan.wait_s, ref_gain=scan.ref_gain,
-            ref_offset_c=scan.ref_offset_c,
+            ref_offset_c=scan.ref_offset_c, unit=scan.unit or 0,
         )  # fmt: skip
         return _Screened(row, a, judged)
 
     def _scan(self, tx: Transaction, scan: Scan, s: _Screened, new: bool, now: int, mono: int, acc: _Batch) -> None:
-        acc.receipts[(scan.site, scan.node)].append((scan.seq, contract.origin(scan.boot, scan.uptime_ms)))
+        acc.receipts[(scan.site, scan.node)].append((scan.seq, origin(scan.boot, scan.uptime_ms, scan.unit)))
         t = self._fleet.on_scan(scan.site, scan.node, scan.seq, scan.fw, new, now, mono)
         self._node_transition(tx, t, acc)
         if not new:
@@ -382,8 +397,8 @@ class Writer:
             acc.verdicts.append(self._verdict_out(s.row, a.threshold_c, fever))
 
     def _retest_target(self, tx: Transaction, row: ScanRow, origin: str) -> AlertRow | None:
-        """The fever alert a retest updates: only when the scan it names is stored from the same boot, earlier
-        (after an identity clash a seq may name the other unit's scan: then the retest alerts on its own)."""
+        """The fever alert a retest updates: only when the scan it names is stored from the same unit and boot,
+        earlier (after an identity clash a seq may name the other unit's scan: then the retest alerts on its own)."""
         if origin:
             return None
         if row.retest_code is not None and row.retest_of is None:  # a case opened on another node of the site
@@ -392,7 +407,7 @@ class Writer:
         if row.retest_of is None:
             return None
         target = tx.scan_origin(row.site, row.node, row.retest_of)
-        if target is None or target[0] != row.boot or target[1] > row.uptime_ms:
+        if target is None or target[0] != row.boot or target[1] > row.uptime_ms or target[2] != row.unit:
             return None
         return tx.fever_alert_for(row.site, row.node, row.retest_of)
 
@@ -444,6 +459,25 @@ class Writer:
             detail = f"{status.auth_refused} refused since boot {status.boot}, the last: {why}"
             self._save(tx, alerts.raise_node(alerts.FORGED_COMMAND, status.site, status.node, "auth_refused", now,
                                              detail=detail), acc)  # fmt: skip
+
+    def _taken_over(self, tx: Transaction, status: Status, rises: int, now: int, acc: _Batch) -> None:
+        """Evidence of two units under one name before any scan clashes (a unit with a copied config that is on
+        but scans nothing, or whose seqs have not met the other's yet): the broker ended the node's session
+        TAKEN_OVER_EVIDENCE times within fleet.TAKEN_OVER_WINDOW_MS while its link was up (its statuses'
+        `taken_over`, Fleet.takeovers). Raises identity_clash (reason taken_over) when none is open; a broker
+        restart ends each session once, so it raises nothing. While one is open, the nodes page shows the count
+        beside it (a clash raised by a scan names the count its node's status gave then)."""
+        if rises < TAKEN_OVER_EVIDENCE or tx.open_alert(alerts.IDENTITY_CLASH, status.site, status.node) is not None:
+            return
+        detail = (
+            f"the broker ended its session {rises} times in {TAKEN_OVER_WINDOW_MS // 60_000} min while its link was"
+            f" up (its status: {_takeovers_text(status.taken_over, status.boot)}): another unit under this name (a"
+            " copied config) takes it over, or the broker keeps ending sessions. Find the other unit and give it a"
+            " name of its own"
+        )
+        log.warning("%s/%s: %s", status.site, status.node, detail)
+        change = alerts.raise_node(alerts.IDENTITY_CLASH, status.site, status.node, "taken_over", now, detail=detail)
+        self._save(tx, change, acc)
 
     def _config_again(self, tx: Transaction, status: Status, acc: _Batch) -> None:
         """A node online with a config id other than the last one pushed to it (push-config keeps it in the
@@ -514,15 +548,16 @@ class Writer:
         return change.alert
 
     def _clash(self, tx: Transaction, scan: Scan, s: _Screened, now: int, mono: int, acc: _Batch) -> bool:
-        """A scan whose (site, node, seq) is stored with another origin (boot, uptime_ms): two units under one
-        name (a spare replacing a node, a re-flashed unit, two units sharing a name). Insert-or-ignore would
-        drop it as a duplicate: it is kept in scan_clashes, receipted, screened and alerted like any scan, and
-        the clash raises one identity_clash alert naming both origins. False for a plain resend."""
-        stored = tx.stored_scan(scan.site, scan.node, scan.seq)
-        if stored is None or (stored.boot, stored.uptime_ms) == (scan.boot, scan.uptime_ms):
+        """A scan whose (site, node, seq) is stored with another origin (boot, uptime_ms, unit): two units under
+        one name (a spare replacing a node, a re-flashed unit, two units sharing a name; a spare with a fresh
+        flash may even make its seq at the stored one's boot and uptime: only its unit tells). Insert-or-ignore
+        would drop it as a duplicate: it is kept in scan_clashes, receipted, screened and alerted like any scan,
+        and the clash raises one identity_clash alert naming both origins. False for a plain resend."""
+        stored, row = tx.stored_scan(scan.site, scan.node, scan.seq), s.row
+        if stored is None or (stored.boot, stored.uptime_ms, stored.unit) == (row.boot, row.uptime_ms, row.unit):
             return False
-        new = tx.insert_clash(s.row)
-        acc.receipts[(scan.site, scan.node)].append((scan.seq, contract.origin(scan.boot, scan.uptime_ms)))
+        new = tx.insert_clash(row)
+        acc.receipts[(scan.site, scan.node)].append((scan.seq, origin(scan.boot, scan.uptime_ms, scan.unit)))
         self._node_transition(tx, self._fleet.on_scan(scan.site, scan.node, scan.seq, scan.fw, False, now, mono), acc)
         if not new:
             acc.outcome.duplicates += 1
@@ -531,9 +566,14 @@ class Writer:
         self.clashes += 1
         who = f"{scan.site}/{scan.node}"
         both = (
-            f"seq {scan.seq} came from two units: stored boot {stored.boot}, fw {stored.fw}, first seen"
-            f" {_iso(stored.received_at)}; new boot {scan.boot}, fw {scan.fw}, first seen {_iso(now)}"
+            f"seq {scan.seq} came from two units: stored {_unit(stored.unit)}boot {stored.boot}, fw {stored.fw},"
+            f" first seen {_iso(stored.received_at)}; new {_unit(row.unit)}boot {scan.boot}, fw {scan.fw}, first seen"
+            f" {_iso(now)}"
         )
+        known = self._fleet.get(scan.site, scan.node)
+        if known is not None and known.taken_over:  # the client id contest: evidence of the same
+            taken = _takeovers_text(known.taken_over, known.boot)
+            both += f"; the broker ended its session while its link was up ({taken})"
         if tx.open_alert(alerts.IDENTITY_CLASH, scan.site, scan.node) is None:
             change = alerts.raise_node(alerts.IDENTITY_CLASH, scan.site, scan.node, "seq_reused", now, scan.seq, both)
             self._save(tx, change, acc)
@@ -542,7 +582,7 @@ class Writer:
             f"{who}: {both}; both kept (the new one in scan_clashes), screened and alerted. Give each unit a"
             " name of its own (a spare replacing a node: clear its outbox, or name it anew)",
         )
-        self._screened(tx, scan, s, origin_id(scan.boot, scan.uptime_ms), now, mono, acc)
+        self._screened(tx, scan, s, origin_id(scan.boot, scan.uptime_ms, scan.unit), now, mono, acc)
         return True
 
     def _clock_alert(self, tx: Transaction, s: _Screened, now: int, acc: _Batch) -> None:
@@ -596,7 +636,7 @@ class Writer:
             "cal": row.gateway_cal,
             "threshold_c": threshold_c,
             "alert_id": fever.alert_id if fever is not None else None,
-            "origin": contract.origin(row.boot, row.uptime_ms),  # the unit whose scan it is
+            "origin": origin(row.boot, row.uptime_ms, row.unit),  # the unit whose scan it is
         }
         return Outgoing(self._topics.node(row.site, row.node, "verdict"), _json(body))
 
@@ -614,12 +654,9 @@ class Writer:
     def _outgoing(self, acc: _Batch) -> Outcome:
         out = acc.outcome.publish
         for site, node in list(acc.receipts) + [k for k in acc.rejected if k not in acc.receipts]:
-            seqs, origins = _receipt(acc.receipts.get((site, node), []))
-            body: dict[str, Any] = {"v": PROTOCOL_VERSION, "seqs": seqs, "origins": origins}
-            rejected, rejected_origins = _receipt(acc.rejected.get((site, node), []))
-            if rejected:
-                body["rejected"], body["rejected_origins"] = rejected, rejected_origins
-            out.append(Outgoing(self._topics.node(site, node, "receipt"), _json(body)))
+            stored, rejected = (receipts.pairs(named.get((site, node), [])) for named in (acc.receipts, acc.rejected))
+            topic = self._topics.node(site, node, "receipt")
+            out += [Outgoing(topic, _json(body)) for body in receipts.bodies(stored, rejected)]  # each fits the node
         out += acc.verdicts + acc.configs
         for c in acc.changes:
             out += [self._event_out(c.alert, c.event), self._state_out(c.alert, c.event)]

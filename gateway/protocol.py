@@ -74,6 +74,8 @@ class Scan:
     # The unit's reference correction the node applied to t_site_c (both or neither; firmware/reference.py).
     ref_gain: float | None = dataclasses.field(default=None, kw_only=True)
     ref_offset_c: float | None = dataclasses.field(default=None, kw_only=True)
+    # The unit's identity (firmware health.unit_id), None from firmware before record layout 4: part of its origin.
+    unit: int | None = dataclasses.field(default=None, kw_only=True)
     fw: str
     cal: str
 
@@ -259,6 +261,7 @@ _SAMPLES, _DURATION, _INT64 = _B["samples"][1], _B["duration_ms"][1], contract.I
 _TEXT_MAX, _FLAGS_MAX = contract.TEXT_MAX, contract.FLAGS_MAX
 _CODE, _WAIT = _B["code"], _B["wait_s"][1]
 _GAIN, _OFFSET = _B["ref_gain"], _B["ref_offset_c"]
+_UNIT = _B["unit"]
 
 
 def _temp_ok(value: Any, bounds: tuple[float, float]) -> bool:
@@ -295,7 +298,7 @@ def read_scan_fast(obj: dict[str, Any], site: str, node: str) -> Scan | None:
     t_site_c, t_amb_c, t_core_c, flags = obj["t_site_c"], obj["t_amb_c"], obj["t_core_c"], obj["flags"]
     mode, verdict, fw, cal = obj["mode"], obj["verdict"], obj["fw"], obj["cal"]
     code, retest_code, wait_s = obj.get("code"), obj.get("retest_code"), obj.get("wait_s")
-    ref_gain, ref_offset_c = obj.get("ref_gain"), obj.get("ref_offset_c")
+    ref_gain, ref_offset_c, unit = obj.get("ref_gain"), obj.get("ref_offset_c"), obj.get("unit")
     if not (
         type(v) is int and v == PROTOCOL_VERSION and obj["site"] == site and obj["node"] == node
         and type(seq) is int and 0 <= seq <= _INT64
@@ -310,6 +313,7 @@ def read_scan_fast(obj: dict[str, Any], site: str, node: str) -> Scan | None:
         and _temp_ok(t_site_c, _T_SITE) and _temp_ok(t_amb_c, _T_AMB) and _temp_ok(t_core_c, _T_CORE)
         and _text_ok(fw) and _text_ok(cal)
         and _code_ok(code) and _code_ok(retest_code) and _wait_ok(wait_s) and _ref_ok(ref_gain, ref_offset_c)
+        and (unit is None or (type(unit) is int and _UNIT[0] <= unit <= _UNIT[1]))
         and type(flags) is list and len(flags) <= _FLAGS_MAX
         and all(type(f) is str and contract.is_flag(f) for f in flags)
     ):  # fmt: skip
@@ -322,7 +326,7 @@ def read_scan_fast(obj: dict[str, Any], site: str, node: str) -> Scan | None:
         verdict, tuple(flags), samples, duration_ms, retest_of, fw, cal,
         code=code, retest_code=retest_code, wait_s=wait_s,
         ref_gain=None if ref_gain is None else float(ref_gain),
-        ref_offset_c=None if ref_offset_c is None else float(ref_offset_c),
+        ref_offset_c=None if ref_offset_c is None else float(ref_offset_c), unit=unit,
     )  # fmt: skip
 
 

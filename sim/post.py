@@ -175,7 +175,8 @@ class SimNode:
         self.housing = thermal.Housing(site.scanner, site.housing_c, site.scanner_start_c, site.scanner_tau_s)
         self.front: Lane[Traveller] = Lane(self.chip, self._package_c(0.0), DWELL_MS, GAP_MS, GIVE_UP_MS)
         self.front.set_air(self._package_c(0.0), site.ambient_c, self.housing.error_c(0.0, site.ambient_c))
-        self.rng = random.Random(seed)
+        # the node's own draws, and each unit's identity (the firmware's health.unit_id: one seed, one run)
+        self.rng, self.units = random.Random(seed), random.Random(seed ^ 0x756E6974)
         self.seed = seed
         cold = site.cold_share if site.cold_share is not None else (0.7 if site.indoor else 0.0)
         outdoor = site.outdoor()
@@ -205,7 +206,7 @@ class SimNode:
         """Boot the firmware from its folder (config.json, boot counter, outbox survive a power cut)."""
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "config.json").write_text(json.dumps(node_config(self.site, self.name, self.uplink, self.ref)))
-        board = HostBoard(self.clock, str(self.root), {0x5A: self.chip})
+        board = HostBoard(self.clock, str(self.root), {0x5A: self.chip}, urandom=self.units.randbytes)
         board.link.attach(self.ntp, self.dns)
         if not self.wifi_up:
             board.link.cut()

@@ -549,7 +549,8 @@ def by_unit(
     made = [replace(r, node=f"{r.node}~{u}") if u > 1 else r for r, u in zip(recorded, units, strict=True)]
     rows = [dict(s, node=unit_of(s["site"], s["node"], int(s["seq"]), False)) for s in scans]
     rows += [dict(s, node=unit_of(s["site"], s["node"], int(s["seq"]), True)) for s in clashes]
-    clash_ids = {f"fever:{s['site']}:{s['node']}:{s['seq']}:{origin_id(s['boot'], s['uptime_ms'])}" for s in clashes}
+    ids = [(s["site"], s["node"], s["seq"], origin_id(s["boot"], s["uptime_ms"], s.get("unit"))) for s in clashes]
+    clash_ids = {f"fever:{site}:{node}:{seq}:{origin}" for site, node, seq, origin in ids}
     out = []
     for a in alerts:
         if a["kind"] == "fever" and a["seq"] is not None:

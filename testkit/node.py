@@ -52,6 +52,7 @@ def scan_payload(site: str, node: str, seq: int, **fields: Any) -> dict[str, Any
         "wait_s": None,
         "ref_gain": None,
         "ref_offset_c": None,
+        "unit": None,  # a scan without one: firmware before record layout 4
         "fw": "test-1",
         "cal": "placeholder-0",
     }

@@ -39,6 +39,7 @@ class ScanRow:
     wait_s: int | None = field(default=None, kw_only=True)
     ref_gain: float | None = field(default=None, kw_only=True)  # the unit's reference correction (migration 0013)
     ref_offset_c: float | None = field(default=None, kw_only=True)
+    unit: int = field(default=0, kw_only=True)  # the unit's identity; 0: the scan carried none (migration 0015)
     fw: str
     cal: str
     gateway_t_core_c: float | None
@@ -115,6 +116,7 @@ class NodeRow:
     config_error: str | None = None  # why the node refused its last pushed config (None: applied)
     auth_refused: int | None = None  # downlink commands it refused (a MAC or counter) since its boot (migration 0014)
     auth_error: str | None = None  # the last one's kind and why, e.g. "receipt: bad_signature" (never a secret)
+    taken_over: int | None = None  # sessions the broker ended under it while its link was up, since its boot (0016)
 
 
 @dataclass(slots=True)
@@ -278,8 +280,9 @@ class Transaction(Protocol):
         """downlink_counters[name] = max(stored, ceiling) (gateway/signing.py)."""
         ...
 
-    def scan_origin(self, site: str, node: str, seq: int) -> tuple[int, int] | None:
-        """(boot, uptime_ms) of the stored scan: a resend carries the same; a node that reuses a seq does not."""
+    def scan_origin(self, site: str, node: str, seq: int) -> tuple[int, int, int] | None:
+        """(boot, uptime_ms, unit) of the stored scan: a resend carries the same; a node that reuses a seq does
+        not."""
         ...
 
     def stored_scan(self, site: str, node: str, seq: int) -> ScanRow | None:

@@ -150,10 +150,10 @@ class SqlTransaction(ABC):
         found = self._run(sql, (site, node, seq)).fetchone()
         return scan_row(found) if found else None
 
-    def scan_origin(self, site: str, node: str, seq: int) -> tuple[int, int] | None:
-        sql = "SELECT boot, uptime_ms FROM scans WHERE site = ? AND node = ? AND seq = ?"
+    def scan_origin(self, site: str, node: str, seq: int) -> tuple[int, int, int] | None:
+        sql = "SELECT boot, uptime_ms, unit FROM scans WHERE site = ? AND node = ? AND seq = ?"
         found = self._run(sql, (site, node, seq)).fetchone()
-        return (int(found[0]), int(found[1])) if found else None
+        return (int(found[0]), int(found[1]), int(found[2])) if found else None
 
     def insert_quarantine(self, row: QuarantineRow) -> None:
         self._run(_INSERT_QUARANTINE, params(row, QUARANTINE_COLS))

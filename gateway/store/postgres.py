@@ -94,7 +94,7 @@ _SAVE_ALERT = insert_sql(
     + " WHERE alerts.events < excluded.events RETURNING alert_id",
 )
 _INSERT_CLASH = insert_sql(
-    "scan_clashes", SCAN_COLS, "ON CONFLICT (site, node, seq, boot, uptime_ms) DO NOTHING RETURNING seq"
+    "scan_clashes", SCAN_COLS, "ON CONFLICT (site, node, seq, boot, uptime_ms, unit) DO NOTHING RETURNING seq"
 )
 
 

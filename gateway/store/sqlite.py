@@ -34,7 +34,7 @@ from gateway.store.common import (
 )
 
 _INSERT_SCAN = insert_sql("scans", SCAN_COLS, "ON CONFLICT (site, node, seq) DO NOTHING")
-_INSERT_CLASH = insert_sql("scan_clashes", SCAN_COLS, "ON CONFLICT (site, node, seq, boot, uptime_ms) DO NOTHING")
+_INSERT_CLASH = insert_sql("scan_clashes", SCAN_COLS, "ON CONFLICT (site, node, seq, boot, uptime_ms, unit) DO NOTHING")
 _UPSERT_NODE = upsert_sql("nodes", NODE_COLS, ("site", "node"))
 _UPSERT_ALERT = upsert_sql("alerts", ALERT_COLS, ("alert_id",))
 

@@ -104,6 +104,12 @@ _WORDS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
     "outbox": ("待发 / 丢弃", "Outbox / drops"),
     "config_error": ("配置错误", "Config error"),
     "refused_commands": ("拒绝的指令", "Refused commands"),
+    "taken_over": ("会话被接管", "Sessions taken over"),
+    "taken_over_hint": (
+        "本次开机以来，服务器在网络正常时断开该设备会话的次数：多半是另一台设备用了同一个名称",
+        "Sessions the broker ended under the node since its boot while its link was up: most often another unit"
+        " with the same name",
+    ),
     "firmware": ("固件", "Firmware"),
     "last_scan": ("最后一次扫描（序号 / 总数）", "Last scan (seq / stored)"),
     "health": ("设备状况", "Health"),

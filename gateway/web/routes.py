@@ -144,7 +144,8 @@ class Pages:
             return self.to_login()
         windows = views.windows(self.c.store, v, self.c.clock())
         return self.c.page(request, "nodes.html", v, nodes=views.nodes(self.c.store, v), windows=windows,
-                           forged=views.forged(self.c.store, v))  # fmt: skip
+                           forged=views.forged(self.c.store, v),
+                           clashes=views.node_alerts(self.c.store, v, alerts.IDENTITY_CLASH))  # fmt: skip
 
     def _sheet(self, request: Request, v: Visitor) -> tuple[str, list[Any]]:
         day = request.query_params.get("day", "today") or "today"

@@ -72,15 +72,23 @@ def rechecks(events: Iterable[AlertEvent]) -> int:
 
 
 def unhealthy(n: NodeRow) -> bool:
-    """A node that needs someone: a refused config, scans it dropped, sensor errors, or commands it refused."""
-    return n.config_error is not None or bool(n.outbox_drops) or bool(n.sensor_errors) or bool(n.auth_refused)
+    """A node that needs someone: a refused config, scans it dropped, sensor errors, commands it refused, or
+    sessions the broker ended under it (another unit with its name?)."""
+    return (n.config_error is not None or bool(n.outbox_drops) or bool(n.sensor_errors) or bool(n.auth_refused)
+            or bool(n.taken_over))  # fmt: skip
 
 
 def forged(store: Store, visitor: Visitor) -> dict[tuple[str, str], AlertRow]:
     """The open forged_command alert of each node the visitor sees, by (site, node): shown on the nodes page
     after the node's own count is gone (a reboot counts from 0), until a person closes it."""
+    return node_alerts(store, visitor, alerts.FORGED_COMMAND)
+
+
+def node_alerts(store: Store, visitor: Visitor, kind: str) -> dict[tuple[str, str], AlertRow]:
+    """The open alert of `kind` of each node the visitor sees, by (site, node) (forged_command, identity_clash:
+    closed by people, so the nodes page names them beside the node's own counts)."""
     return {(a.site, a.node): a for a in store.alerts(None, None, None, open_only=True)
-            if a.kind == alerts.FORGED_COMMAND and visitor.sees(a.site)}  # fmt: skip
+            if a.kind == kind and visitor.sees(a.site)}  # fmt: skip
 
 
 def nodes(store: Store, visitor: Visitor) -> list[NodeRow]:

@@ -8,6 +8,7 @@ the simulator, a `FollowerClock` (the firmware's own time) behind the MicroPytho
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -212,6 +213,7 @@ class HostBoard:
     safe_mode_shown: bool = False
     on_tick: list[Callable[[int], None]] = field(default_factory=list)
     on_pin: list[Callable[[PinEvent], None]] = field(default_factory=list)
+    urandom: Callable[[int], bytes] = os.urandom  # the simulator's is seeded: one seed, one run
     _names: dict[int, str] = field(default_factory=dict)
     _outs: dict[int, OutPin] = field(default_factory=dict)
 

@@ -38,6 +38,7 @@ downlink_mod = firmware.module("downlink")
 receipts_mod = firmware.module("receipts")
 outbox_mod = firmware.module("outbox")
 record = firmware.module("record")
+packet = firmware.module("packet")
 PREFIX = contract.PREFIX
 SITE, NODE = "bridge-1", "lane-1"
 IDENTITY = {"site": SITE, "node": NODE, "fw": "0.1.0", "boot": 4, "config_id": "cfg-7"}
@@ -120,7 +121,7 @@ def test_health_arrives_with_every_figure_the_node_sends() -> None:
 class Downlinked:
     """The firmware's Downlink over a real outbox holding seqs 0..n-1, recording what reaches the node."""
 
-    def __init__(self, root: Path, n: int, key: str | None = None) -> None:
+    def __init__(self, root: Path, n: int, key: str | None = None, unit: int | None = None) -> None:
         clock = ManualClock()
         self.outbox = outbox_mod.Outbox(str(root / "outbox"))
         self.outbox.open()
@@ -134,7 +135,7 @@ class Downlinked:
             base, receipts, self.session, self._config, self.verdicts.append, asyncio.Event()
         )
         for _ in range(n):  # as the node does: the record, then the uplink told (kick: downlink.made)
-            scan = node_scan()
+            scan = dict(node_scan(), unit=unit)
             self.downlink.made(self.outbox.append(record.pack(scan)), scan)
 
     def _config(self, msg: dict[str, Any]) -> tuple[bool, None]:
@@ -143,6 +144,9 @@ class Downlinked:
 
     def deliver(self, topic: str, payload: bytes) -> None:
         self.downlink.on_message(topic, payload, False)
+
+    def deliver_retained(self, topic: str, payload: bytes, retained: bool) -> None:
+        self.downlink.on_message(topic, payload, retained)  # mqtt.py's on_message
 
 
 def node_scan() -> dict[str, Any]:
@@ -189,6 +193,53 @@ def test_receipt_and_verdict_from_the_gateway_are_acted_on_by_the_node(tmp_path:
         assert msg["verdict"] == "elevated" and msg["alert_id"] and msg["origin"] == origin
 
 
+def test_the_receipts_of_a_batch_of_thousands_reach_the_node_under_its_packet_limit(tmp_path: Path) -> None:
+    """Receipts name each seq's origin: a batch holding 2,500 of one node's scans (ingest.max_batch 10,000; a
+    backlog after an outage) made one receipt of 39 KB, over the node's MQTT packet limit (mqtt.py
+    max_packet, 8,192 bytes: skipped unread) and its contract's 1,000 seqs: nothing freed, resent for ever. Now
+    each receipt, signed, is at most contract.MAX_PAYLOAD bytes; the real gateway's packets are read by the
+    node's own MQTT reader and Downlink, and every record is freed."""
+    n = 2_500
+    store = open_store(f"sqlite:///{tmp_path / 'gw.db'}")
+    transport = MemoryTransport()
+    registry(tmp_path, KEY)
+    cfg = config_mod.load(None, environ={"CHECKPOINT_GATEWAY_REGISTRY": str(tmp_path / "registry.json")},
+                          overrides={"ingest.max_batch": 10_000})  # fmt: skip
+    for seq in range(n):  # all in the inbox before the gateway starts: one batch
+        transport.deliver(f"{PREFIX}/{SITE}/{NODE}/scan", dict(scan_payload(SITE, NODE, seq), **node_scan()))
+    gateway = Gateway(cfg, store, transport, FakeClock())
+    stop = threading.Event()
+    thread = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        transport.wait_for(lambda s: s.kind == "ack" and len(s.mids) == n, timeout=120)  # one batch of them all
+    finally:
+        stop.set()
+        thread.join(30)
+        store.close()
+    sent = [s.out for s in transport.published("/receipt") if s.out is not None]
+    assert len(sent) > 1 and max(len(out.payload) for out in sent) <= contract.MAX_PAYLOAD
+    node = Downlinked(tmp_path, n, KEY)
+    client = firmware.module("mqtt").Client(ManualClock(), NODE, "broker", on_message=node.deliver_retained)
+    client.send = _no_puback
+    wire = b"".join(packet.publish_packet(out.topic, out.payload, qos=1, pid=i + 1) for i, out in enumerate(sent))
+    assert max(len(packet.publish_packet(o.topic, o.payload, qos=1, pid=1)) for o in sent) < client.max_packet
+    asyncio.run(_read(client, wire))
+    assert node.outbox.depth == 0 and node.counts["receipted"] == n and node.session.auth_refused == 0
+
+
+async def _no_puback(_packet: bytes) -> None:
+    return None
+
+
+async def _read(client: Any, wire: bytes) -> None:
+    """The node's MQTT reader (mqttread.py) over these bytes, to their end."""
+    reader = asyncio.StreamReader()
+    reader.feed_data(wire)
+    reader.feed_eof()
+    await firmware.module("mqttread").read_loop(client, reader)
+
+
 def test_a_receipt_or_verdict_for_another_units_scan_under_the_name_is_not_acted_on(tmp_path: Path) -> None:
     """Issue 10 kind 1: two units under one name share the receipt and verdict topics. A receipt frees, and a
     verdict is shown, only for the seq whose origin is this unit's scan; a receipt without origins (an older
@@ -210,6 +261,25 @@ def test_a_receipt_or_verdict_for_another_units_scan_under_the_name_is_not_acted
         body = dict(verdict, seq=seq) if origin is None else dict(verdict, seq=seq, origin=origin)
         node.deliver(contract.topic(PREFIX, SITE, NODE, "verdict"), json.dumps(body).encode())
     assert [(v["seq"], v.get("origin")) for v in node.verdicts] == [(1, mine), (2, None)]
+
+
+def test_a_receipt_or_verdict_for_a_spare_with_the_same_boot_and_uptime_is_not_acted_on(tmp_path: Path) -> None:
+    """Issue 10 kind 1: a spare unit with a fresh flash boots as boot 1 too, and may make its seq k at the very
+    uptime the first unit made its seq k: only the unit (health.unit_id, in every scan) tells the two apart."""
+    node = Downlinked(tmp_path, 2, unit=0x1234ABCD)
+    boot, up = node_scan()["boot"], node_scan()["uptime_ms"]
+    mine, spare, unitless = (contract.origin(boot, up, u) for u in (0x1234ABCD, 0x9E3779B9, None))
+    assert len({mine, spare, unitless}) == 3
+    topic = contract.topic(PREFIX, SITE, NODE, "receipt")
+    node.deliver(topic, json.dumps({"v": 1, "seqs": [0, 1], "origins": [spare, unitless]}).encode())
+    assert node.outbox.depth == 2 and node.counts["receipted"] == 0
+    node.deliver(topic, json.dumps({"v": 1, "seqs": [0, 1], "origins": [mine, spare]}).encode())
+    assert [seq for seq, _ in node.outbox.pending(10)] == [1]
+    verdict = {"v": 1, "seq": 1, "verdict": "elevated", "t_core_c": 39.0, "flags": [], "cal": "c",
+               "threshold_c": 37.5, "alert_id": None}  # fmt: skip
+    for origin in (spare, mine):
+        node.deliver(contract.topic(PREFIX, SITE, NODE, "verdict"), json.dumps(dict(verdict, origin=origin)).encode())
+    assert [v["origin"] for v in node.verdicts] == [mine]
 
 
 @pytest.mark.parametrize("key", [None, KEY], ids=["v1", "signed"])

@@ -68,6 +68,7 @@ def typical(**over: Any) -> dict[str, Any]:
         "wait_s": None,
         "ref_gain": None,
         "ref_offset_c": None,
+        "unit": None,
         "fw": "0.1.0",
         "cal": "placeholder-0",
     }
@@ -101,6 +102,7 @@ def random_scans(n: int, seed: int = 20260101) -> list[dict[str, Any]]:
                 **rng.choice(
                     [{}, {"ref_gain": round(rng.uniform(0.9, 1.1), 5), "ref_offset_c": round(rng.uniform(-3, 3), 3)}]
                 ),
+                unit=rng.choice([None, rng.randrange(1, 2**32)]),
                 fw="fw-" + str(rng.randrange(100)),
                 cal="cal-" + str(rng.randrange(1000)),
             )
@@ -132,17 +134,31 @@ def test_golden_bytes_follow_the_documented_layout() -> None:
         fw="1",
         cal="c",
     )
-    # layout 3; head: canthus | elevated<<1 | t_site | t_amb | retest_of; flags bit 3; boot 3; uptime 1000;
+    # layout 4; head: canthus | elevated<<1 | t_site | t_amb | retest_of; flags bit 3; boot 3; uptime 1000;
     # t_site 3657 -> zigzag 7314; t_amb -405 -> zigzag 809; samples 12; duration 850; retest 5; "1"; "c";
     # code 407 + 1 = 408; retest_code null; wait_s 600 + 1 = 601; a reference correction follows (1): gain
-    # 1.03 -> 103000 -> zigzag 206000; offset -0.4 C -> -400 -> zigzag 799.
-    scan.update(code=407, wait_s=600, ref_gain=1.03, ref_offset_c=-0.4)
-    want = bytes.fromhex("03 b3 08 03 e807 9239 a906 0c d206 05 0131 0163 9803 00 d904 01 b0c90c 9f06")
+    # 1.03 -> 103000 -> zigzag 206000; offset -0.4 C -> -400 -> zigzag 799; unit 0xdeadbeef.
+    scan.update(code=407, wait_s=600, ref_gain=1.03, ref_offset_c=-0.4, unit=0xDEADBEEF)
+    want = bytes.fromhex("04 b3 08 03 e807 9239 a906 0c d206 05 0131 0163 9803 00 d904 01 b0c90c 9f06 effdb6f50d")
     assert record.pack(scan) == want
     assert record.unpack(want) == normalised(scan)
     payload = json.loads(record.to_payload(9, want, "s", "n"))
-    assert (payload["ref_gain"], payload["ref_offset_c"]) == (1.03, -0.4)
-    assert b'"ref_gain":1.03000,"ref_offset_c":-0.400,' in record.to_payload(9, want, "s", "n")
+    assert (payload["ref_gain"], payload["ref_offset_c"], payload["unit"]) == (1.03, -0.4, 0xDEADBEEF)
+    assert b'"ref_gain":1.03000,"ref_offset_c":-0.400,"unit":3735928559,' in record.to_payload(9, want, "s", "n")
+
+
+def test_a_layout_3_record_already_on_flash_is_still_read() -> None:
+    """Records written before units (layout 3) stay readable: they have none, and their payload names none (the
+    gateway treats them as before: origin by boot and uptime_ms)."""
+    old = bytes.fromhex("03 b3 08 03 e807 9239 a906 0c d206 05 0131 0163 9803 00 d904 01 b0c90c 9f06")
+    got = record.unpack(old)
+    assert (got["ref_gain"], got["unit"]) == (1.03, None)
+    assert "unit" not in json.loads(record.to_payload(9, old, "s", "n"))
+
+
+def test_a_unit_outside_32_bits_is_refused() -> None:
+    with pytest.raises(ValueError, match="unit"):
+        record.pack(typical(unit=2**32))
 
 
 def test_a_layout_2_record_already_on_flash_is_still_read() -> None:
@@ -254,7 +270,7 @@ def test_malformed_bytes_are_value_errors() -> None:
     with pytest.raises(ValueError, match="trailing"):
         record.unpack(b + b"\x00")
     with pytest.raises(ValueError, match="layout"):
-        record.unpack(b"\x04" + b[1:])
+        record.unpack(b"\x05" + b[1:])
 
 
 def test_typical_record_size() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from firmware import module as firmware_module
 from gateway.ingest import origin_id
+from sim.clock import ManualClock
 from testkit.micropython import ESP32_HEAP, compile_firmware, interpreters
 from testkit.node import scan_payload
 
@@ -27,7 +28,7 @@ contract = firmware_module("contract")
 
 
 def origin_of(scan: dict[str, Any]) -> int:
-    return int(contract.origin(scan["boot"], scan["uptime_ms"]))
+    return int(contract.origin(scan["boot"], scan["uptime_ms"], scan.get("unit")))
 
 
 def spare_scan(seq: int, **fields: Any) -> dict[str, Any]:
@@ -73,6 +74,42 @@ def test_a_spare_unit_under_a_stored_name_raises_every_fever_and_one_clash(start
     raised = [alerts.wait_for(lambda t, b: b["state"] == "raised" and b["kind"] in wanted) for _ in range(6)]
     assert sorted(b["kind"] for _, b in raised) == ["fever"] * 5 + ["identity_clash"]
     assert all(b["node"] == "n1" for _, b in raised)
+
+
+def test_a_spare_at_the_first_units_boot_and_uptime_is_told_apart_by_its_unit(start_gateway, nodes) -> None:
+    """Issue 10 kind 1: a spare with a fresh flash boots as boot 1 like the unit it replaces, and may make its seq
+    k at the uptime the first unit made its seq k (the simulator's virtual time does it every time: room-1 seq 1
+    at 8,260 ms from both). Before, the gateway took it for a resend: receipted and dropped, a fever lost. Each
+    unit's scans carry its unit (drawn at its flash's first boot), in the node's own record bytes here."""
+    record = firmware_module("record")
+    gw = start_gateway()
+    units = {"first": 0x1234ABCD, "spare": 0x9E3779B9}
+    made = {}
+    for name, unit in units.items():
+        node = nodes("bridge", "n1")
+        scans = []
+        for seq in range(3):
+            scan = {k: v for k, v in spare_scan(seq, **FEVER).items() if k not in ("v", "site", "node", "seq")}
+            scans.append(json.loads(record.to_payload(seq, record.pack(dict(scan, unit=unit)), "bridge", "n1")))
+        node.send(scans)
+        assert node.wait_receipts(range(3), timeout=15)
+        made[name] = {(s["seq"], origin_of(s)) for s in scans}
+        named = {(seq, o) for r in node.receipts for seq, o in zip(r["seqs"], r["origins"], strict=True)}
+        assert made[name] <= named  # each unit's receipt names its own scans
+        node.close()
+
+    assert {(r.seq, r.unit) for r in gw.store.scans(None, None, "bridge")} == {(s, units["first"]) for s in range(3)}
+    assert {(r.seq, r.unit) for r in gw.store.clashes(None, None, "bridge")} == {(s, units["spare"]) for s in range(3)}
+    fevers = [a for a in gw.store.alerts(None, None, "bridge") if a.kind == "fever"]
+    assert len(fevers) == len({a.alert_id for a in fevers}) == 6  # both units' travellers alerted
+    for seq in range(3):
+        assert f"fever:bridge:n1:{seq}:{origin_id(1, 8_000 + seq * 1_000, units['spare'])}" in {
+            a.alert_id for a in fevers
+        }
+    [clash] = [a for a in gw.store.alerts(None, None, "bridge") if a.kind == "identity_clash"]
+    assert (
+        clash.detail is not None and "unit 1234abcd, boot 1" in clash.detail and "unit 9e3779b9, boot 1" in clash.detail
+    )
 
 
 def test_a_resent_clashing_scan_is_stored_and_alerted_once(start_gateway, nodes) -> None:
@@ -167,3 +204,47 @@ def test_two_live_units_sharing_one_name_lose_no_scan_and_alert_every_fever(
         # the client id contest backs off: each takeover in a row doubles the wait (1, 2, 4, 8, 16 s in 30 s)
         assert u["figures"]["counts"]["connects"] <= MAX_CONNECTS, u["figures"]["counts"]
         assert u["figures"]["counts"].get("taken_over", 0) >= 1
+
+
+def unit_status(boot: int, taken_over: int) -> bytes:
+    """The status a unit publishes at connect, built by the firmware's session.py, with its takeovers."""
+    identity = {"site": "bridge", "node": "n1", "fw": "test-1", "boot": boot, "config_id": "c0"}
+    s = firmware_module("session").Session({"host": "b", "port": 1883}, contract.PREFIX, identity, ManualClock())
+    s.taken_over = taken_over
+    return bytes(s.status())
+
+
+def test_sessions_taken_over_again_and_again_raise_one_identity_clash(start_gateway, nodes) -> None:
+    """Issue 10 kind 1: a unit with a copied config that scans nothing (or whose seqs have not met the other's)
+    clashes with no scan, but the two take the one client id's session from each other: each status after a
+    takeover counts one more (taken_over). Three within ten minutes raise identity_clash (taken_over), which
+    names them; a broker restart (one each) raises nothing; a scan clash later names the count in its alert."""
+    gw = start_gateway()
+    n1, n2 = nodes("bridge", "n1"), nodes("bridge", "n2")
+    for node, seq, payloads in (
+        (n2, 0, [unit_status(3, 1), unit_status(3, 1)]),  # a broker restart, the retained status again
+        (n1, 0, [unit_status(7, 1), unit_status(8, 1), unit_status(7, 1)]),  # two units' statuses: 2 rises
+    ):
+        for payload in payloads:
+            node.publish_raw(payload, kind="status")
+        node.send_seqs([seq])
+        assert node.wait_receipts([seq], timeout=15)
+    assert [a for a in gw.store.alerts(None, None, "bridge") if a.kind == "identity_clash"] == []
+    assert {n.node: n.taken_over for n in gw.store.nodes()} == {"n1": 1, "n2": 1}
+
+    n1.publish_raw(unit_status(7, 2), kind="status")  # the third rise: evidence
+    n1.publish_raw(unit_status(8, 2), kind="status")  # and more: the alert stays one
+    n1.send_seqs([1])
+    assert n1.wait_receipts([1], timeout=15)
+    [clash] = [a for a in gw.store.alerts(None, None, "bridge") if a.kind == "identity_clash"]
+    assert (clash.node, clash.reason, clash.state) == ("n1", "taken_over", "raised")
+    assert clash.detail is not None and clash.detail.startswith("the broker ended its session 3 times in 10 min")
+    assert "(its status: taken_over 2 since boot 7)" in clash.detail
+
+    spare = nodes("bridge", "n2")
+    spare.publish_raw(unit_status(3, 2), kind="status")  # n2's takeover since its restart: named by a scan clash
+    spare.send([scan_payload("bridge", "n2", 0, boot=9, uptime_ms=5_000)])
+    assert spare.wait_receipts([0], timeout=15)
+    [other] = [a for a in gw.store.alerts(None, None, "bridge") if a.kind == "identity_clash" and a.node == "n2"]
+    assert other.reason == "seq_reused" and other.detail is not None
+    assert other.detail.endswith("the broker ended its session while its link was up (taken_over 2 since boot 3)")

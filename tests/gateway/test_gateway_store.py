@@ -5,6 +5,7 @@ refused as a Conflict (retried by the service)."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 import time
@@ -16,7 +17,7 @@ import pytest
 
 from gateway import alerts, cli
 from gateway.errors import StorageFault, StoreError, UnsupportedDatabase
-from gateway.store import NodeRow, QuarantineRow, ScanRow, open_store
+from gateway.store import NodeRow, QuarantineRow, ScanRow, migrate, open_store
 from gateway.store.migrate import available
 from gateway.store.postgres import Conflict, month_of, partition_name
 from testkit.postgres import Cluster
@@ -204,3 +205,42 @@ def test_alert_races_between_instances_are_conflicts_retried(postgres: Cluster) 
     assert [e.n for e in a.alert_events(first.alert.alert_id)] == [1, 2]
     a.close()
     b.close()
+
+
+def _migrate_to(url: str, last: int, then: str) -> None:
+    """Apply the shipped migrations up to version `last` only, then run `then`, with the backend's own driver."""
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url[len("sqlite:///") :], isolation_level=None)
+        try:
+            assert migrate.apply(conn) == last
+            conn.execute(then)
+        finally:
+            conn.close()
+    else:
+        with psycopg.connect(url, autocommit=True) as pg:
+            assert migrate.apply_postgres(pg) == last
+            pg.execute(then)
+
+
+def test_a_clash_is_kept_by_its_unit_and_clashes_kept_before_units_stay(any_db: str, monkeypatch) -> None:
+    """Issue 10 kind 1: two units may make one seq at one boot and uptime; the clashes table is keyed by the
+    unit too (migration 0016, which makes the table again: the clashes kept before it stay, with unit 0)."""
+    shipped = available()
+    [units_at] = [v for v, name, _ in shipped if name.endswith("_scan_unit.sql")]
+    monkeypatch.setattr(migrate, "available", lambda: shipped[: units_at - 1])
+    cols = "site, node, seq, boot, uptime_ms, mode, verdict, flags, samples, duration_ms, fw, cal, gateway_verdict,"
+    _migrate_to(any_db, units_at - 1, f"INSERT INTO scan_clashes ({cols} gateway_flags, gateway_cal, received_at,"
+                " scanned_at) VALUES ('bridge', 'n1', 1, 1, 1001, 'forehead', 'normal', '[]', 10, 900, 'fw', 'cal',"
+                " 'normal', '[]', 'cal', 5, 5)")  # fmt: skip
+    monkeypatch.undo()
+    store = open_store(any_db)
+    [before] = list(store.clashes(None, None, None))
+    assert (before.seq, before.boot, before.uptime_ms, before.unit) == (1, 1, 1001, 0)
+    with store.transaction() as tx:
+        assert tx.insert_clash(dataclasses.replace(before, unit=0x9E3779B9))  # the same seq, boot and uptime
+        assert not tx.insert_clash(dataclasses.replace(before, unit=0x9E3779B9))  # its resend
+        assert not tx.insert_clash(before)
+        assert tx.insert_scans([dataclasses.replace(scan(1), unit=0x1234ABCD)]) == [True]
+        assert tx.scan_origin("bridge", "n1", 1) == (1, 1001, 0x1234ABCD)
+    assert sorted(r.unit for r in store.clashes(None, None, None)) == [0, 0x9E3779B9]
+    store.close()

@@ -73,3 +73,25 @@ def test_a_node_that_refused_forged_commands_shows_them_and_its_open_alert(
     assert f'<a href="/alerts/{seen.alert.alert_id}">设备拒绝了伪造的指令</a>' in cells["b-forged"]
     assert f'<a href="/alerts/{rebooted.alert.alert_id}">' in cells["c-rebooted"]
     assert cells["a-fine"].startswith("</td>")
+
+
+def test_a_node_whose_sessions_were_taken_over_shows_the_count_and_its_open_clash(
+    client: TestClient,  # noqa: F811
+    store: Store,  # noqa: F811
+) -> None:
+    """Issue 10 kind 1: taken_over (sessions the broker ended under the node while its link was up: another unit
+    with its name, most often) is shown with the node's open identity_clash alert, the node among the unhealthy."""
+    clash = alerts.raise_node(alerts.IDENTITY_CLASH, "bridge", "b-twice", "taken_over", T0, detail="3 times")
+    with store.transaction() as tx:
+        tx.save_node(NodeRow("bridge", "a-fine", "online", "status", T0, T0))
+        tx.save_node(NodeRow("bridge", "b-twice", "online", "status", T0, T0, taken_over=4))
+        tx.save_alert(clash.alert, clash.event)
+    login(client, "li")
+    page = client.get("/nodes").text
+    order = [r.split('"', 1)[0] for r in page.split('data-node="')[1:]]
+    assert order == ["bridge/b-twice", "bridge/a-fine"]
+    cells = {n: page.split(f'data-node="bridge/{n}"')[1].split("</tr>")[0].split('class="error taken-over"')[1]
+             for n in ("a-fine", "b-twice")}  # fmt: skip
+    assert cells["b-twice"].split(">", 1)[1].startswith("4 ")
+    assert f'<a href="/alerts/{clash.alert.alert_id}">设备身份冲突</a>' in cells["b-twice"]
+    assert "<a " not in cells["a-fine"] and "会话被接管" in page

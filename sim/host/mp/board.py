@@ -174,6 +174,9 @@ class Board:
     def keep_blinking(self, ui):
         self.call(ord("B"))
 
+    def urandom(self, n):
+        return os.urandom(n)
+
 
 def make():
     """The board named by the environment: CHECKPOINT_BRIDGE_PORT, CHECKPOINT_SPEED."""
