@@ -16,7 +16,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -73,16 +73,29 @@ def _wait_stored(count: Callable[[], int], n: int, timeout: float = 60.0) -> int
     raise AssertionError(f"fewer than {n} scans stored within {timeout} s")
 
 
-def _finish(rmq: RabbitCluster, nodes: list[NodePublisher], threads: list[threading.Thread]) -> None:
+def _finish(
+    rmq: RabbitCluster, nodes: list[NodePublisher], threads: list[threading.Thread],
+    gateways: Sequence[AmqpGateway] = (), stored: Callable[[], object] = lambda: "?",
+) -> None:  # fmt: skip
+    """Every node's scans receipted; else an AssertionError with what tells where the receipts stopped: each
+    node's missing seqs, member and moves, what the store holds, every queue's members and leader, the members'
+    and the gateways' log lines."""
     for t in threads:
         t.join(60)
     for n in nodes:
         if not n.wait_receipts(range(PER_NODE), timeout=90, resend_after=2.0):
-            missing = sorted(set(range(PER_NODE)) - n.receipted - n.rejected)
-            logs = {i: rmq.log_lines(i, "MQTT", "rror") for i, m in enumerate(rmq.members) if m.running}
-            raise AssertionError(f"{n.node}: no receipts for {len(missing)} scans ({missing[:3]}..{missing[-3:]})"
-                                 f" after 90 s; on port {n.port}, moves {n.moves}, resent {n.resends};"
-                                 f" queues: {rmq.queues()}; the members' logs: {logs}")  # fmt: skip
+            missing = {m.node: len(set(range(PER_NODE)) - m.receipted - m.rejected) for m in nodes}
+            logs = {i: rmq.log_lines(i, "MQTT", "rror", "queue") for i, m in enumerate(rmq.members) if m.running}
+            tails = {g.instance: g.log.read_text(errors="replace").splitlines()[-25:] for g in gateways}
+            raise AssertionError(f"{n.node}: no receipts after 90 s; missing per node {missing}; on port {n.port},"
+                                 f" moves {n.moves}, resent {n.resends}; stored per node {stored()};"
+                                 f" queues: {rmq.queues()}; the members' logs: {logs};"
+                                 f" the gateways' logs: {tails}")  # fmt: skip
+
+
+def _per_node(db: Path) -> dict[str, int]:
+    with sqlite3.connect(db) as conn:
+        return dict(conn.execute("SELECT node, COUNT(*) FROM scans GROUP BY node").fetchall())
 
 
 def test_killing_the_member_of_a_node_and_of_the_gateway_loses_nothing(whole: RabbitCluster, tmp_path: Path) -> None:
@@ -100,7 +113,7 @@ def test_killing_the_member_of_a_node_and_of_the_gateway_loses_nothing(whole: Ra
         threads = _flow(nodes)
         at_kill = _wait_stored(count, PER_NODE // 2)
         rmq.kill(0)
-        _finish(rmq, nodes, threads)
+        _finish(rmq, nodes, threads, [gateway], lambda: _per_node(db))
         assert gateway.terminate() == 0, gateway.log.read_text()[-2000:]
     finally:
         for n in nodes:
@@ -162,7 +175,7 @@ def test_killing_one_gateway_of_three_loses_nothing(whole: RabbitCluster, postgr
     with _gateways_on_postgresql(whole, postgres.database(), tmp_path, ["g0", "g1", "g2"], instances=3) as flowing:
         gateways, nodes, threads, _ = flowing
         gateways[1].kill()  # under load: mid-batch, mid-commit or mid-ack
-        _finish(whole, nodes, threads)
+        _finish(whole, nodes, threads, gateways)
         for g in (gateways[0], gateways[2]):
             assert g.terminate() == 0, g.log.read_text()[-2000:]
 
@@ -180,7 +193,7 @@ def test_postgresql_killed_and_restarted_the_gateways_hold_then_resume(
                 _wait_logged(g, "cannot store")
         finally:
             postgres.restart()
-        _finish(whole, nodes, threads)
+        _finish(whole, nodes, threads, gateways)
         for g in gateways:
             _wait_logged(g, "storing again after")
             assert g.terminate() == 0, g.log.read_text()[-2000:]
