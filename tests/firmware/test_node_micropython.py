@@ -96,8 +96,10 @@ def check_day(gw: ReceiptingGateway, lane: Lane, people: list[Scene]) -> None:
 
 def quiet_heap(gw: ReceiptingGateway) -> int:
     """Free heap (after gc.collect) from the node's health messages once every scan is receipted and nobody
-    stands in front of the sensor: the best of three, so a message built mid-publish does not count."""
-    return max(int(gw.next_health(timeout=30)["heap_free"]) for _ in range(3))
+    stands in front of the sensor: the best of six, so a message built mid-publish does not count (quiet health
+    messages of one run differ by up to 1.5 KB; the best of three missed the quiet level by 700 B in one run of
+    five, the best of six met it within 64 B in eight of eight)."""
+    return max(int(gw.next_health(timeout=30)["heap_free"]) for _ in range(6))
 
 
 def test_node_scans_travellers_and_its_heap_does_not_grow(broker: Broker, tmp_path: Path) -> None:
