@@ -122,6 +122,13 @@ def target_of(cfg):
     return t if t is not None else TARGET_MM[cfg["mode"]]
 
 
+def hold_mm(cfg):
+    """Without a distance sensor, the farthest distance (mm) staff must hold the target at: where it still fills
+    the variant's view (docs/firmware.md, "Distance"); None with one (the node then judges it itself)."""
+    s = cfg["sensor"]
+    return None if s["distance"] is not None else int(full_fill_mm(s["variant"], target_of(cfg)))
+
+
 def window_of(cfg):
     """The scan window (near, far) mm of a config with a distance sensor, else None."""
     s = cfg["sensor"]

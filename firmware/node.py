@@ -59,7 +59,7 @@ class Node:
         self._setup_ui(cfg["pins"])
         import sensorboot  # boot only: re-powers the part after an EEPROM write, reads what it runs
 
-        self.sensor, self.settle_ms, self.refusal = sensorboot.start(b, cfg["sensor"], cfg["pins"], app.log)
+        self.sensor, self.settle_ms, self.refusal = sensorboot.start(b, cfg, app.log, self.ui)
         app.unload("sensorboot")
         self.settings["settle_ms"] = self.settle_ms or self.settings["settle_ms"]
         self.boot, unit = health.boot_count(b.root), health.unit_id(b.root, b.urandom)

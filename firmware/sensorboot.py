@@ -17,6 +17,7 @@ The settling time the scanner fits is then derived from config register 1 as rea
 driver's IIR/FIR table), not taken from the config. Loaded at boot only, then unloaded (node.py).
 """
 
+import distance
 import mlx90614
 from shape import SETTLE_MS
 
@@ -26,8 +27,13 @@ MARKER = "sensor_repower"  # beside config.json while the part may run other set
 REPOWER_NEEDED = "sensor_repower_needed: new sensor EEPROM settings run only after its power is cycled"
 
 
-def start(board, s, pins, log):
-    """(driver, settle_ms or None if the part could not be read, refusal or None); s, pins: config sections."""
+def start(board, cfg, log, ui):
+    """(driver, settle_ms or None if the part could not be read, refusal or None) for a validated config. A node
+    without a distance sensor says at boot, in its log and on its display, how near staff must hold it."""
+    s, pins, hold = cfg["sensor"], cfg["pins"], distance.hold_mm(cfg)
+    if hold is not None:  # it cannot know the distance (issue 10 kind 12): the staff must keep it
+        log("distance: no distance sensor: hold the", cfg["mode"], "within", hold, "mm of the sensor")
+        ui.text("HOLD WITHIN\n%d mm\nno distance\nsensor" % hold)
     pin = None if pins["sensor_power"] is None else board.out(pins["sensor_power"])
     marker = board.root + MARKER
     if _exists(marker) and (pin is not None or board.power_on_reset()):

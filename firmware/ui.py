@@ -111,7 +111,7 @@ class UI:
         self._t = self.clock.ticks_ms()
         self._apply(self._steps[1])
         if line is not None and self.display is not None:
-            self._text(line)
+            self.text(line)
 
     def show_result(self, result):
         """The verdict of one scan, with its core estimate on the display; a case adds whose conditions failed,
@@ -160,7 +160,8 @@ class UI:
                     return
         self._apply(steps[self._i + 1])
 
-    def _text(self, line):
+    def text(self, line):
+        """`line` on the display, if any (up to 4 lines of 16 characters, split at newlines)."""
         d = self.display
         if d is None:
             return

@@ -275,3 +275,18 @@ def test_a_failing_flash_still_shows_the_verdict_and_is_counted(post: Post) -> N
     post.traveller(35.0)
     assert [v for _, v in post.board.verdicts_shown()] in (["normal"], ["elevated"])  # staff still get it
     assert post.node.health()["outbox_errors"] == 1 and post.node.supervisor.restarts == 0
+
+
+def test_without_a_distance_sensor_the_node_says_how_near_to_hold_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 10 kind 12: a node that cannot range says at boot how near staff must hold it (a BAA's 90 deg
+    view is filled by a 50 mm forehead only within 25 mm; a BCC's within 79 mm: docs/firmware.md's table)."""
+    for unit in ("baa", "bcc", "ranging"):
+        (tmp_path / unit).mkdir()
+    Post(tmp_path / "baa")
+    assert "distance: no distance sensor: hold the forehead within 25 mm of the sensor" in capsys.readouterr().out
+    Post(tmp_path / "bcc", sensor={"variant": "BCC"})
+    assert "hold the forehead within 79 mm" in capsys.readouterr().out
+    Post(tmp_path / "ranging", sensor={"variant": "BCC", "distance": "vl53l0x"})
+    assert "no distance sensor" not in capsys.readouterr().out
