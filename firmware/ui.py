@@ -109,6 +109,7 @@ class UI:
         self._steps = steps if steps is not None else PATTERNS[name]
         self._i = 0
         self._t = self.clock.ticks_ms()
+        self._apply(0)  # every pattern starts from dark: a result after one of its colour is still an LED edge
         self._apply(self._steps[1])
         if line is not None and self.display is not None:
             self.text(line)

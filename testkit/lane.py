@@ -78,8 +78,8 @@ class Lane:
             self._next += 1
 
     def on_pin(self, ev: PinEvent) -> None:
+        verdict = self._decoder.feed(ev)
         who, present_at = self.front.present, self.front.present_at
-        verdict = self._decoder.feed(ev, present_at)
         if verdict is None or who is None or present_at is None or not self.front.show(ev.tick):
             return
         with self._changed:

@@ -307,29 +307,17 @@ class VerdictDecoder:
 
     The later beeps of the same pattern do not count (no LED changed since the previous beep). The "retest"
     pattern reads as indeterminate; "agrees" and "late" (a gateway's verdict) have no beep and are not read.
-
-    Two amber results in a row can leave amber lit from one beep to the next (the next traveller's "scanning",
-    amber steady, cut the previous pattern before its dark step when the host was slow): `arrived`, the tick the
-    traveller in front stepped in, makes a beep with amber alone count when the previous beep came before it
-    (an amber pattern's own later beep comes 160 ms after its first, before anyone can step in; red's later
-    beeps, up to 920 ms, never count this way).
     """
 
     def __init__(self) -> None:
         self._state: dict[str, int] = {}
         self._leds_changed = True
-        self._last_beep: int | None = None
 
-    def feed(self, ev: PinEvent, arrived: int | None = None) -> str | None:
+    def feed(self, ev: PinEvent) -> str | None:
         if ev.pin in LED_NAMES and self._state.get(ev.pin, 0) != ev.value:
             self._leds_changed = True
         self._state[ev.pin] = ev.value
-        if ev.pin != "buzzer" or not ev.value:
-            return None
-        lit = tuple(n for n in LED_NAMES if self._state.get(n))
-        before, self._last_beep = self._last_beep, ev.tick
-        fresh = arrived is not None and lit == ("amber",) and (before is None or before < arrived)
-        if not (self._leds_changed or fresh):
+        if ev.pin != "buzzer" or not ev.value or not self._leds_changed:
             return None
         self._leds_changed = False
-        return VERDICT_LEDS.get(lit)
+        return VERDICT_LEDS.get(tuple(n for n in LED_NAMES if self._state.get(n)))
