@@ -60,13 +60,15 @@ class Receipts:
         """How many of `seqs` were freed: with `origins` (paired with seqs, else none is), only the records whose
         origin is the one named beside their seq (read 8 at a time)."""
         if origins is not None and seqs:
-            pairs = list(zip(seqs, origins)) if len(origins) == len(seqs) else []
-            mine, after, last = [], min(seqs) - 1, max(seqs) if pairs else -1
+            named = dict(zip(seqs, origins)) if len(origins) == len(seqs) else {}  # seq -> origin, one lookup each
+            mine, after, last = [], min(seqs) - 1, max(seqs) if named else -1
             while after < last:
                 recs = self.outbox.pending(8, after)
                 for seq, b in recs:
+                    if seq not in named:
+                        continue
                     d = record.unpack(b)
-                    if (seq, contract.origin(d["boot"], d["uptime_ms"], d["unit"])) in pairs:
+                    if named[seq] == contract.origin(d["boot"], d["uptime_ms"], d["unit"]):
                         mine.append(seq)
                 after = recs[-1][0] if recs else last
             seqs = mine

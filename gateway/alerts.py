@@ -153,7 +153,15 @@ def raise_node(
     return _change(alert, RAISED, reason, now, seq, None)
 
 
-def with_free_id(tx: Transaction, change: Change) -> Change:
+def save(tx: Transaction, change: Change) -> Change:
+    """Store one alert change (the alert and its event) in `tx`: the change as stored, which every caller
+    publishes, under a fresh id when its own was taken (_free_id). Every rule saves through here."""
+    change = _free_id(tx, change)
+    tx.save_alert(change.alert, change.event)
+    return change
+
+
+def _free_id(tx: Transaction, change: Change) -> Change:
     """`change`, or, when it opens a node alert whose id an earlier episode of the node already took, the same
     change under the id with `.2`, `.3`, ... appended. Node alert ids carry the opening time in ms, and a batch
     has one time: a node whose clock goes wrong, right and wrong again inside one batch would raise a second

@@ -101,9 +101,7 @@ def check_site(store: Store, site: str, since: int, now: int) -> list[alerts.Cha
     with store.transaction() as tx:
         found = {node: tx.open_alert(DRIFT, site, node) for node in levels}
         done = changes(site, levels, {n: a for n, a in found.items() if a is not None}, now)
-        for change in done:
-            tx.save_alert(change.alert, change.event)
-    return done
+        return [alerts.save(tx, change) for change in done]
 
 
 class Schedule:

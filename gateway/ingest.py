@@ -541,8 +541,7 @@ class Writer:
         return self._open_alerts[key]
 
     def _save(self, tx: Transaction, change: alerts.Change, acc: _Batch) -> AlertRow:
-        change = alerts.with_free_id(tx, change)
-        tx.save_alert(change.alert, change.event)
+        change = alerts.save(tx, change)
         self._open_alerts.pop((change.alert.kind, change.alert.site, change.alert.node), None)
         acc.changes.append(change)
         return change.alert

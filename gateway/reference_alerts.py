@@ -88,6 +88,4 @@ def check_nodes(store: Store, now: int, every_ms: int, watched_since: int) -> li
     with store.transaction() as tx:
         found = {(k, n.site, n.node): tx.open_alert(k, n.site, n.node) for n in nodes for k in (OVERDUE, DRIFT)}
         done = changes(nodes, history, watched_since, {k: a for k, a in found.items() if a is not None}, now, every_ms)
-        for change in done:
-            tx.save_alert(change.alert, change.event)
-    return done
+        return [alerts.save(tx, change) for change in done]
