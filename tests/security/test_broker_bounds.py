@@ -20,10 +20,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from testkit.certs import have_openssl
 from testkit.production import Deployment, connect, node, provisioned
 
-pytestmark = pytest.mark.skipif(not have_openssl(), reason="openssl CLI not installed")
 P = "checkpoint/v1"
 NODES = ["bridge-1/lane-1", "bridge-1/lane-2", "river/lane-1"]
 

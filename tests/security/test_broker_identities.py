@@ -16,10 +16,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from testkit.certs import have_openssl
 from testkit.production import Deployment, provisioned
 
-pytestmark = pytest.mark.skipif(not have_openssl(), reason="openssl CLI not installed")
 P = "checkpoint/v1"
 SCAN = b'{"v":1}'
 

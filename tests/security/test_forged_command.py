@@ -28,12 +28,10 @@ from gateway.signing import new_key, sign
 from gateway.store import Store, open_store
 from gateway.store.base import AlertRow
 from sim.clock import ManualClock
-from testkit.certs import have_openssl
 from testkit.gateway import FakeClock, InProcessGateway, make_config
 from testkit.node import scan_payload
 from testkit.production import Conn, Deployment, connect, node, provisioned
 
-pytestmark = pytest.mark.skipif(not have_openssl(), reason="openssl CLI not installed")
 session_mod, downlink_mod = firmware.module("session"), firmware.module("downlink")
 outbox_mod, receipts_mod = firmware.module("outbox"), firmware.module("receipts")
 P, SITE, NODE = "checkpoint/v1", "bridge-1", "lane-1"

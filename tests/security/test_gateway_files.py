@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.signing import NodeEntry, Registry, new_key
-from testkit.certs import Pki, have_openssl
+from testkit.certs import Pki
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,8 +46,6 @@ def run(config: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def ca(tmp_path: Path) -> None:
-    if not have_openssl():
-        pytest.skip("openssl CLI not installed")
     cert = Pki(tmp_path / "pki").ca("checkpoint-ca")
     (tmp_path / "ca.crt").write_bytes(cert.crt.read_bytes())
 

@@ -16,11 +16,10 @@ import pytest
 from firmware import DIR as FIRMWARE_DIR
 from firmware import module as firmware_module
 from sim.broker import Broker, free_port
-from testkit.certs import Pki, have_openssl
+from testkit.certs import Pki
 from testkit.micropython import ESP32_HEAP, compile_firmware, interpreters
 from testkit.tlstrap import TlsTrap
 
-pytestmark = pytest.mark.skipif(not have_openssl(), reason="openssl CLI not installed: cannot make a test CA")
 linkstate = firmware_module("linkstate")
 config = firmware_module("config")
 PROGRAM = str(Path(__file__).parent / "mp" / "tls_node.py")

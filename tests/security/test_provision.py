@@ -12,12 +12,10 @@ import pytest
 import firmware
 from gateway.errors import GatewayError
 from gateway.signing import Registry
-from testkit.certs import have_openssl
 from testkit.production import provisioned
 
-pytestmark = pytest.mark.skipif(not have_openssl(), reason="openssl CLI not installed")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import deploy_check  # noqa: E402
+import deploy_check
 
 config = firmware.module("config")
 
