@@ -52,7 +52,9 @@ def profiler(pid: int, name: str) -> subprocess.Popen[bytes] | None:
     out = os.environ.get("BENCH_PYSPY")
     if not out:
         return None
-    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:  # optional, so not in make setup
+        raise SystemExit("bench_ingest: BENCH_PYSPY needs py-spy: .venv/bin/pip install py-spy")
     cmd = [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "-o", f"{out}/{name}.txt"]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
