@@ -31,7 +31,7 @@ import firmware
 from gateway import config as config_mod
 from gateway import mqtt
 from gateway.errors import GatewayError
-from gateway.protocol import PROTOCOL_VERSION, Topics, is_identifier
+from gateway.protocol import MAX_PAYLOAD_BYTES, PROTOCOL_VERSION, Topics, is_identifier
 from gateway.signing import Registry, load_registry, sign
 from gateway.store import open_store
 from gateway.store.base import NodeConfigRow
@@ -80,14 +80,19 @@ def checked(site: str, node: str, push: dict[str, Any]) -> dict[str, Any]:
 
 
 def payload(push: dict[str, Any], topic: str, site: str, node: str, registry: Registry | None, now_ms: int) -> bytes:
-    """The bytes to publish: signed for the node when there is a registry (GatewayError if it lacks the node)."""
+    """The bytes to publish: signed for the node when there is a registry (GatewayError if it lacks the node,
+    or if the message is larger than every message to a node may be: contract MAX_PAYLOAD, which the node reads;
+    a larger packet it would skip unread, never applying the config)."""
     body = json.dumps(push, separators=(",", ":")).encode()
-    if registry is None:
-        return body
-    entry = registry.active(site, node)
-    if entry is None:
-        raise GatewayError(f"{site}/{node} is not in the node registry (or retired): provision it first")
-    return sign(entry.key, topic, body, now_ms)
+    if registry is not None:
+        entry = registry.active(site, node)
+        if entry is None:
+            raise GatewayError(f"{site}/{node} is not in the node registry (or retired): provision it first")
+        body = sign(entry.key, topic, body, now_ms)
+    if len(body) > MAX_PAYLOAD_BYTES:
+        raise GatewayError(f"the config is {len(body)} bytes, more than the {MAX_PAYLOAD_BYTES} a node reads:"
+                           " nothing sent (a calibration with fewer or shorter entries fits)")  # fmt: skip
+    return body
 
 
 def keep(cfg: config_mod.Config, row: NodeConfigRow) -> None:

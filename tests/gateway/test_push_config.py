@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import firmware
 from sim.broker import Broker
 from sim.post import SimNode
 from sim.scenario import Scenario, Site
@@ -57,3 +58,20 @@ def test_a_config_the_node_would_refuse_is_not_sent(private_broker: Broker) -> N
     )  # fmt: skip
     assert out.returncode == 1
     assert "the node would refuse this config" in out.stderr and "threshold_c" in out.stderr
+
+
+def test_a_config_larger_than_a_node_reads_is_not_sent(private_broker: Broker, tmp_path: Path) -> None:
+    """The node reads messages of at most contract MAX_PAYLOAD (4,096) bytes and skips larger packets unread: a
+    calibration with long advice texts would never be applied. Refused, naming the size, and nothing retained."""
+    cal = dict(firmware.module("calibration").CALIBRATION, advice={"cold_skin": "wait inside, then retest " * 200})
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(cal))
+    watcher = Watcher(private_broker.port, "checkpoint/v1/bridge/bridge-1/config")
+    try:
+        out = subprocess.run(cli("--broker", private_broker.url, "--site", "bridge", "--node", "bridge-1", "--id",
+                                 "big", "--calibration", str(path)), cwd=REPO, capture_output=True, text=True,
+                             timeout=60)  # fmt: skip
+        assert out.returncode == 1 and "more than the 4096 a node reads" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr and watcher.drain() == []
+    finally:
+        watcher.close()
